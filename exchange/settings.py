@@ -1,0 +1,95 @@
+"""One frozen settings object per process, read from `EXCHANGE_*` variables in `main` and passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_FROZEN = ConfigDict(frozen=True)
+
+
+class KafkaSettings(BaseModel):
+    """Where the brokers are and how the exchange's topics are laid out."""
+
+    model_config = _FROZEN
+
+    bootstrap_servers: str = "127.0.0.1:19092"
+    # Every subject topic has this partition count, so they are co-partitioned for the join.
+    subject_partitions: int = 4
+    replication_factor: int = 1
+    # Prepended to every topic and group name; tests use a random one so they never see each other.
+    topic_prefix: str = ""
+
+
+class PostgresSettings(BaseModel):
+    """The exchange's own PostgreSQL database."""
+
+    model_config = _FROZEN
+
+    host: str = "127.0.0.1"
+    port: int = 15432
+    database: str = "exchange"
+    user: str = "exchange"
+    password: SecretStr = SecretStr("exchange")
+    pool_min: int = 1
+    pool_max: int = 8
+
+    def conninfo(self, database: str | None = None) -> str:
+        """A libpq connection string, with the password."""
+        return (
+            f"host={self.host} port={self.port} dbname={database or self.database} "
+            f"user={self.user} password={self.password.get_secret_value()}"
+        )
+
+    def url(self, database: str | None = None) -> str:
+        """A postgresql:// URL without the password, for display."""
+        return f"postgresql://{self.user}@{self.host}:{self.port}/{database or self.database}"
+
+
+class StackSettings(BaseModel):
+    """The local Kafka and PostgreSQL that `exchange stack up` runs without Docker."""
+
+    model_config = _FROZEN
+
+    home: Path = Path(".stack")
+    kafka_version: str = "4.3.1"
+    kafka_port: int = 19092
+    kafka_controller_port: int = 19093
+    kafka_heap: str = "512m"
+    postgres_port: int = 15432
+    # Debian's layout; `pg_config --bindir` is consulted first.
+    postgres_bindir: Path | None = None
+    ready_timeout_seconds: float = 90.0
+
+
+class ApiSettings(BaseModel):
+    """The HTTP API for approval services."""
+
+    model_config = _FROZEN
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+
+class ExchangeSettings(BaseSettings):
+    """Everything a process of the exchange is configured with."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="EXCHANGE_", env_nested_delimiter="__", frozen=True, extra="ignore"
+    )
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    postgres: PostgresSettings = Field(default_factory=PostgresSettings)
+    stack: StackSettings = Field(default_factory=StackSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    # Keys subjects: HMAC-SHA256 of the normalised identifier. Change it and every key changes.
+    subject_secret: SecretStr = SecretStr("local-development-subject-secret")
+    metrics_port: int = 0
+    log_level: str = "INFO"
+
+
+def load_settings() -> ExchangeSettings:
+    """Build the settings from the environment; call once, in `main`."""
+    return ExchangeSettings()

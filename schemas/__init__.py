@@ -1,0 +1,1 @@
+"""The exchange's Avro schemas, shipped as package data (see `exchange.schemas`)."""
