@@ -27,6 +27,7 @@ RECORD_SCHEMAS: tuple[str, ...] = (
     "social.contribution",
     "property.title",
     "deadletter",
+    "profile",
 )
 
 
@@ -59,8 +60,10 @@ def _inline(node: Any, named: dict[str, JsonSchema], seen: set[str]) -> Any:
     if isinstance(node, list):
         return [_inline(item, named, seen) for item in node]
     if isinstance(node, dict):
-        return {key: _inline(value, named, seen) if key in ("type", "items", "values", "fields") else value
-                for key, value in node.items()}
+        return {
+            key: _inline(value, named, seen) if key in ("type", "items", "values", "fields") else value
+            for key, value in node.items()
+        }
     return node
 
 
@@ -111,7 +114,9 @@ def history(name: str) -> tuple[SchemaVersion, ...]:
         (entry.name for entry in folder.iterdir() if entry.name.endswith(".avsc")),
         key=lambda file: int(file.removeprefix("v").removesuffix(".avsc")),
     )
-    return tuple(_version(name, file.removesuffix(".avsc"), _read_json("history", name, file)) for file in files)
+    return tuple(
+        _version(name, file.removesuffix(".avsc"), _read_json("history", name, file)) for file in files
+    )
 
 
 def all_versions() -> list[SchemaVersion]:

@@ -33,9 +33,7 @@ def normalise_citizen_id(value: str) -> str:
         raise InvalidIdentifierError("id_length", f"has {len(text)} characters, expected 18")
     body, check = text[:17], text[17].upper()
     if not body.isascii() or not body.isdigit() or check not in "0123456789X":
-        raise InvalidIdentifierError(
-            "id_characters", "must be 17 digits followed by a digit or X"
-        )
+        raise InvalidIdentifierError("id_characters", "must be 17 digits followed by a digit or X")
     birth_date_of(body)
     expected = citizen_id_check_character(body)
     if check != expected:
@@ -59,7 +57,9 @@ def birth_date_of(citizen_id: str) -> dt.date:
 
 def uscc_check_character(first17: str) -> str:
     """The GB 32100-2015 check character of the first 17 characters of a 统一社会信用代码."""
-    total = sum(USCC_ALPHABET.index(char) * weight for char, weight in zip(first17, _USCC_WEIGHTS, strict=True))
+    total = sum(
+        USCC_ALPHABET.index(char) * weight for char, weight in zip(first17, _USCC_WEIGHTS, strict=True)
+    )
     return USCC_ALPHABET[(31 - total % 31) % 31]
 
 
@@ -71,7 +71,8 @@ def normalise_uscc(value: str) -> str:
     bad = sorted({char for char in text if char not in USCC_ALPHABET})
     if bad:
         raise InvalidIdentifierError(
-            "uscc_characters", f"contains {''.join(bad)}, not allowed in a 统一社会信用代码 (no I, O, S, V, Z)"
+            "uscc_characters",
+            f"contains {''.join(bad)}, not allowed in a 统一社会信用代码 (no I, O, S, V, Z)",
         )
     expected = uscc_check_character(text[:17])
     if text[17] != expected:

@@ -1,0 +1,1 @@
+"""Consumers of the exchange's topics: the PostgreSQL sink, approvals (秒批), change subscriptions."""

@@ -1,0 +1,1 @@
+"""Metric definitions, Prometheus configuration, alert rules and the Grafana dashboard."""

@@ -1,0 +1,111 @@
+"""The foundation on the real stack: topics, a record through the broker, migrations, stack status."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import psycopg
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from exchange import admin, database, stack, topics
+from exchange.serialization import AvroCodec
+from exchange.settings import ExchangeSettings, KafkaSettings, PostgresSettings
+from exchange.subjects import subject_key
+
+NOW = dt.datetime(2026, 11, 15, 1, 2, 3, 456000, tzinfo=dt.UTC)
+
+
+def _person() -> dict[str, object]:
+    return {
+        "envelope": {
+            "event_id": str(uuid.uuid4()),
+            "department": "identity",
+            "dataset": "identity.person",
+            "source_record_id": "44010220011028323X",
+            "source_version": 2,
+            "op": "upsert",
+            "occurred_at": NOW,
+            "published_at": NOW,
+            "trace_id": "t-1",
+        },
+        "citizen_id": "44010220011028323X",
+        "name": "何䶮",
+        "sex": "male",
+        "ethnicity": "01",
+        "birth_date": dt.date(2001, 10, 28),
+        "address": '广州市工业大道474号之一,"东"座',
+        "district": "440106",
+        "household_type": "collective",
+        "status": "deceased",
+    }
+
+
+def test_stack_status_reports_both_services_healthy(
+    base_settings: ExchangeSettings, kafka_available: str, postgres_available: PostgresSettings
+) -> None:
+    services = {service.name: service for service in stack.status(base_settings)}
+    assert services["kafka"].healthy and services["kafka"].version == "4.3.1"
+    assert services["postgresql"].healthy and services["postgresql"].version
+    assert services["postgresql"].address.startswith("postgresql://")
+
+
+def test_topics_are_created_once_with_the_declared_layout(kafka_settings: KafkaSettings) -> None:
+    created = admin.ensure_topics(kafka_settings)
+    assert sorted(created) == sorted(topic.full_name(kafka_settings) for topic in topics.ALL_TOPICS)
+    assert admin.ensure_topics(kafka_settings) == []
+    client = admin.admin_client(kafka_settings)
+    try:
+        described = {
+            t["name"]: t
+            for t in client.describe_topics([t.full_name(kafka_settings) for t in topics.DATASET_TOPICS])
+        }
+    finally:
+        client.close()
+    assert {len(t["partitions"]) for t in described.values()} == {kafka_settings.subject_partitions}
+
+
+def test_an_encoded_record_goes_through_the_real_broker(kafka_settings: KafkaSettings) -> None:
+    admin.ensure_topics(kafka_settings, (topics.IDENTITY_PERSON,))
+    name = topics.IDENTITY_PERSON.full_name(kafka_settings)
+    codec = AvroCodec()
+    record = _person()
+    key = subject_key(str(record["citizen_id"]), b"test-secret").encode()
+    producer = KafkaProducer(bootstrap_servers=kafka_settings.bootstrap_servers, acks="all")
+    metadata = producer.send(name, key=key, value=codec.encode("identity.person", record)).get(timeout=30)
+    producer.close()
+
+    consumer = KafkaConsumer(bootstrap_servers=kafka_settings.bootstrap_servers, enable_auto_commit=False)
+    partition = TopicPartition(name, metadata.partition)
+    consumer.assign([partition])
+    consumer.seek(partition, metadata.offset)
+    batch = consumer.poll(timeout_ms=10000, max_records=1)
+    consumer.close()
+    [message] = batch[partition]
+    assert message.key == key
+    assert codec.decode(message.value) == ("identity.person", record)
+
+
+def test_migrations_are_applied_once_and_recorded(postgres_settings: PostgresSettings) -> None:
+    shipped = database.migrations()
+    assert [m.version for m in database.migrate(postgres_settings)] == [m.version for m in shipped]
+    assert database.migrate(postgres_settings) == []
+    with psycopg.connect(postgres_settings.conninfo()) as conn:
+        recorded = conn.execute("SELECT version, checksum FROM schema_migrations ORDER BY version").fetchall()
+        tables = {
+            row[0] for row in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        }
+    assert recorded == [(m.version, m.checksum) for m in shipped]
+    assert "consumer_offsets" in tables
+
+
+def test_a_changed_migration_is_refused(postgres_settings: PostgresSettings) -> None:
+    database.migrate(postgres_settings)
+    with psycopg.connect(postgres_settings.conninfo()) as conn:
+        conn.execute("UPDATE schema_migrations SET checksum = 'edited' WHERE version = 1")
+    try:
+        database.migrate(postgres_settings)
+    except Exception as exc:
+        assert "was changed after it was applied" in str(exc)
+    else:
+        raise AssertionError("a changed migration was accepted")
