@@ -25,7 +25,7 @@ def admin_client(kafka: KafkaSettings) -> KafkaAdminClient:
 
 
 def ensure_topics(kafka: KafkaSettings, topics: tuple[Topic, ...] = ALL_TOPICS) -> list[str]:
-    """Create the topics that do not exist yet; return the names created. Existing ones are left as they are."""
+    """Create the topics that do not exist yet and return their names; existing ones stay as they are."""
     admin = admin_client(kafka)
     try:
         existing = set(admin.list_topics())

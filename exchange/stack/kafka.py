@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -48,6 +51,17 @@ group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=false
 log.retention.hours=-1
 """
+
+
+@contextlib.contextmanager
+def _quiet(logger_name: str) -> Iterator[None]:
+    logger = logging.getLogger(logger_name)
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 @dataclass(frozen=True)
@@ -168,6 +182,11 @@ class KafkaNode:
 
     def healthy(self) -> bool:
         """Whether the broker answers a describe-cluster admin call."""
+        # While the broker starts, every refused connection is logged at ERROR: expected, so quiet.
+        with _quiet("kafka"):
+            return self._describe_cluster()
+
+    def _describe_cluster(self) -> bool:
         try:
             admin = KafkaAdminClient(bootstrap_servers=self.address, request_timeout_ms=3000)
         except KafkaError:
