@@ -64,6 +64,37 @@ class StackSettings(BaseModel):
     ready_timeout_seconds: float = 90.0
 
 
+class ConnectorSettings(BaseModel):
+    """How connectors read, batch and remember their position."""
+
+    model_config = _FROZEN
+
+    # Positions live here, one small JSON document per connector and source.
+    state_dir: Path = Path(".stack/connectors")
+    # Records per acknowledged chunk: the position is saved after the broker acknowledged a chunk.
+    chunk_records: int = 20_000
+    follow_interval_seconds: float = 1.0
+    # The 不动产登记中心's database the property connector polls when no DSN is given.
+    registry_dsn: SecretStr = SecretStr("host=127.0.0.1 port=15432 dbname=registry user=exchange password=exchange")
+    linger_ms: int = 20
+    compression: str = "lz4"
+
+
+class ProcessorSettings(BaseModel):
+    """The faust processor that folds events into profiles."""
+
+    model_config = _FROZEN
+
+    app_id: str = "exchange-processor"
+    datadir: Path = Path(".stack/processor")
+    store: str = "rocksdb://"
+    # A batch is folded when it holds this many events or this much time passed, whichever is first.
+    batch_events: int = 5000
+    batch_seconds: float = 0.05
+    web_port: int = 6066
+    commit_interval_seconds: float = 1.0
+
+
 class ApiSettings(BaseModel):
     """The HTTP API for approval services."""
 
@@ -84,6 +115,8 @@ class ExchangeSettings(BaseSettings):
     postgres: PostgresSettings = Field(default_factory=PostgresSettings)
     stack: StackSettings = Field(default_factory=StackSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    connectors: ConnectorSettings = Field(default_factory=ConnectorSettings)
+    processor: ProcessorSettings = Field(default_factory=ProcessorSettings)
     # Keys subjects: HMAC-SHA256 of the normalised identifier. Change it and every key changes.
     subject_secret: SecretStr = SecretStr("local-development-subject-secret")
     metrics_port: int = 0

@@ -1,0 +1,57 @@
+"""RFC 4180 records from physical lines: where a record ends, and its fields.
+
+Records are found on bytes, before decoding: in UTF-8 and in GB18030 the bytes of `"`, `,` and the
+line break never occur inside a multi-byte character, so splitting first and decoding each record
+afterwards is exact, and a record that does not decode can be rejected on its own.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Iterator
+
+from connectors.sources.lines import Line
+
+_QUOTE = ord('"')
+
+
+def split_records(lines: Iterable[Line], limit: int) -> Iterator[Line]:
+    """Join physical lines into records: a line break inside a quoted field does not end a record.
+
+    An odd count of quote characters so far means a quoted field is still open (RFC 4180 escapes a quote by
+    doubling it, which keeps the parity). A record is cut after `limit` bytes — a quote left open by
+    mistake must not swallow the rest of a multi-gigabyte file — and then fails to parse on its own.
+    """
+    pending: list[Line] = []
+    size = 0
+    quoted = False
+    for line in lines:
+        quoted ^= bool(line.data.count(_QUOTE) & 1)
+        if not pending and not quoted:
+            yield line  # the common case: a whole record on one line
+            continue
+        pending.append(line)
+        size += len(line.data)
+        if not quoted or line.truncated or size >= limit:
+            yield _joined(pending)
+            pending, size, quoted = [], 0, False
+    if pending:
+        yield _joined(pending)
+
+
+def _joined(lines: list[Line]) -> Line:
+    """One record from the lines it spans (truncated, by its length, when any of them was)."""
+    return Line(lines[0].number, lines[0].start, lines[-1].end, b"".join(line.data for line in lines))
+
+
+def parse_fields(text: str) -> list[str]:
+    """The fields of a record's text, line ending or not; raise `csv.Error` unless it is one record."""
+    if text.endswith("\n"):
+        text = text[:-2] if text.endswith("\r\n") else text[:-1]
+    if '"' not in text and "\r" not in text:
+        # No quoting, so the csv module would split exactly here; this is the hot path.
+        return text.split(",")
+    rows = list(csv.reader((text,), strict=True))
+    if len(rows) != 1:
+        raise csv.Error("a line break outside a quoted field splits the record")
+    return rows[0]

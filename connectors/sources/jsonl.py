@@ -1,0 +1,85 @@
+"""JSON Lines exports (人社): one JSON object per line, UTF-8; empty lines are skipped."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from connectors.records import Rejection, SourceRecord
+from connectors.sources.base import Source, position, rejected
+from connectors.sources.lines import (
+    DEFAULT_MAX_RECORD_BYTES,
+    Line,
+    open_binary,
+    read_lines,
+    resume_line_number,
+)
+
+_TYPES = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "true or false"}
+
+
+class JsonlSource(Source):
+    """One JSON object per line; its keys and values are yielded as they are, for the mapping to check."""
+
+    def __init__(self, *, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> None:
+        self.max_record_bytes = max_record_bytes
+
+    def read(self, path: Path, start_offset: int = 0) -> Iterator[SourceRecord]:
+        """Yield one record per non-empty line from `start_offset`."""
+        with open_binary(path) as file:
+            lines = read_lines(
+                file, start_offset, resume_line_number(file, start_offset), self.max_record_bytes
+            )
+            for line in lines:
+                if line.data.strip():
+                    yield self._record(line)
+
+    def _record(self, line: Line) -> SourceRecord:
+        if line.truncated:
+            problem = Rejection(
+                "record_too_large", None, f"the line is longer than {self.max_record_bytes} bytes"
+            )
+            return rejected(line.number, line.start, line.end, line.data, problem)
+        try:
+            fields = parse_object(line.data)
+        except UnicodeDecodeError as exc:
+            bad = exc.object[exc.start : exc.end].hex(" ")
+            message = (
+                f"the line is not valid UTF-8: byte(s) {bad} at byte {line.start + exc.start} do not decode"
+            )
+            return rejected(
+                line.number, line.start, line.end, line.data, Rejection("unparseable", None, message)
+            )
+        except ValueError as exc:  # json.JSONDecodeError is one
+            problem = Rejection("unparseable", None, f"the line is not a JSON object: {exc}")
+            return rejected(line.number, line.start, line.end, line.data, problem)
+        return SourceRecord(position(line.number, line.start), line.start, line.end, line.data, fields, None)
+
+
+def parse_object(data: bytes) -> dict[str, Any]:
+    """The JSON object on one line of UTF-8; raise `ValueError` for anything else.
+
+    Decoded explicitly because `json.loads` would also guess UTF-16 and UTF-32 from bytes; repeated keys
+    and NaN or Infinity are refused because the format has no meaning for them.
+    """
+    value = json.loads(
+        data.decode("utf-8"), object_pairs_hook=_object_without_repeats, parse_constant=_no_constant
+    )
+    if not isinstance(value, dict):
+        raise ValueError(f"it is {_TYPES.get(type(value), 'null')}")
+    return value
+
+
+def _object_without_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        repeated = sorted(key for key, count in Counter(key for key, _ in pairs).items() if count > 1)
+        raise ValueError(f"key {', '.join(repeated)} appears more than once")
+    return obj
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")

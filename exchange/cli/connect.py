@@ -1,0 +1,163 @@
+"""`exchange connect <department> FILE|DSN [--follow]`, `exchange deadletters`, `exchange synth`."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from connectors.deadletters import read_deadletters
+from connectors.files import run_file
+from connectors.positions import PositionStore
+from connectors.publisher import Publisher
+from connectors.runner import Summary
+from connectors.table import run_table
+from exchange import admin
+from exchange.settings import ExchangeSettings
+
+_console = Console()
+_log = logging.getLogger("exchange.connect")
+
+
+def register(commands: Any) -> None:
+    """Add the connector commands."""
+    connect = commands.add_parser("connect", help="publish a department's export to Kafka")
+    connect.add_argument("department", choices=["identity", "tax", "social", "property"])
+    connect.add_argument("source", nargs="?", help="the export file; for property, the registry's DSN")
+    connect.add_argument("--follow", action="store_true", help="keep tailing the file or polling the table")
+    connect.set_defaults(run=_connect)
+
+    dead = commands.add_parser("deadletters", help="list and count rejected records by reason")
+    dead.add_argument("--department", choices=["identity", "tax", "social", "property"])
+    dead.add_argument("--limit", type=int, default=20, help="how many of the latest to list")
+    dead.set_defaults(run=_deadletters)
+
+    synth = commands.add_parser("synth", help="write synthetic department exports and their expected facts")
+    synth.add_argument("--people", type=int, required=True)
+    synth.add_argument("--seed", type=int, default=1)
+    synth.add_argument("--out", type=Path, required=True)
+    synth.add_argument("--bad-rate", type=float, default=0.0)
+    synth.add_argument("--reference-date", type=dt.date.fromisoformat, default=dt.date(2026, 11, 15))
+    synth.set_defaults(run=_synth)
+
+
+def stop_on_signals() -> threading.Event:
+    """An event set by SIGTERM or SIGINT: the running chunk is finished and its position saved."""
+    stop = threading.Event()
+
+    def handler(signum: int, frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    return stop
+
+
+class _Reporter:
+    """Progress on a terminal (rich), periodic log lines otherwise."""
+
+    def __init__(self, department: str) -> None:
+        self.department = department
+        self.started = time.monotonic()
+        self.last_log = self.started
+        self.status = _console.status(f"{department}: starting…") if _console.is_terminal else None
+
+    def __call__(self, summary: Summary) -> None:
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        line = (
+            f"{self.department}: read {summary.read:,} published {summary.published:,} "
+            f"rejected {summary.rejected_total:,} ({summary.read / elapsed:,.0f} records/s)"
+        )
+        if self.status is not None:
+            self.status.update(line)
+        elif time.monotonic() - self.last_log >= 5:
+            _log.info(line)
+            self.last_log = time.monotonic()
+
+
+def _connect(settings: ExchangeSettings, args: argparse.Namespace) -> int:
+    admin.ensure_topics(settings.kafka)
+    stop = stop_on_signals()
+    reporter = _Reporter(args.department)
+    publisher = Publisher(settings, client_id=f"connector-{args.department}")
+    positions = PositionStore(settings.connectors.state_dir)
+    common: dict[str, Any] = {
+        "publisher": publisher,
+        "positions": positions,
+        "chunk_records": settings.connectors.chunk_records,
+        "follow": args.follow,
+        "follow_interval": settings.connectors.follow_interval_seconds,
+        "stop": stop,
+        "progress": reporter,
+    }
+    if reporter.status is not None:
+        reporter.status.start()
+    try:
+        if args.department == "property":
+            dsn = args.source or settings.connectors.registry_dsn.get_secret_value()
+            summary = run_table(dsn, **common)
+        else:
+            if not args.source:
+                raise SystemExit(f"exchange connect {args.department}: give the export file")
+            summary = run_file(args.department, Path(args.source), **common)
+    finally:
+        if reporter.status is not None:
+            reporter.status.stop()
+        publisher.close()
+    _print_summary(args.department, summary, time.monotonic() - reporter.started)
+    return 0
+
+
+def _print_summary(department: str, summary: Summary, seconds: float) -> None:
+    table = Table(title=f"{department}: {summary.read / max(seconds, 1e-9):,.0f} records/s")
+    table.add_column("")
+    table.add_column("records", justify="right")
+    table.add_row("read", f"{summary.read:,}")
+    table.add_row("published", f"{summary.published:,}")
+    table.add_row("rejected", f"{summary.rejected_total:,}")
+    for reason, count in sorted(summary.rejected.items()):
+        table.add_row(f"  {reason}", f"{count:,}")
+    _console.print(table)
+
+
+def _deadletters(settings: ExchangeSettings, args: argparse.Namespace) -> int:
+    letters = read_deadletters(settings, department=args.department)
+    counts: dict[tuple[str, str], int] = {}
+    for letter in letters:
+        counts[(letter["department"], letter["reason"])] = (
+            counts.get((letter["department"], letter["reason"]), 0) + 1
+        )
+    table = Table("department", "reason", "count", title=f"{len(letters):,} dead letters")
+    for (department, reason), count in sorted(counts.items()):
+        table.add_row(department, reason, f"{count:,}")
+    _console.print(table)
+    latest = Table("department", "source", "position", "field", "message", title="latest")
+    for letter in letters[-args.limit :]:
+        latest.add_row(
+            letter["department"],
+            letter["source"],
+            letter["position"],
+            letter["field"] or "",
+            letter["message"],
+        )
+    if letters:
+        _console.print(latest)
+    return 0
+
+
+def _synth(settings: ExchangeSettings, args: argparse.Namespace) -> int:
+    from connectors.synth import generate
+
+    summary = generate(
+        args.people, args.seed, args.out, bad_rate=args.bad_rate, reference_date=args.reference_date
+    )
+    _console.print(summary)
+    return 0

@@ -1,0 +1,252 @@
+"""The four connectors on the real stack: samples in, exactly the canonical records out; dead letters;
+resumable positions; the registry table polled for changes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from connectors.deadletters import read_deadletters
+from connectors.files import run_file
+from connectors.mappings import MAPPINGS, SOURCES
+from connectors.positions import PositionStore
+from connectors.publisher import Publisher
+from connectors.table import run_table
+from exchange import admin
+from exchange.logs import LoggedRecord, read_all
+from exchange.settings import ExchangeSettings
+from exchange.subjects import subject_key
+from exchange.topics import BY_DATASET
+
+SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "samples"
+FILES = {"identity": "identity.csv", "tax": "tax.csv", "social": "social.jsonl"}
+EXPECTED_COUNTS = json.loads((SAMPLES / "expected.json").read_text())["counts"]
+
+
+def _publish_file(
+    settings: ExchangeSettings, department: str, path: Path, state: Path, chunk: int = 50
+) -> None:
+    publisher = Publisher(settings, client_id=f"test-{department}")
+    try:
+        run_file(department, path, publisher=publisher, positions=PositionStore(state), chunk_records=chunk)
+    finally:
+        publisher.close()
+
+
+def _published(settings: ExchangeSettings, dataset: str) -> list[LoggedRecord]:
+    return list(read_all(settings.kafka, BY_DATASET[dataset].full_name(settings.kafka)))
+
+
+def _secret(settings: ExchangeSettings) -> bytes:
+    return settings.subject_secret.get_secret_value().encode()
+
+
+@pytest.mark.parametrize("department", ["identity", "tax", "social"])
+def test_a_file_connector_publishes_exactly_the_canonical_records(
+    settings: ExchangeSettings, tmp_path: Path, department: str
+) -> None:
+    admin.ensure_topics(settings.kafka)
+    path = SAMPLES / FILES[department]
+    _publish_file(settings, department, path, tmp_path)
+
+    mapping = MAPPINGS[department]
+    published = _published(settings, mapping.dataset)
+    assert len(published) == EXPECTED_COUNTS[department]
+    by_event = {record.value["envelope"]["event_id"]: record for record in published}
+    for source_record in SOURCES[department].read(path):
+        assert source_record.fields is not None, source_record.problem
+        [converted] = mapping.convert(
+            source_record.fields, published_at=dt.datetime.now(dt.UTC), trace_id="x"
+        )
+        logged = by_event[converted.record["envelope"]["event_id"]]
+        assert logged.key == subject_key(converted.subject_id, _secret(settings)).encode()
+        # The publication time and trace are the run's; everything else is the record's own.
+        for volatile in ("published_at", "trace_id"):
+            converted.record["envelope"][volatile] = logged.value["envelope"][volatile]
+        assert logged.value == converted.record
+    assert read_deadletters(settings) == []
+
+
+def test_spot_checks_of_converted_values(settings: ExchangeSettings, tmp_path: Path) -> None:
+    admin.ensure_topics(settings.kafka)
+    _publish_file(settings, "social", SAMPLES / "social.jsonl", tmp_path)
+    first = next(
+        r.value
+        for r in _published(settings, "social.contribution")
+        if r.value["envelope"]["source_record_id"] == "JF000000001"
+    )
+    assert first["base"] == Decimal("18175.00")  # aae180 1817500 fen
+    assert first["employer_amount"] == Decimal("2544.50")
+    assert first["month"] == dt.date(2026, 10, 1)
+    assert first["insurance_type"] == "enterprise_pension"
+    # gxsj 2026-10-20 09:00:00 in Asia/Shanghai is 01:00 UTC.
+    assert first["envelope"]["occurred_at"] == dt.datetime(2026, 10, 20, 1, 0, tzinfo=dt.UTC)
+    assert first["envelope"]["op"] == "upsert"
+
+
+def test_rerunning_a_finished_file_publishes_nothing(settings: ExchangeSettings, tmp_path: Path) -> None:
+    admin.ensure_topics(settings.kafka)
+    _publish_file(settings, "tax", SAMPLES / "tax.csv", tmp_path)
+    _publish_file(settings, "tax", SAMPLES / "tax.csv", tmp_path)
+    assert len(_published(settings, "tax.payment")) == EXPECTED_COUNTS["tax"]
+
+
+def test_bad_input_lands_in_the_dead_letter_topic_with_its_reason(
+    settings: ExchangeSettings, tmp_path: Path
+) -> None:
+    admin.ensure_topics(settings.kafka)
+    good = json.loads((SAMPLES / "social.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    wrong_check = "1" if good["aac002"][-1] != "1" else "2"
+    lines = [
+        json.dumps(good, ensure_ascii=False),
+        json.dumps({**good, "jfmxid": "BAD1", "aae180": "800000"}, ensure_ascii=False),
+        json.dumps(
+            {**good, "jfmxid": "BAD2", "aac002": good["aac002"][:-1] + wrong_check}, ensure_ascii=False
+        ),
+        json.dumps({**good, "jfmxid": "BAD3", "aae140": "999"}, ensure_ascii=False),
+        "{not json",
+    ]
+    export = tmp_path / "social.jsonl"
+    export.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    _publish_file(settings, "social", export, tmp_path / "state")
+
+    assert len(_published(settings, "social.contribution")) == 1
+    letters = read_deadletters(settings, department="social")
+    reasons = {letter["position"].split(" (")[0]: letter for letter in letters}
+    assert len(letters) == 4
+    assert reasons["line 2"]["field"] == "aae180"
+    assert reasons["line 3"]["reason"] == "id_check_character"
+    assert reasons["line 4"]["field"] == "aae140"
+    assert reasons["line 5"]["reason"] == "unparseable"
+    assert reasons["line 5"]["original"] == b"{not json\n"
+    assert all(letter["source"] == "social.jsonl" and letter["message"] for letter in letters)
+
+
+def _load_registry(dsn: str, *files: Path) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for file in files:
+            conn.execute(file.read_text(encoding="utf-8").encode())
+
+
+def test_the_table_connector_publishes_rows_per_owner_and_later_changes(
+    settings: ExchangeSettings, tmp_path: Path
+) -> None:
+    admin.ensure_topics(settings.kafka)
+    dsn = settings.postgres.conninfo()
+    _load_registry(dsn, SAMPLES / "property.sql")
+    positions = PositionStore(tmp_path)
+
+    def poll() -> None:
+        publisher = Publisher(settings, client_id="test-property")
+        try:
+            run_table(dsn, publisher=publisher, positions=positions, chunk_records=2)
+        finally:
+            publisher.close()
+
+    poll()
+    first = _published(settings, "property.title")
+    assert len(first) == 2 * EXPECTED_COUNTS["property_rows_first"]  # every sample title has two owners
+    poll()
+    assert len(_published(settings, "property.title")) == len(first)  # nothing new, nothing re-sent
+
+    _load_registry(dsn, SAMPLES / "property_update.sql")
+    poll()
+    updates = _published(settings, "property.title")[len(first) :] or [
+        r for r in _published(settings, "property.title") if r.value["envelope"]["source_version"] == 2
+    ]
+    changed = [
+        r.value for r in _published(settings, "property.title") if r.value["envelope"]["source_version"] == 2
+    ]
+    assert len(changed) == 2 * EXPECTED_COUNTS["property_updates"]
+    assert {(r["mortgaged"], r["seized"]) for r in changed} == {(False, False)}
+    assert len(updates) >= 2
+
+
+def test_an_owner_dropped_by_a_later_version_is_revoked(settings: ExchangeSettings, tmp_path: Path) -> None:
+    admin.ensure_topics(settings.kafka)
+    dsn = settings.postgres.conninfo()
+    _load_registry(dsn, SAMPLES / "property.sql")
+    positions = PositionStore(tmp_path)
+    for change in (
+        None,
+        "UPDATE bdc_djb SET qlr = '440115196406031712:100', bbh = 2, gxsj = '2026-07-01 10:00:00' "
+        "WHERE bdcqzh = '粤(2022)广州市不动产权第0000001号'",
+    ):
+        if change:
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                conn.execute(change)
+        publisher = Publisher(settings, client_id="test-property")
+        run_table(dsn, publisher=publisher, positions=positions, chunk_records=100)
+        publisher.close()
+    second = [
+        r.value for r in _published(settings, "property.title") if r.value["envelope"]["source_version"] == 2
+    ]
+    by_owner = {r["owner_id"]: r for r in second}
+    assert by_owner["440115196406031712"]["envelope"]["op"] == "upsert"
+    assert by_owner["440115196406031712"]["share"] == Decimal("100.00")
+    assert by_owner["440111200601168881"]["envelope"]["op"] == "revoke"
+
+
+def _exchange(settings: ExchangeSettings, state: Path, *args: str) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "EXCHANGE_KAFKA__TOPIC_PREFIX": settings.kafka.topic_prefix,
+        "EXCHANGE_CONNECTORS__STATE_DIR": str(state),
+        "EXCHANGE_CONNECTORS__CHUNK_RECORDS": "500",
+    }
+    command = [sys.executable, "-m", "exchange", *args]
+    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def test_a_connector_killed_mid_file_and_restarted_publishes_every_record(
+    settings: ExchangeSettings, tmp_path: Path
+) -> None:
+    admin.ensure_topics(settings.kafka)
+    template = [
+        json.loads(line) for line in (SAMPLES / "social.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
+    export = tmp_path / "social.jsonl"
+    with export.open("w", encoding="utf-8") as out:
+        for copy in range(60):  # ~50,000 lines, so the kill lands mid-file
+            for line in template:
+                out.write(
+                    json.dumps({**line, "jfmxid": f"{line['jfmxid']}-{copy}"}, ensure_ascii=False) + "\n"
+                )
+    expected = set()
+    mapping = MAPPINGS["social"]
+    for record in SOURCES["social"].read(export):
+        assert record.fields is not None
+        [converted] = mapping.convert(record.fields, published_at=dt.datetime.now(dt.UTC), trace_id="x")
+        expected.add(converted.record["envelope"]["event_id"])
+
+    topic = BY_DATASET["social.contribution"].full_name(settings.kafka)
+    victim = _exchange(settings, tmp_path / "state", "connect", "social", str(export))
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and victim.poll() is None:
+        if sum(1 for _ in read_all(settings.kafka, topic)) >= 5000:
+            break
+        time.sleep(0.2)
+    assert victim.poll() is None, (
+        f"the connector ended before it could be killed: {victim.communicate()[1]!r}"
+    )
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+
+    finisher = _exchange(settings, tmp_path / "state", "connect", "social", str(export))
+    _, stderr = finisher.communicate(timeout=300)
+    assert finisher.returncode == 0, stderr.decode()
+
+    published = [record.value["envelope"]["event_id"] for record in read_all(settings.kafka, topic)]
+    assert set(published) == expected
+    # Re-sent at most one unacknowledged chunk, never more.
+    assert len(published) - len(expected) <= 2 * 500

@@ -1,0 +1,315 @@
+"""The profile fold: pure, idempotent, order-free, version-safe; its social view and its Avro form."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from canonical import contribution, envelope, event, fold, payment, person, title
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from exchange.profile import (
+    DATASETS,
+    IDENTITY,
+    PROPERTY,
+    SOCIAL,
+    TAX,
+    Event,
+    Profile,
+    UnknownDatasetError,
+    apply,
+    empty_profile,
+    from_avro,
+    social_ranges,
+    to_avro,
+)
+from exchange.serialization import AvroCodec
+
+
+def sections(profile: Profile) -> tuple[Any, ...]:
+    """What a profile holds, without its change counter (the one arrival-order dependent field)."""
+    return (profile.subject_key, profile.persons, profile.payments, profile.contributions, profile.titles)
+
+
+# --- hypothesis strategies: valid canonical records of every dataset ------------------------------
+
+_dates = st.dates(min_value=dt.date(1900, 1, 1), max_value=dt.date(2099, 12, 31))
+_money = st.decimals(min_value=-(10**6), max_value=10**6, places=2)
+_text = st.text(min_size=0, max_size=6)
+# Avro timestamp-millis: what a decoded record holds is UTC with whole milliseconds.
+_instants = st.datetimes(
+    min_value=dt.datetime(2000, 1, 1), max_value=dt.datetime(2030, 12, 31), timezones=st.just(dt.UTC)
+).map(lambda at: at.replace(microsecond=at.microsecond // 1000 * 1000))
+
+
+def _envelope(dataset: str) -> st.SearchStrategy[dict[str, Any]]:
+    # A small id and version space, so that versions of one record collide and supersede each other.
+    return st.builds(
+        envelope,
+        st.just(dataset),
+        st.sampled_from(["r1", "r2", "r3"]),
+        st.integers(min_value=1, max_value=4),
+        st.sampled_from(["upsert", "upsert", "revoke"]),
+        _instants,
+    )
+
+
+_identity_records = st.fixed_dictionaries(
+    {
+        "envelope": _envelope(IDENTITY),
+        "citizen_id": st.just("440102195607099506"),
+        "name": _text,
+        "sex": st.sampled_from(["male", "female", "unknown", "unstated"]),
+        "ethnicity": st.sampled_from(["01", "56"]),
+        "birth_date": _dates,
+        "address": _text,
+        "district": st.sampled_from(["440103", "440604"]),
+        "household_type": st.sampled_from(["family", "collective"]),
+        "status": st.sampled_from(["normal", "deceased", "moved_out"]),
+    }
+)
+_tax_records = st.fixed_dictionaries(
+    {
+        "envelope": _envelope(TAX),
+        "citizen_id": st.just("440102195607099506"),
+        "name": _text,
+        "income_item": st.sampled_from(["wages", "business", "incidental"]),
+        "period_start": _dates,
+        "period_end": _dates,
+        "income": st.decimals(min_value=0, max_value=10**6, places=2),
+        "tax_paid": _money,
+        "withholding_agent": st.none() | st.just("9144011470K239T3E2"),
+        "credited_on": _dates,
+        "tax_office": st.just("14401060000"),
+    }
+)
+_social_records = st.fixed_dictionaries(
+    {
+        "envelope": _envelope(SOCIAL),
+        "citizen_id": st.just("440102195607099506"),
+        "name": _text,
+        "insurance_type": st.sampled_from(
+            ["enterprise_pension", "institution_pension", "unemployment", "medical", "injury", "maternity"]
+        ),
+        "month": _dates.map(lambda day: day.replace(day=1)),
+        "employer_id": st.sampled_from(["9144011470K239T3E2", "91440117HDRJHTPQQ3"]),
+        "employer_name": _text,
+        "base": st.decimals(min_value=0, max_value=10**5, places=2),
+        "employer_amount": st.decimals(min_value=0, max_value=10**4, places=2),
+        "personal_amount": st.decimals(min_value=0, max_value=10**4, places=2),
+        "status": st.sampled_from(["paid", "arrears"]),
+    }
+)
+_property_records = st.fixed_dictionaries(
+    {
+        "envelope": _envelope(PROPERTY),
+        "certificate_no": _text,
+        "unit_no": _text,
+        "owner_id": st.just("440102195607099506"),
+        "share": st.decimals(min_value=Decimal("0.01"), max_value=100, places=2),
+        "co_owners": st.just([]),
+        "location": _text,
+        "district": st.sampled_from(["440106", "440604"]),
+        "use": st.sampled_from(["residential", "commercial", "office", "industrial", "other"]),
+        "area": st.decimals(min_value=Decimal("0.01"), max_value=10**6, places=2),
+        "registered_at": st.just(dt.datetime(2020, 1, 1, tzinfo=dt.UTC)),
+        "status": st.sampled_from(["current", "historic", "cancelled"]),
+        "mortgaged": st.booleans(),
+        "seized": st.booleans(),
+    }
+)
+_records = st.one_of(_identity_records, _tax_records, _social_records, _property_records)
+
+
+@st.composite
+def _histories(draw: st.DrawFn) -> list[Event]:
+    """A subject's events, each at its own log position (as Kafka would deliver them)."""
+    records = draw(st.lists(_records, min_size=1, max_size=25))
+    return [event(record, offset=offset) for offset, record in enumerate(records)]
+
+
+def _fold_events(events: list[Event]) -> Profile:
+    profile = empty_profile("subject")
+    for item in events:
+        profile = apply(profile, item)
+    return profile
+
+
+# --- the fold --------------------------------------------------------------------------------------
+
+
+@settings(max_examples=200)
+@given(history=_histories(), data=st.data())
+def test_any_permutation_and_duplication_folds_to_the_same_profile(
+    history: list[Event], data: st.DataObject
+) -> None:
+    duplicated = history + data.draw(st.lists(st.sampled_from(history), max_size=10))
+    shuffled = data.draw(st.permutations(duplicated))
+    assert sections(_fold_events(shuffled)) == sections(_fold_events(history))
+
+
+@settings(max_examples=200)
+@given(history=_histories())
+def test_the_highest_version_wins_and_revokes_leave_tombstones(history: list[Event]) -> None:
+    profile = _fold_events(history)
+    by_section = {
+        IDENTITY: profile.persons,
+        TAX: profile.payments,
+        SOCIAL: profile.contributions,
+        PROPERTY: profile.titles,
+    }
+    for dataset in DATASETS:
+        versions: dict[str, list[tuple[int, bool]]] = {}
+        for item in history:
+            if item.dataset == dataset:
+                env = item.record["envelope"]
+                versions.setdefault(env["source_record_id"], []).append(
+                    (env["source_version"], env["op"] == "revoke")
+                )
+        held = by_section[dataset]
+        assert set(held) == set(versions)
+        for record_id, candidates in versions.items():
+            version, revoked = max(candidates)
+            assert held[record_id].ref.source_version == version
+            assert (held[record_id].data is None) == revoked
+
+
+@settings(max_examples=100)
+@given(history=_histories())
+def test_reapplying_any_event_changes_nothing(history: list[Event]) -> None:
+    profile = _fold_events(history)
+    for item in history:
+        again = apply(profile, item)
+        assert again is profile
+        assert again == profile
+
+
+@settings(max_examples=100)
+@given(history=_histories())
+def test_apply_never_mutates_its_input(history: list[Event]) -> None:
+    profile = _fold_events(history[:-1])
+    before = copy.deepcopy(profile)
+    apply(profile, history[-1])
+    assert profile == before
+
+
+def test_version_counts_changes_only() -> None:
+    first = event(payment("V1", "2026-01", version=2))
+    profile = apply(empty_profile("subject"), first)
+    assert profile.version == 1
+    assert apply(profile, first).version == 1
+    assert apply(profile, event(payment("V1", "2026-01", version=1))).version == 1
+    assert apply(profile, event(payment("V1", "2026-01", version=3))).version == 2
+
+
+def test_a_lower_version_never_overwrites_a_higher_one() -> None:
+    profile = fold([person(version=2, district="440117"), person(version=1, district="440111")])
+    (entry,) = profile.persons.values()
+    assert entry.ref.source_version == 2
+    assert entry.data is not None
+    assert entry.data.district == "440117"
+
+
+def test_a_revoke_removes_the_record_and_keeps_its_version() -> None:
+    profile = fold([contribution("JF1", "2026-01"), contribution("JF1", "2026-01", version=2, op="revoke")])
+    assert profile.contributions["JF1"].data is None
+    assert profile.contributions["JF1"].ref.source_version == 2
+    assert social_ranges(profile)["pension"] == []
+
+
+def test_a_tombstone_blocks_a_late_lower_version() -> None:
+    revoked = fold([payment("V1", "2026-01", version=3, op="revoke")])
+    assert apply(revoked, event(payment("V1", "2026-01", version=2))) is revoked
+    assert revoked.payments["V1"].data is None
+
+
+def test_a_higher_version_after_a_revoke_brings_the_record_back() -> None:
+    profile = fold([title("T1", version=2, op="revoke"), title("T1", version=3)])
+    assert profile.titles["T1"].data is not None
+
+
+def test_at_equal_version_a_revoke_beats_an_upsert_in_either_order() -> None:
+    upsert, revoke = payment("V1", "2026-01"), payment("V1", "2026-01", op="revoke")
+    assert fold([upsert, revoke]).payments["V1"].data is None
+    assert fold([revoke, upsert]).payments["V1"].data is None
+
+
+def test_a_resent_equal_version_keeps_the_first_position() -> None:
+    record = payment("V1", "2026-01")
+    profile = apply(empty_profile("subject"), event(record, offset=5))
+    assert apply(profile, event(record, offset=9)) is profile
+    assert apply(profile, event(record, offset=2)).payments["V1"].ref.offset == 2
+
+
+def test_only_the_touched_section_is_copied() -> None:
+    profile = fold([person(), title("T1")])
+    changed = apply(profile, event(payment("V1", "2026-01")))
+    assert changed.persons is profile.persons
+    assert changed.titles is profile.titles
+    assert changed.contributions is profile.contributions
+    assert changed.payments is not profile.payments
+
+
+def test_lineage_keeps_the_event_and_its_position() -> None:
+    record = payment("V1", "2026-01", version=4)
+    profile = apply(empty_profile("subject"), Event(TAX, record, "tax.payment.v1", 3, 42))
+    ref = profile.payments["V1"].ref
+    assert ref == (record["envelope"]["event_id"], TAX, "V1", 4, "tax.payment.v1", 3, 42)
+
+
+def test_an_unknown_dataset_is_refused() -> None:
+    with pytest.raises(UnknownDatasetError, match=r"consent\.given"):
+        apply(empty_profile("subject"), Event("consent.given", person(), "exchange.consent.v1", 0, 1))
+
+
+# --- the social view -------------------------------------------------------------------------------
+
+
+def test_social_ranges_merge_both_pension_schemes_and_skip_arrears_and_revokes() -> None:
+    profile = fold(
+        [
+            contribution("A", "2024-01", "enterprise_pension"),
+            contribution("B", "2024-02", "institution_pension"),
+            contribution("C", "2024-02", "enterprise_pension"),
+            contribution("D", "2024-03", "institution_pension"),
+            contribution("E", "2024-05", "enterprise_pension"),
+            contribution("F", "2024-06", "enterprise_pension", status="arrears"),
+            contribution("G", "2024-12", "medical"),
+            contribution("H", "2025-01", "medical"),
+            contribution("I", "2025-02", "medical", version=2, op="revoke"),
+        ]
+    )
+    assert social_ranges(profile) == {
+        "pension": [["2024-01", "2024-03"], ["2024-05", "2024-05"]],
+        "medical": [["2024-12", "2025-01"]],
+        "unemployment": [],
+        "injury": [],
+        "maternity": [],
+    }
+
+
+# --- the Avro form ---------------------------------------------------------------------------------
+
+
+@settings(max_examples=100)
+@given(history=_histories())
+def test_avro_round_trip_is_exact(history: list[Event]) -> None:
+    profile = _fold_events(history)
+    codec = AvroCodec()
+    name, decoded = codec.decode(codec.encode("profile", to_avro(profile)))
+    assert name == "profile"
+    assert from_avro(decoded) == profile
+    assert from_avro(to_avro(profile)) == profile
+
+
+def test_the_avro_bytes_do_not_depend_on_arrival_order() -> None:
+    records = [payment("V2", "2026-02"), payment("V1", "2026-01"), person(), title("T1")]
+    events = [event(record, offset=offset) for offset, record in enumerate(records)]
+    codec = AvroCodec()
+    forward = codec.encode("profile", to_avro(_fold_events(events)))
+    backward = codec.encode("profile", to_avro(_fold_events(events[::-1])))
+    assert forward == backward
