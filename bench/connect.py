@@ -49,15 +49,23 @@ def _pre_encoded(settings: ExchangeSettings, department: str, path: Path) -> lis
     for record in SOURCES[department].read(path):
         assert record.fields is not None, record.problem
         for converted in mapping.convert(record.fields, published_at=now, trace_id="bench"):
-            encoded.append((subject_key(converted.subject_id, secret).encode(), codec.encode(mapping.dataset, converted.record)))
+            encoded.append(
+                (
+                    subject_key(converted.subject_id, secret).encode(),
+                    codec.encode(mapping.dataset, converted.record),
+                )
+            )
     return encoded
 
 
 def _baseline(settings: ExchangeSettings, topic: str, encoded: list[tuple[bytes, bytes]]) -> float:
     """The bare loop: the same producer configuration as the publisher, no parsing, no conversion."""
     producer = KafkaProducer(
-        bootstrap_servers=settings.kafka.bootstrap_servers, acks="all", enable_idempotence=True,
-        compression_type=settings.connectors.compression, linger_ms=settings.connectors.linger_ms,
+        bootstrap_servers=settings.kafka.bootstrap_servers,
+        acks="all",
+        enable_idempotence=True,
+        compression_type=settings.connectors.compression,
+        linger_ms=settings.connectors.linger_ms,
         batch_size=256 * 1024,
     )
     started = time.perf_counter()
@@ -72,8 +80,13 @@ def _baseline(settings: ExchangeSettings, topic: str, encoded: list[tuple[bytes,
 def _connector(settings: ExchangeSettings, department: str, path: Path, state: Path) -> tuple[int, float]:
     publisher = Publisher(settings, client_id=f"bench-{department}")
     started = time.perf_counter()
-    summary = run_file(department, path, publisher=publisher, positions=PositionStore(state),
-                       chunk_records=settings.connectors.chunk_records)
+    summary = run_file(
+        department,
+        path,
+        publisher=publisher,
+        positions=PositionStore(state),
+        chunk_records=settings.connectors.chunk_records,
+    )
     elapsed = time.perf_counter() - started
     publisher.close()
     return summary.read, summary.read / elapsed
@@ -111,10 +124,21 @@ def run(settings: ExchangeSettings, records: int, departments: list[str]) -> lis
         client = KafkaAdminClient(bootstrap_servers=bench.kafka.bootstrap_servers)
         client.delete_topics([t for t in client.list_topics() if t.startswith(prefix)])
         client.close()
-    table = Table("connector", "records", "connector records/s", "bare send loop records/s", "ratio",
-                  title="exchange bench connect")
+    table = Table(
+        "connector",
+        "records",
+        "connector records/s",
+        "bare send loop records/s",
+        "ratio",
+        title="exchange bench connect",
+    )
     for r in results:
-        table.add_row(r.department, f"{r.records:,}", f"{r.connector_per_second:,.0f}",
-                      f"{r.baseline_per_second:,.0f}", f"{r.ratio:.2f}")
+        table.add_row(
+            r.department,
+            f"{r.records:,}",
+            f"{r.connector_per_second:,.0f}",
+            f"{r.baseline_per_second:,.0f}",
+            f"{r.ratio:.2f}",
+        )
     _console.print(table)
     return results

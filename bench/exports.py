@@ -30,7 +30,8 @@ def write_identity(path: Path, records: int) -> None:
         out.write(",".join(IdentityMapping.columns) + "\r\n")
         for citizen_id in citizen_ids(records):
             out.write(
-                f'{citizen_id},张三,1,01,{citizen_id[6:14]},"广州市天河路1号,""东""座",440106,1,0,1,2024-03-05 10:00:00\r\n'
+                f"{citizen_id},张三,1,01,{citizen_id[6:14]},"
+                '"广州市天河路1号,""东""座",440106,1,0,1,2024-03-05 10:00:00\r\n'
             )
 
 
@@ -61,12 +62,26 @@ def write_social(path: Path, records: int) -> None:
             if n % 60 == 0:
                 citizen_id = next(ids)
             line = {
-                "jfmxid": f"JF{n:012d}", "aac002": citizen_id, "aac003": "罗艳", "aae140": types[n % 5],
-                "aae002": f"2026{n // 5 % 12 + 1:02d}", "aab998": EMPLOYER, "aab004": "广州餐饮有限公司",
-                "aae180": 1817500, "dwjfje": 254450, "grjfje": 145400, "aae078": "1", "yxbz": "1",
-                "bbh": 1, "gxsj": "2026-10-20 09:00:00",
+                "jfmxid": f"JF{n:012d}",
+                "aac002": citizen_id,
+                "aac003": "罗艳",
+                "aae140": types[n % 5],
+                "aae002": f"2026{n // 5 % 12 + 1:02d}",
+                "aab998": EMPLOYER,
+                "aab004": "广州餐饮有限公司",
+                "aae180": 1817500,
+                "dwjfje": 254450,
+                "grjfje": 145400,
+                "aae078": "1",
+                "yxbz": "1",
+                "bbh": 1,
+                "gxsj": "2026-10-20 09:00:00",
             }
             out.write(json.dumps(line, ensure_ascii=False) + "\n")
 
 
-WRITERS = {"identity": ("identity.csv", write_identity), "tax": ("tax.csv", write_tax), "social": ("social.jsonl", write_social)}
+WRITERS = {
+    "identity": ("identity.csv", write_identity),
+    "tax": ("tax.csv", write_tax),
+    "social": ("social.jsonl", write_social),
+}

@@ -75,7 +75,9 @@ class ConnectorSettings(BaseModel):
     chunk_records: int = 20_000
     follow_interval_seconds: float = 1.0
     # The 不动产登记中心's database the property connector polls when no DSN is given.
-    registry_dsn: SecretStr = SecretStr("host=127.0.0.1 port=15432 dbname=registry user=exchange password=exchange")
+    registry_dsn: SecretStr = SecretStr(
+        "host=127.0.0.1 port=15432 dbname=registry user=exchange password=exchange"
+    )
     linger_ms: int = 20
     compression: str = "lz4"
 
@@ -96,12 +98,47 @@ class ProcessorSettings(BaseModel):
 
 
 class ApiSettings(BaseModel):
-    """The HTTP API for approval services."""
+    """The HTTP API for approval services, and the approvals (秒批) consumer beside it."""
 
     model_config = _FROZEN
 
     host: str = "127.0.0.1"
     port: int = 8080
+    # The Ed25519 key proofs are signed with: generated into this file on first start (mode 0600)...
+    signing_key_path: Path = Path(".stack/api/signing-key.pem")
+    # ...unless the PEM itself is given (a secret store's mount or variable); never logged.
+    signing_key: SecretStr | None = None
+    # Policy files (callers.json, grants.json, proof_types.json, service_items.json); None: the bundled ones.
+    policy_dir: Path | None = None
+    pool_min: int = 1
+    pool_max: int = 8
+    pool_timeout_seconds: float = 10.0
+    # How often the audit relay looks for audit rows not yet on exchange.audit.v1.
+    audit_relay_interval_seconds: float = 0.5
+    # Records the approvals consumer takes per poll; it commits offsets after each batch's decisions.
+    approvals_batch_records: int = 500
+
+
+class MonitoringSettings(BaseModel):
+    """Where operators' tools find each process's /metrics: the ports monitoring/prometheus.yml scrapes.
+
+    A connector, the sink and approvals serve /metrics on `metrics_port` (0: not at all); a deployment
+    sets each one's `EXCHANGE_METRICS_PORT` to its port here. The processor serves on its faust web
+    port, the API on its own port, and `exchange lag-exporter` on `lag_exporter_port`.
+    """
+
+    model_config = _FROZEN
+
+    connector_ports: dict[str, int] = Field(
+        default_factory=lambda: {"identity": 9101, "tax": 9102, "social": 9103, "property": 9104}
+    )
+    sink_port: int = 9105
+    approvals_port: int = 9106
+    # kafka_exporter's port, so a Prometheus set up for it finds the same lag series here.
+    lag_exporter_port: int = 9308
+    # The longest one /metrics request of `exchange top`, or one Kafka request of a lag scrape, waits.
+    scrape_timeout_seconds: float = 1.0
+    lag_timeout_seconds: float = 3.0
 
 
 class ExchangeSettings(BaseSettings):
@@ -117,6 +154,7 @@ class ExchangeSettings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     connectors: ConnectorSettings = Field(default_factory=ConnectorSettings)
     processor: ProcessorSettings = Field(default_factory=ProcessorSettings)
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     # Keys subjects: HMAC-SHA256 of the normalised identifier. Change it and every key changes.
     subject_secret: SecretStr = SecretStr("local-development-subject-secret")
     metrics_port: int = 0

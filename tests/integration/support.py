@@ -65,7 +65,9 @@ def exchange_env(settings: ExchangeSettings, state: Path) -> dict[str, str]:
     }
 
 
-def start(settings: ExchangeSettings, state: Path, *args: str, log: Path | None = None) -> subprocess.Popen[bytes]:
+def start(
+    settings: ExchangeSettings, state: Path, *args: str, log: Path | None = None
+) -> subprocess.Popen[bytes]:
     """Start `exchange ARGS…` as a subprocess with this test's settings."""
     out = open(log or state / f"{args[0]}.log", "ab")  # noqa: SIM115 — the child owns it
     return subprocess.Popen(
