@@ -14,8 +14,12 @@ def register(commands: Any) -> None:
     kinds = bench.add_subparsers(dest="benchmark", required=True)
     connect = kinds.add_parser("connect", help="connector records/s against a bare kafka-python send loop")
     connect.add_argument("--records", type=int, default=1_000_000)
-    connect.add_argument("--departments", nargs="+", default=["identity", "tax", "social"],
-                         choices=["identity", "tax", "social"])
+    connect.add_argument(
+        "--departments",
+        nargs="+",
+        default=["identity", "tax", "social"],
+        choices=["identity", "tax", "social"],
+    )
     connect.set_defaults(run=_connect)
 
 
