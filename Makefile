@@ -6,14 +6,14 @@ BIN := $(VENV)/bin
 EXCHANGE := $(BIN)/exchange
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install postgres java stack stack-down lint typecheck unit integration clean
+.PHONY: demo test install postgres java promtool stack stack-down lint typecheck unit integration clean
 
 demo: install postgres java
 	$(EXCHANGE) stack up
 	$(EXCHANGE) demo
 
 # Brings the stack up, runs lint, types and the whole suite, and brings the stack down even on failure.
-test: install postgres java
+test: install postgres java promtool
 	@status=0; \
 	$(EXCHANGE) stack up || status=$$?; \
 	if [ $$status -eq 0 ]; then $(MAKE) --no-print-directory lint typecheck || status=$$?; fi; \
@@ -44,6 +44,13 @@ java:
 	  echo "installing JDK 17 and Maven from Debian's packages"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless maven >/dev/null; }
 
+# promtool checks and unit-tests the alert rules (tests/unit/monitoring); Debian ships it in `prometheus`.
+# Only /usr/bin/promtool is used; no recommends keeps the exporters it would suggest out.
+promtool:
+	@command -v promtool >/dev/null || { \
+	  echo "installing promtool from Debian's prometheus package"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+
 stack: install postgres java
 	$(EXCHANGE) stack up
 
@@ -57,7 +64,7 @@ lint:
 typecheck:
 	$(BIN)/mypy
 
-unit: install
+unit: install promtool
 	$(BIN)/pytest -q tests/unit
 
 integration: stack

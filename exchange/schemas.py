@@ -28,6 +28,10 @@ RECORD_SCHEMAS: tuple[str, ...] = (
     "property.title",
     "deadletter",
     "profile",
+    "application",
+    "decision",
+    "audit",
+    "consent",
 )
 
 

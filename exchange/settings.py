@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -117,6 +118,10 @@ class ApiSettings(BaseModel):
     audit_relay_interval_seconds: float = 0.5
     # Records the approvals consumer takes per poll; it commits offsets after each batch's decisions.
     approvals_batch_records: int = 500
+    # Mutual TLS (deployment): the header in which the TLS-terminating proxy passes the verified client
+    # certificate's subject, mapped to a caller by callers.json `tls_subject`. None: API keys only.
+    # Set it only when the API is reachable through that proxy alone, which must overwrite the header.
+    tls_subject_header: str | None = None
 
 
 class MonitoringSettings(BaseModel):
@@ -159,6 +164,26 @@ class ExchangeSettings(BaseSettings):
     subject_secret: SecretStr = SecretStr("local-development-subject-secret")
     metrics_port: int = 0
     log_level: str = "INFO"
+
+
+def as_environment(settings: ExchangeSettings) -> dict[str, str]:
+    """The `EXCHANGE_*` variables that rebuild `settings` in a child process (secrets included)."""
+
+    def plain(value: object) -> str:
+        if isinstance(value, SecretStr):
+            return value.get_secret_value()
+        # pydantic-settings reads complex values as JSON.
+        return json.dumps(value) if isinstance(value, list | tuple | dict) else str(value)
+
+    variables: dict[str, str] = {}
+    for name, value in settings:
+        if isinstance(value, BaseModel):
+            for field, inner in value:
+                if inner is not None:
+                    variables[f"EXCHANGE_{name.upper()}__{field.upper()}"] = plain(inner)
+        elif value is not None:
+            variables[f"EXCHANGE_{name.upper()}"] = plain(value)
+    return variables
 
 
 def load_settings() -> ExchangeSettings:

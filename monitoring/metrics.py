@@ -89,3 +89,36 @@ def observe_repeated(histogram: Histogram, value: float, count: int) -> None:
         if value <= bound:
             histogram._buckets[index].inc(count)
             break
+
+
+# Operators: the lag exporter's own health (issue "Operators").
+LAG_SCRAPE_ERRORS = Counter(
+    "exchange_lag_scrape_errors_total",
+    "Scrapes of consumer lag that failed to read offsets, by where they are kept (kafka, postgres)",
+    ["source"],
+)
+
+# --- the API and the approvals consumer ---------------------------------------------------------
+# `route` is the path template (e.g. /v1/subjects/{subject_id}/profile), never the path itself.
+
+API_REQUEST_SECONDS = Histogram(
+    "exchange_api_request_seconds",
+    "Time to answer one API request, audit append included",
+    ["route", "method", "status"],
+    buckets=LATENCY_BUCKETS,
+)
+API_REFUSALS = Counter(
+    "exchange_api_refusals_total",
+    "Requests refused by policy, consent or delegation, by reason code",
+    ["route", "reason"],
+)
+PROOFS_ISSUED = Counter(
+    "exchange_proofs_issued_total",
+    "Electronic proofs signed and stored, per proof type",
+    ["proof_type"],
+)
+DECISIONS = Counter(
+    "exchange_decisions_total",
+    "秒批 decisions made (API and applications topic), per service item and outcome",
+    ["service_item", "outcome"],
+)

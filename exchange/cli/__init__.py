@@ -7,12 +7,12 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from exchange.cli import bench, connect, foundation, pipeline
+from exchange.cli import api, bench, connect, demo, facts, foundation, pipeline, sink, top
 from exchange.exceptions import ExchangeError
 from exchange.settings import load_settings
 
 # Each module contributes `register(subparsers)`; a parser's `run(settings, args) -> int` does the work.
-_GROUPS = (foundation, connect, pipeline, bench)
+_GROUPS = (foundation, connect, pipeline, facts, sink, bench, top, api, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -22,6 +22,7 @@ from connectors.runner import Summary
 from connectors.table import run_table
 from exchange import admin
 from exchange.settings import ExchangeSettings
+from monitoring.serve import start_metrics_server
 
 _console = Console()
 _log = logging.getLogger("exchange.connect")
@@ -84,6 +85,7 @@ class _Reporter:
 
 
 def _connect(settings: ExchangeSettings, args: argparse.Namespace) -> int:
+    start_metrics_server(settings.metrics_port)
     admin.ensure_topics(settings.kafka)
     stop = stop_on_signals()
     reporter = _Reporter(args.department)

@@ -12,14 +12,31 @@ from canonical import contribution, envelope, event, fold, payment, person, titl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from exchange import schemas
 from exchange.profile import (
+    _FORMS,
+    _LINEAGE,
+    CONTRIBUTION_STATUSES,
     DATASETS,
     IDENTITY,
+    INCOME_ITEMS,
+    INSURANCE_TYPES,
+    PERSON_STATUSES,
     PROPERTY,
+    PROPERTY_USES,
+    SEXES,
     SOCIAL,
     TAX,
+    TITLE_STATUSES,
+    Contribution,
+    Entry,
     Event,
+    Payment,
+    Person,
     Profile,
+    ProfileFormError,
+    RecordRef,
+    Title,
     UnknownDatasetError,
     apply,
     empty_profile,
@@ -313,3 +330,260 @@ def test_the_avro_bytes_do_not_depend_on_arrival_order() -> None:
     forward = codec.encode("profile", to_avro(_fold_events(events)))
     backward = codec.encode("profile", to_avro(_fold_events(events[::-1])))
     assert forward == backward
+
+
+# --- the Avro form of any profile, built directly --------------------------------------------------
+
+# Any text but lone surrogates (which UTF-8 cannot carry), U+0000 included: it is the column separator.
+_any_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=8)
+_some_text = st.sampled_from(["", "a", "a\x00b", "\x00", "广州市"]) | _any_text
+_any_dates = st.dates()
+# Whole milliseconds, in UTC and elsewhere: the form keeps the instant, in UTC.
+_any_instants = st.datetimes(
+    min_value=dt.datetime(1900, 1, 1),
+    max_value=dt.datetime(2200, 1, 1),
+    timezones=st.sampled_from(
+        [dt.UTC, dt.timezone(dt.timedelta(hours=8)), dt.timezone(-dt.timedelta(hours=5))]
+    ),
+).map(lambda at: at.replace(microsecond=at.microsecond // 1000 * 1000))
+_amounts = st.decimals(min_value=-(10**15), max_value=10**15, places=2)
+_employers = st.sampled_from(
+    [("9144011470K239T3E2", "广州餐饮有限公司"), ("91440117HDRJHTPQQ3", "物流"), ("X", "")]
+)
+
+_DATA: dict[str, st.SearchStrategy[Any]] = {
+    IDENTITY: st.builds(
+        Person,
+        _some_text,
+        _some_text,
+        st.sampled_from(SEXES),
+        _some_text,
+        _any_dates,
+        _some_text,
+        _some_text,
+        st.sampled_from(PERSON_STATUSES),
+    ),
+    TAX: st.builds(
+        Payment,
+        st.sampled_from(INCOME_ITEMS),
+        _any_dates,
+        _any_dates,
+        _amounts,
+        _amounts,  # negative: a refund
+        st.none() | st.sampled_from(["9144011470K239T3E2", "91440117HDRJHTPQQ3"]) | _some_text,
+        _any_dates,
+    ),
+    SOCIAL: st.builds(
+        lambda kind, month, employer, status, at: Contribution(kind, month, *employer, status, at),
+        st.sampled_from(INSURANCE_TYPES),
+        _any_dates,
+        _employers | st.tuples(_some_text, _some_text),
+        st.sampled_from(CONTRIBUTION_STATUSES),
+        _any_instants,
+    ),
+    PROPERTY: st.builds(
+        Title,
+        _some_text,
+        _some_text,
+        st.decimals(min_value=0, max_value=100, places=2),
+        _some_text,
+        _some_text,
+        st.sampled_from(PROPERTY_USES),
+        st.decimals(min_value=0, max_value=10**9, places=2),
+        st.sampled_from(TITLE_STATUSES),
+        st.booleans(),
+        st.booleans(),
+    ),
+}
+
+
+def _entries(dataset: str) -> st.SearchStrategy[dict[str, Entry[Any]]]:
+    ref = st.builds(
+        RecordRef,
+        _some_text,
+        st.just(dataset),
+        _some_text,
+        st.integers(min_value=-(2**63), max_value=2**63 - 1),
+        st.sampled_from([f"{dataset}.v1", f"dev.{dataset}.v1"]) | _some_text,
+        st.integers(min_value=0, max_value=2**31 - 1),
+        st.integers(min_value=0, max_value=2**63 - 1),
+    )
+    # About one record in four revoked: a tombstone keeps its lineage and has no data.
+    entry = st.builds(Entry, ref, st.one_of(st.none(), _DATA[dataset], _DATA[dataset], _DATA[dataset]))
+    entries = st.lists(entry, max_size=12, unique_by=lambda item: item.ref.source_record_id)
+    return entries.map(lambda items: {item.ref.source_record_id: item for item in items})
+
+
+_profiles = st.builds(
+    Profile,
+    _any_text,
+    st.integers(min_value=0, max_value=2**63 - 1),
+    _entries(IDENTITY),
+    _entries(TAX),
+    _entries(SOCIAL),
+    _entries(PROPERTY),
+)
+
+
+def _round_trip(profile: Profile) -> Profile:
+    codec = AvroCodec()
+    at = dt.datetime(2026, 1, 2, 3, 4, 5, 678_000, tzinfo=dt.UTC)
+    encoded = codec.encode("profile", {**to_avro(profile), "updated_at": at, "latest_published_at": at})
+    name, record = codec.decode(encoded)
+    assert name == "profile"
+    assert (record["updated_at"], record["latest_published_at"]) == (at, at)
+    return from_avro(record)
+
+
+def _amounts_of(profile: Profile) -> list[str]:
+    """Every Decimal of a profile as text, so that a changed scale shows ("1.00" is not "1")."""
+    payments = [(data.income, data.tax_paid) for data in _live_data(profile.payments)]
+    titles = [(data.share, data.area) for data in _live_data(profile.titles)]
+    return [str(amount) for pair in payments + titles for amount in pair]
+
+
+def _live_data(section: Any) -> list[Any]:
+    return [section[key].data for key in sorted(section) if section[key].data is not None]
+
+
+@settings(max_examples=300)
+@given(profile=_profiles)
+def test_any_profile_survives_its_avro_form_exactly(profile: Profile) -> None:
+    back = _round_trip(profile)
+    assert back == profile
+    assert _amounts_of(back) == _amounts_of(profile)
+    assert from_avro(to_avro(profile)) == profile
+
+
+@settings(max_examples=100)
+@given(profile=_profiles)
+def test_the_avro_bytes_do_not_depend_on_the_order_of_the_sections(profile: Profile) -> None:
+    reversed_profile = Profile(
+        profile.subject_key,
+        profile.version,
+        *(dict(reversed(section.items())) for section in _sections_of(profile)),
+    )
+    codec = AvroCodec()
+    assert codec.encode("profile", to_avro(reversed_profile)) == codec.encode("profile", to_avro(profile))
+
+
+def _sections_of(profile: Profile) -> tuple[Any, ...]:
+    return (profile.persons, profile.payments, profile.contributions, profile.titles)
+
+
+def test_instants_come_back_in_utc_as_the_same_instant() -> None:
+    at = dt.datetime(2024, 5, 1, 9, 30, 0, 123_000, tzinfo=dt.timezone(dt.timedelta(hours=8)))
+    profile = fold([contribution("JF1", "2024-05", at=at)])
+    (entry,) = _round_trip(profile).contributions.values()
+    assert entry.data is not None
+    assert entry.data.occurred_at == at
+    assert entry.data.occurred_at.tzinfo is dt.UTC
+
+
+def test_text_holding_the_column_separator_comes_back_whole() -> None:
+    record = person()
+    profile = fold([{**record, "name": "刘\x00秀英", "address": "\x00"}])
+    (entry,) = _round_trip(profile).persons.values()
+    assert entry.data is not None
+    assert (entry.data.name, entry.data.address) == ("刘\x00秀英", "\x00")
+
+
+def test_a_section_of_tombstones_only_keeps_its_versions() -> None:
+    profile = fold(
+        [payment("V1", "2026-01", version=3, op="revoke"), payment("V2", "2026-02", version=2, op="revoke")]
+    )
+    back = _round_trip(profile)
+    assert back == profile
+    assert {key: entry.ref.source_version for key, entry in back.payments.items()} == {"V1": 3, "V2": 2}
+
+
+def _with_contribution(**changes: Any) -> Profile:
+    profile = fold([contribution("JF1", "2024-05")])
+    (entry,) = profile.contributions.values()
+    assert entry.data is not None
+    changed = Entry(entry.ref, entry.data._replace(**changes))
+    return Profile(profile.subject_key, 1, {}, {}, {"JF1": changed}, {})
+
+
+def _with_payment(**changes: Any) -> Profile:
+    profile = fold([payment("V1", "2026-01")])
+    entry = profile.payments["V1"]
+    assert entry.data is not None
+    return Profile(
+        profile.subject_key, 1, {}, {"V1": Entry(entry.ref, entry.data._replace(**changes))}, {}, {}
+    )
+
+
+@pytest.mark.parametrize(
+    ("profile", "reason"),
+    [
+        (_with_payment(tax_paid=Decimal("1.005")), "more than two decimal places"),
+        (_with_payment(income=Decimal("NaN")), "is not an amount"),
+        (_with_payment(income=Decimal(2**70)), "does not fit"),
+        (_with_contribution(occurred_at=dt.datetime(2024, 5, 1)), "no time zone"),
+        (
+            _with_contribution(occurred_at=dt.datetime(2024, 5, 1, 0, 0, 0, 1, dt.UTC)),
+            "fraction of a millisecond",
+        ),
+        (_with_contribution(status="unpaid"), "'unpaid' is not one of paid, arrears"),
+    ],
+)
+def test_a_value_the_form_cannot_keep_exactly_is_refused(profile: Profile, reason: str) -> None:
+    with pytest.raises(ProfileFormError, match=reason):
+        to_avro(profile)
+
+
+def test_a_record_filed_under_another_dataset_is_refused() -> None:
+    profile = fold([payment("V1", "2026-01")])
+    misfiled = Profile(profile.subject_key, 1, {}, {}, dict(profile.payments), {})
+    with pytest.raises(ProfileFormError, match=r"social\.contribution section holds records of tax\.payment"):
+        to_avro(misfiled)
+
+
+def test_a_record_whose_columns_disagree_is_refused() -> None:
+    record = to_avro(fold([contribution("JF1", "2024-05"), contribution("JF2", "2024-06")]))
+    record["contributions"]["records"] = 3
+    with pytest.raises(ProfileFormError, match="bytes of numbers for 3 records"):
+        from_avro(record)
+
+
+def _enum_symbols(schema: Any) -> dict[str, list[str]]:
+    """Every enum of a canonical schema, by name."""
+    if isinstance(schema, dict):
+        found = {schema["name"]: schema["symbols"]} if schema.get("type") == "enum" else {}
+        for value in schema.values():
+            found |= _enum_symbols(value)
+        return found
+    if isinstance(schema, list):
+        return {name: symbols for item in schema for name, symbols in _enum_symbols(item).items()}
+    return {}
+
+
+@pytest.mark.parametrize(
+    ("dataset", "enum", "symbols"),
+    [
+        (IDENTITY, "Sex", SEXES),
+        (IDENTITY, "PersonStatus", PERSON_STATUSES),
+        (TAX, "IncomeItem", INCOME_ITEMS),
+        (SOCIAL, "InsuranceType", INSURANCE_TYPES),
+        (SOCIAL, "ContributionStatus", CONTRIBUTION_STATUSES),
+        (PROPERTY, "PropertyUse", PROPERTY_USES),
+        (PROPERTY, "TitleStatus", TITLE_STATUSES),
+    ],
+)
+def test_symbol_columns_hold_the_canonical_enums_and_the_schema_lists_them(
+    dataset: str, enum: str, symbols: tuple[str, ...]
+) -> None:
+    # A symbol a department adds must be appended here too, or profiles with it could not be stored.
+    assert tuple(_enum_symbols(schemas.load(dataset))[enum]) == symbols
+    docs = {field["name"]: field.get("doc", "") for field in schemas.load("profile")["fields"]}
+    assert f"({', '.join(symbols)})" in " ".join(docs.values())
+
+
+def test_the_schema_lists_each_section_s_columns_in_their_order() -> None:
+    docs = {field["name"]: field["doc"] for field in schemas.load("profile")["fields"] if "doc" in field}
+    for field, form in _FORMS.items():
+        names = [column.name for column in (*_LINEAGE, *form.columns)]
+        positions = [docs[field].find(f" {name} ") for name in names]
+        assert -1 not in positions, f"{field}: {names} not all in its doc"
+        assert positions == sorted(positions), f"{field}: the doc lists the columns out of order"

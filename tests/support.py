@@ -20,7 +20,7 @@ from exchange.logs import read_all
 from exchange.settings import ExchangeSettings
 from exchange.topics import PROFILE
 
-SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "samples"
+SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "samples"
 FILES = {"identity": "identity.csv", "tax": "tax.csv", "social": "social.jsonl"}
 
 

@@ -1,0 +1,194 @@
+"""`exchange approvals`: applications (exchange.applications.v1) decided onto exchange.decisions.v1, and
+consent events (exchange.consent.v1) materialised into the `consents` table.
+
+At least once, with idempotent effects: a decision is stored once per application id (a re-delivered
+application re-sends the stored decision, same decision id), a consent event is folded by time and
+offset (a replay changes nothing), and Kafka offsets are committed only after the batch's decisions
+were acknowledged by the broker. A record no schema can read is dead-lettered with its bytes.
+
+Consent is materialised here rather than in the API so that the API stays stateless and scales by
+replicas with no consumer group of its own; this process is already the exchange's consumer of
+approval-side events, and the API reads the table it keeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import uuid
+from collections import Counter
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+
+from exchange import admin, database
+from exchange.api.applications import Application, avro_decision, decide, refused
+from exchange.api.auditing import Audit, record
+from exchange.api.context import Services
+from exchange.api.exceptions import InvalidRequestError
+from exchange.api.relay import AuditRelay
+from exchange.api.signing import load_signer
+from exchange.api.storage.consents import apply_event
+from exchange.api.storage.decisions import get_decision, insert_decision
+from exchange.api.storage.pool import create_pool, transaction
+from exchange.exceptions import SerializationError
+from exchange.policy import load_policy
+from exchange.serialization import AvroCodec
+from exchange.settings import ExchangeSettings
+from exchange.topics import APPLICATIONS, AUDIT, CONSENT, DEADLETTER, DECISIONS
+
+_log = logging.getLogger("exchange.approvals")
+DEADLETTER_NAMESPACE = uuid.UUID("0b8f3e8c-5d0e-4f8e-9a57-4d4c1ad9c0de")
+
+
+def approvals_group(settings: ExchangeSettings) -> str:
+    """The consumer group; named explicitly, never derived from anything that could be renamed."""
+    return f"{settings.kafka.topic_prefix}exchange-approvals"
+
+
+class Approvals:
+    """One run of the consumer: `run` until stopped, or until idle (every partition read to its end)."""
+
+    def __init__(self, settings: ExchangeSettings) -> None:
+        self._settings = settings
+        self._codec = AvroCodec()
+        self._topics = {t.full_name(settings.kafka): t for t in (APPLICATIONS, CONSENT)}
+        self._services = Services(
+            settings, load_policy(settings.api.policy_dir), create_pool(settings), load_signer(settings.api)
+        )
+        self.counts: Counter[str] = Counter()
+
+    async def run(self, stop: asyncio.Event, *, until_idle: bool = False) -> Counter[str]:
+        """Consume until `stop` is set or, with `until_idle`, nothing is left to read."""
+        kafka = self._settings.kafka
+        await asyncio.to_thread(database.migrate, self._settings.postgres)
+        await asyncio.to_thread(
+            admin.ensure_topics, kafka, (APPLICATIONS, DECISIONS, CONSENT, AUDIT, DEADLETTER)
+        )
+        await self._services.pool.open(wait=True)
+        relay = AuditRelay(self._settings, self._services.pool)
+        consumer = AIOKafkaConsumer(
+            *self._topics,
+            bootstrap_servers=kafka.bootstrap_servers,
+            group_id=approvals_group(self._settings),
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        producer = AIOKafkaProducer(
+            bootstrap_servers=kafka.bootstrap_servers, acks="all", enable_idempotence=True
+        )
+        await consumer.start()
+        await producer.start()
+        try:
+            while not stop.is_set():
+                batch = await consumer.getmany(
+                    timeout_ms=500, max_records=self._settings.api.approvals_batch_records
+                )
+                sent = [
+                    await self._handle(message, producer) for records in batch.values() for message in records
+                ]
+                await asyncio.gather(*(future for future in sent if future is not None))
+                if batch:
+                    await consumer.commit()
+                await relay.publish_pending()
+                if until_idle and not batch and await _at_end(consumer):
+                    break
+        finally:
+            await consumer.stop()
+            await producer.stop()
+            await relay.close()
+            await self._services.pool.close()
+        return self.counts
+
+    async def _handle(self, message: ConsumerRecord[bytes, bytes], producer: AIOKafkaProducer) -> Any:
+        """Handle one record; return the send future of what it produced, if anything."""
+        try:
+            schema, value = self._codec.decode(message.value or b"")
+        except SerializationError as exc:
+            return await self._dead_letter(message, "undecodable", str(exc), producer)
+        if schema == "consent" and self._topics[message.topic] is CONSENT:
+            async with transaction(self._services.pool) as conn:
+                await apply_event(conn, value, message.topic, message.partition, message.offset)
+            self.counts["consents"] += 1
+            return None
+        if schema == "application" and self._topics[message.topic] is APPLICATIONS:
+            decision = await self._decide(value)
+            self.counts[f"decisions.{decision['outcome']}"] += 1
+            topic = DECISIONS.full_name(self._settings.kafka)
+            key = decision["subject_key"].encode() or decision["application_id"].encode()
+            return await producer.send(topic, self._codec.encode("decision", decision), key=key)
+        return await self._dead_letter(
+            message, "unexpected_schema", f"a {schema} record on this topic", producer
+        )
+
+    async def _decide(self, value: dict[str, Any]) -> dict[str, Any]:
+        """The decision on one application: the stored one, or a new one (audited)."""
+        services = self._services
+        try:
+            subject = services.subject_key(value["subject_id"])
+            applicant = None if value["applicant_id"] is None else services.subject_key(value["applicant_id"])
+            invalid = None
+        except InvalidRequestError as exc:
+            subject, applicant, invalid = "", None, exc.message
+        app = Application(
+            application_id=value["application_id"],
+            caller=value["caller"],
+            purpose=value["purpose"] or value["service_item"],
+            service_item=value["service_item"],
+            subject_key=subject,
+            applicant_key=applicant,
+            reference_date=value["reference_date"],
+            channel="kafka",
+            trace_id=value["trace_id"],
+        )
+        async with transaction(services.pool) as conn:
+            existing = await get_decision(conn, app.application_id)
+            if existing is not None:
+                return avro_decision(existing)
+            if invalid is not None:
+                row = await insert_decision(
+                    conn, refused(app, "invalid_subject", invalid, services.policy.version)
+                )
+            else:
+                row = await decide(services, conn, app)
+        asked = {"service_item": app.service_item, "application_id": app.application_id, "channel": "kafka"}
+        audit = Audit(
+            app.caller, "application", app.purpose, asked, subject or None, {"outcome": row["outcome"]}
+        )
+        await record(services, audit, "refused" if row["outcome"] == "refused" else "allowed")
+        return avro_decision(row)
+
+    async def _dead_letter(
+        self, message: ConsumerRecord[bytes, bytes], reason: str, text: str, producer: AIOKafkaProducer
+    ) -> Any:
+        position = f"{message.topic}:{message.partition}:{message.offset}"
+        _log.warning("dead-lettering %s: %s", position, reason)
+        self.counts["dead_letters"] += 1
+        rejected = {
+            "event_id": str(uuid.uuid5(DEADLETTER_NAMESPACE, f"approvals|{position}")),
+            "department": "exchange",
+            "dataset": self._topics[message.topic].schema or "",
+            "source": message.topic,
+            "position": position,
+            "reason": reason,
+            "field": None,
+            "message": text,
+            "original": message.value or b"",
+            "rejected_at": dt.datetime.now(dt.UTC),
+            "trace_id": uuid.uuid4().hex,
+        }
+        topic = DEADLETTER.full_name(self._settings.kafka)
+        return await producer.send(topic, self._codec.encode("deadletter", rejected), key=b"approvals")
+
+
+async def _at_end(consumer: AIOKafkaConsumer) -> bool:
+    """Whether every assigned partition has been read to its end offset (and some are assigned)."""
+    assigned = consumer.assignment()
+    if not assigned:
+        return False
+    ends = await consumer.end_offsets(list(assigned))
+    for partition in assigned:
+        if await consumer.position(partition) < ends[partition]:
+            return False
+    return True

@@ -1,0 +1,106 @@
+"""`create_api(settings)`: the FastAPI app of the exchange. No module-level app: build it per process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from prometheus_client import make_asgi_app
+
+from exchange import admin
+from exchange.api.context import Services
+from exchange.api.exceptions import ApiError, InvalidRequestError, RefusedError, StorageUnavailableError
+from exchange.api.metrics import RequestMetrics
+from exchange.api.relay import AuditRelay
+from exchange.api.routes import applications, proofs, subjects, verifications
+from exchange.api.signing import load_signer
+from exchange.api.storage.pool import create_pool
+from exchange.exceptions import ExchangeError, StorageError
+from exchange.policy import load_policy
+from exchange.settings import ExchangeSettings
+from exchange.topics import AUDIT
+
+_log = logging.getLogger("exchange.api")
+
+DESCRIPTION = """
+The 数据跑腿 Exchange API for approval services: yes/no verifications, signed electronic proofs
+(电子证明), granted profile fields (also as of an earlier instant) and automated decisions (秒批).
+
+Every request names a purpose (事项) and is allowed only as the caller's grants in the policy files
+say (deny by default; a refusal is 403 with the missing grant); every request is written to the
+hash-chained audit log (电子监察). Authenticate with `X-API-Key`; deployments use mutual TLS.
+"""
+
+
+def _handlers(app: FastAPI, services: Services) -> None:
+    @app.exception_handler(RefusedError)
+    async def refused(request: Request, exc: RefusedError) -> JSONResponse:
+        body = {"error": exc.code, "reason": exc.reason, "message": exc.message}
+        return JSONResponse({**body, "policy_version": services.policy.version}, status_code=exc.status)
+
+    @app.exception_handler(InvalidRequestError)
+    async def invalid(request: Request, exc: InvalidRequestError) -> JSONResponse:
+        detail = [{"loc": list(exc.location), "msg": exc.message, "type": exc.code}]
+        return JSONResponse({"detail": detail}, status_code=exc.status)
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "APIKey"} if exc.status == 401 else None
+        return JSONResponse(
+            {"error": exc.code, "message": exc.message}, status_code=exc.status, headers=headers
+        )
+
+    @app.exception_handler(StorageUnavailableError)
+    async def unavailable(request: Request, exc: StorageUnavailableError) -> JSONResponse:
+        _log.warning("storage unavailable: %s", type(exc.__cause__).__name__)
+        return JSONResponse(
+            {"error": "unavailable", "message": "the exchange's database is unavailable"}, 503
+        )
+
+    @app.exception_handler(StorageError)
+    async def storage(request: Request, exc: StorageError) -> JSONResponse:
+        _log.error("storage error on %s", request.scope.get("route") and request.scope["route"].path)
+        return JSONResponse({"error": "internal", "message": "the exchange could not answer"}, 500)
+
+
+def create_api(settings: ExchangeSettings, *, relay: bool = True) -> FastAPI:
+    """The app: policy and signing key loaded now; the pool (and the audit relay) opened by the lifespan."""
+    policy = load_policy(settings.api.policy_dir)
+    services = Services(settings, policy, create_pool(settings), load_signer(settings.api))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await services.pool.open(wait=True, timeout=settings.api.pool_timeout_seconds)
+        stop = asyncio.Event()
+        relaying = None
+        if relay:
+            with contextlib.suppress(ExchangeError):  # Kafka down: the relay retries later
+                await asyncio.to_thread(admin.ensure_topics, settings.kafka, (AUDIT,))
+            audit_relay = AuditRelay(settings, services.pool)
+            relaying = asyncio.create_task(audit_relay.run(stop), name="audit-relay")
+        try:
+            yield
+        finally:
+            stop.set()
+            if relaying is not None:
+                await relaying
+                await audit_relay.close()
+            await services.pool.close()
+
+    app = FastAPI(
+        title="数据跑腿 Exchange API",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    for module in (verifications, proofs, subjects, applications):
+        app.include_router(module.router)
+    _handlers(app, services)
+    app.mount("/metrics", make_asgi_app())
+    app.add_middleware(RequestMetrics)
+    return app

@@ -1,0 +1,75 @@
+"""Every request becomes an audit entry: allowed, refused (with the reason code) or failed.
+
+`audited` wraps a handler's work. Refusals and failures are appended and re-raised; on success the
+entry is appended before the response leaves, so nothing is disclosed that is not in the log (if
+the append fails the caller gets 503, not the data).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from exchange.api.context import Services
+from exchange.api.exceptions import ApiError, RefusedError
+from exchange.api.storage import audit as audit_table
+from exchange.api.storage.pool import transaction
+from exchange.audit import AuditEntry
+from monitoring import metrics
+
+UNAUTHENTICATED = "unauthenticated"
+
+
+@dataclass
+class Audit:
+    """The entry a handler fills in as it learns: the subject key once validated, what it returned."""
+
+    caller: str
+    action: str
+    purpose: str | None
+    request: dict[str, Any]
+    subject_key: str | None = None
+    response: dict[str, Any] = field(default_factory=dict)
+
+
+async def record(services: Services, audit: Audit, outcome: str, reason: str | None = None) -> None:
+    """Append the entry to the hash chain."""
+    entry = AuditEntry(
+        caller=audit.caller,
+        action=audit.action,
+        outcome=outcome,
+        policy_version=services.policy.version,
+        purpose=audit.purpose,
+        subject_key=audit.subject_key,
+        reason=reason,
+        request=audit.request,
+        response=audit.response,
+    )
+    async with transaction(services.pool) as conn:
+        await audit_table.append(conn, entry)
+
+
+@asynccontextmanager
+async def audited(
+    services: Services, route: str, caller: str, action: str, purpose: str | None, request: dict[str, Any]
+) -> AsyncIterator[Audit]:
+    """An `Audit` for the handler to fill; appended when the block ends, however it ends."""
+    audit = Audit(caller, action, purpose, request)
+    try:
+        yield audit
+    except RefusedError as exc:
+        metrics.API_REFUSALS.labels(route=route, reason=exc.reason).inc()
+        audit.response = {"refused": exc.reason, "message": exc.message}
+        await record(services, audit, "refused", exc.reason)
+        raise
+    except ApiError as exc:
+        audit.response = {"error": exc.code, "message": exc.message}
+        await record(services, audit, "failed", exc.code)
+        raise
+    except Exception as exc:
+        audit.response = {"error": type(exc).__name__}
+        await record(services, audit, "failed", "internal")
+        raise
+    await record(services, audit, "allowed")

@@ -1,0 +1,39 @@
+"""What every request handler and the approvals consumer share: settings, policy, pool, signer, secret."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from psycopg_pool import AsyncConnectionPool
+
+from exchange.api.exceptions import InvalidRequestError
+from exchange.api.signing import Signer
+from exchange.api.storage.pool import Connection
+from exchange.exceptions import InvalidIdentifierError
+from exchange.policy import Policy
+from exchange.settings import ExchangeSettings
+from exchange.subjects import normalise_citizen_id, subject_key
+
+
+@dataclass(frozen=True)
+class Services:
+    """The process-wide collaborators, built once at start (`create_api`, `exchange approvals`)."""
+
+    settings: ExchangeSettings
+    policy: Policy
+    pool: AsyncConnectionPool[Connection]
+    signer: Signer
+
+    def subject(self, citizen_id: str, location: tuple[str, ...] = ("body", "subject")) -> tuple[str, str]:
+        """The normalised 公民身份号码 and its subject key; `InvalidRequestError` naming the broken rule."""
+        try:
+            normalised = normalise_citizen_id(citizen_id)
+        except InvalidIdentifierError as exc:
+            raise InvalidRequestError(
+                f"{location[-1]} is not a valid 公民身份号码: {exc.message} ({exc.reason})", location
+            ) from exc
+        return normalised, subject_key(normalised, self.settings.subject_secret.get_secret_value().encode())
+
+    def subject_key(self, citizen_id: str, location: tuple[str, ...] = ("body", "subject")) -> str:
+        """The subject key of a 公民身份号码 (see `subject`)."""
+        return self.subject(citizen_id, location)[1]

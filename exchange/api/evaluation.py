@@ -1,0 +1,79 @@
+"""Facts at request time: the stored profile, current or as of an instant, through `facts.compute`."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from exchange.api.models.verifications import Claim
+from exchange.api.storage.pool import Connection
+from exchange.api.storage.profiles import load_profile
+from exchange.facts import Fact, compute
+from exchange.profile import RecordRef
+from exchange.rules import OPERATORS, RuleValue
+
+LOCAL = ZoneInfo("Asia/Shanghai")
+
+
+def today() -> dt.date:
+    """Today in the departments' time zone: the default reference date."""
+    return dt.datetime.now(LOCAL).date()
+
+
+def lineage(refs: Iterable[RecordRef]) -> list[dict[str, Any]]:
+    """Record references as the API shows them: no source record id (it can be an identifier)."""
+    return [
+        {
+            "event_id": ref.event_id,
+            "dataset": ref.dataset,
+            "source_version": ref.source_version,
+            "topic": ref.topic,
+            "partition": ref.partition,
+            "offset": ref.offset,
+        }
+        for ref in refs
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluated:
+    """The facts of a subject, the profile version they came from, and the times used."""
+
+    facts: Mapping[str, Fact]
+    profile_version: int
+    reference_date: dt.date
+    as_of: dt.datetime
+
+
+async def evaluate(
+    conn: Connection, subject_key: str, reference_date: dt.date | None, as_of: dt.datetime | None
+) -> Evaluated:
+    """Compute every fact of a subject on `reference_date` from the profile known at `as_of`."""
+    if as_of is not None and as_of.tzinfo is None:
+        as_of = as_of.replace(tzinfo=LOCAL)  # a local time without a zone, as the departments write it
+    stored = await load_profile(conn, subject_key, as_of)
+    day = reference_date or today()
+    return Evaluated(
+        compute(stored.profile, day), stored.profile.version, day, as_of or dt.datetime.now(dt.UTC)
+    )
+
+
+def rule_value(value: Any) -> RuleValue:
+    """A claim's value as `exchange.rules` compares it: lists become tuples."""
+    return tuple(value) if isinstance(value, list) else value
+
+
+def check_claim(claim: Claim, facts: Mapping[str, Fact]) -> dict[str, Any]:
+    """Whether one claim holds, and the records behind the fact; never the fact's value."""
+    fact = facts[claim.fact]
+    result = OPERATORS[claim.operator](fact.value, rule_value(claim.value))
+    return {
+        "fact": claim.fact,
+        "operator": claim.operator,
+        "holds": bool(result),
+        "determinable": result is not None and fact.value is not None,
+        "lineage": lineage(fact.lineage),
+    }

@@ -1,0 +1,123 @@
+"""Issuing and checking electronic proofs: content from the record views, signed, stored, verified."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from exchange import proofs
+from exchange.api.context import Services
+from exchange.api.signing import SignatureInvalidError, payload_sha256
+from exchange.api.storage import records
+from exchange.api.storage.pool import Connection
+from exchange.api.storage.proofs import get_proof, insert_proof
+from exchange.policy import Grant, ProofType
+from monitoring import metrics
+
+
+@dataclass(frozen=True, slots=True)
+class Issued:
+    """A proof as issued: its document and its compact JWS."""
+
+    document: dict[str, Any]
+    jws: str
+
+
+async def issue(
+    services: Services,
+    conn: Connection,
+    grant: Grant,
+    proof_type: ProofType,
+    subject: tuple[str, str],
+    period: tuple[dt.date, dt.date] | None,
+) -> Issued:
+    """Build, sign and store a proof of `proof_type` about `subject` (citizen ID, subject key)."""
+    citizen_id, key = subject
+    used: list[dict[str, Any]] = []
+    content: dict[str, Any] = {}
+    for dataset in proof_type.datasets:
+        rows = await records.current_rows(conn, dataset, key)
+        part, rows_used = proofs.CONTENT[proof_type.code](rows, period or (dt.date.min, dt.date.max))
+        content.update(part)
+        used.extend(proofs.lineage(dataset, rows_used))
+    issued_at = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    document = {
+        "proof_id": str(uuid.uuid4()),
+        "proof_type": proof_type.code,
+        "name": {"zh": proof_type.name_zh, "en": proof_type.name_en},
+        "legal_basis": proof_type.legal_basis,
+        "issuing_department": {
+            "code": proof_type.issuing_department.code,
+            "zh": proof_type.issuing_department.name_zh,
+            "en": proof_type.issuing_department.name_en,
+        },
+        "issuer": proofs.ISSUER,
+        "issued_at": issued_at.isoformat(),
+        "caller": grant.caller,
+        "purpose": grant.purpose,
+        "purpose_legal_basis": grant.legal_basis,
+        "subject": {"citizen_id": citizen_id},
+        "period": None if period is None else {"start": period[0].isoformat(), "end": period[1].isoformat()},
+        "content": content,
+        "offsets": proofs.offsets(used),
+        "lineage": used,
+        "policy_version": services.policy.version,
+    }
+    token, payload = services.signer.sign(document)
+    await insert_proof(
+        conn,
+        document=document,
+        subject_key=key,
+        issued_at=issued_at,
+        payload_sha256=payload_sha256(payload),
+        jws=token,
+        sources=used,
+    )
+    metrics.PROOFS_ISSUED.labels(proof_type=proof_type.code).inc()
+    return Issued(document, token)
+
+
+@dataclass
+class Check:
+    """The result of checking a presented proof (the shape of `VerifyResponse`)."""
+
+    status: str
+    signature_valid: bool
+    message: str
+    intact: bool | None = None
+    proof_id: str | None = None
+    superseded_by: list[str] = field(default_factory=list)
+
+
+async def check(services: Services, conn: Connection, token: str) -> Check:
+    """Signature, integrity against the stored proof, and corrections or revocations since issue."""
+    try:
+        document, payload = services.signer.verify(token)
+    except SignatureInvalidError as exc:
+        return Check("invalid", False, str(exc))
+    proof_id = str(document.get("proof_id", ""))
+    try:
+        stored = await get_proof(conn, str(uuid.UUID(proof_id)))
+    except ValueError:
+        stored = None
+    if stored is None:
+        return Check(
+            "unknown", True, "the signature is ours but no such proof was issued here", proof_id=proof_id
+        )
+    if stored["payload_sha256"] != payload_sha256(payload):
+        return Check("invalid", True, "the payload differs from the proof issued", False, proof_id)
+    by_dataset: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for source in stored["sources"]:
+        by_dataset[source["dataset"]].append(source)
+    superseding: list[str] = []
+    for dataset, used in by_dataset.items():
+        ids = [source["source_record_id"] for source in used]
+        latest = await records.latest_versions(conn, dataset, stored["subject_key"], ids)
+        superseding.extend(proofs.superseded_by(used, latest))
+    if superseding:
+        message = "records the proof used were corrected or revoked after it was issued"
+        return Check("superseded", True, message, True, proof_id, sorted(superseding))
+    return Check("valid", True, "genuine, intact, and every record it used is still current", True, proof_id)

@@ -1,0 +1,60 @@
+"""Dependencies every route uses: the process's services and the authenticated caller."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader
+
+from exchange.api.auditing import UNAUTHENTICATED, Audit, record
+from exchange.api.context import Services
+from exchange.api.exceptions import NotAuthenticatedError
+from exchange.policy import Caller
+from monitoring import metrics
+
+_api_key = APIKeyHeader(
+    name="X-API-Key",
+    auto_error=False,
+    description="The caller's API key (local use); in deployment, mutual TLS identifies the caller.",
+)
+
+
+def services(request: Request) -> Services:
+    """The services `create_api` built for this process."""
+    built: Services = request.app.state.services
+    return built
+
+
+async def caller(
+    request: Request,
+    exchange: Annotated[Services, Depends(services)],
+    key: Annotated[str | None, Security(_api_key)] = None,
+) -> Caller:
+    """The caller the proxy's verified certificate subject (mutual TLS, when configured) or the API key
+    names; an unknown or missing one is audited, then 401."""
+    found = None
+    header = exchange.settings.api.tls_subject_header
+    if header and request.headers.get(header):
+        found = exchange.policy.caller_by_tls_subject(request.headers[header])
+    elif key:
+        found = exchange.policy.caller_by_key_hash(hashlib.sha256(key.encode()).hexdigest())
+    if found is None:
+        route = request.scope.get("route")
+        action = getattr(route, "name", "unknown")
+        metrics.API_REFUSALS.labels(
+            route=getattr(route, "path", "unmatched"), reason="not_authenticated"
+        ).inc()
+        await record(
+            exchange,
+            Audit(UNAUTHENTICATED, action, None, {"api_key": "present" if key else "missing"}),
+            "refused",
+            "not_authenticated",
+        )
+        raise NotAuthenticatedError("send the caller's API key in the X-API-Key header")
+    return found
+
+
+ServicesDep = Annotated[Services, Depends(services)]
+CallerDep = Annotated[Caller, Depends(caller)]

@@ -1,0 +1,65 @@
+"""POST /v1/verifications."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body
+
+from exchange.api import evaluation
+from exchange.api.access import check_consent, grant_for
+from exchange.api.auditing import audited
+from exchange.api.exceptions import InvalidRequestError
+from exchange.api.models.common import ERRORS
+from exchange.api.models.verifications import VERIFICATION_EXAMPLE, VerificationRequest, VerificationResponse
+from exchange.api.routes.deps import CallerDep, ServicesDep
+from exchange.api.storage.pool import transaction
+from exchange.facts import FACT_NAMES
+from exchange.policy import Access
+
+router = APIRouter(tags=["verifications"])
+ROUTE = "/v1/verifications"
+
+
+@router.post(ROUTE, response_model=VerificationResponse, responses=ERRORS, name="verification")
+async def verify_claims(
+    body: Annotated[VerificationRequest, Body(openapi_examples={"talent": {"value": VERIFICATION_EXAMPLE}})],
+    caller: CallerDep,
+    services: ServicesDep,
+) -> VerificationResponse:
+    """Evaluate claims about a subject: true or false per claim, with the times used and the lineage."""
+    asked = {
+        "claims": [claim.model_dump(exclude={"value"}) for claim in body.claims],
+        "reference_date": body.reference_date,
+        "as_of": body.as_of,
+    }
+    async with audited(services, ROUTE, caller.code, "verification", body.purpose, asked) as audit:
+        unknown = sorted({claim.fact for claim in body.claims} - FACT_NAMES)
+        if unknown:
+            raise InvalidRequestError(f"unknown facts {', '.join(unknown)}", ("body", "claims"))
+        for claim in body.claims:
+            if (claim.operator == "in") != isinstance(claim.value, list):
+                raise InvalidRequestError(
+                    f"claim on {claim.fact}: operator in takes a list, the others a single value",
+                    ("body", "claims"),
+                )
+        audit.subject_key = services.subject_key(body.subject)
+        access = Access(caller.code, body.purpose, facts=frozenset(claim.fact for claim in body.claims))
+        grant = grant_for(services, access)
+        async with transaction(services.pool) as conn:
+            await check_consent(conn, grant, audit.subject_key)
+            known = await evaluation.evaluate(conn, audit.subject_key, body.reference_date, body.as_of)
+        results = [evaluation.check_claim(claim, known.facts) for claim in body.claims]
+        audit.response = {
+            "results": [{"fact": r["fact"], "holds": r["holds"]} for r in results],
+            "profile_version": known.profile_version,
+        }
+        return VerificationResponse.model_validate(
+            {
+                "purpose": body.purpose,
+                "reference_date": known.reference_date,
+                "as_of": known.as_of,
+                "profile_version": known.profile_version,
+                "results": results,
+            }
+        )

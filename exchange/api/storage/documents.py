@@ -1,0 +1,86 @@
+"""The profile as the sink stores it in jsonb, read back into the exact `Profile`.
+
+The sink writes each profile version as a document (consumers/sink/profiles.py `profile_document`):
+per section its live records as `{"ref": RecordRef fields, "data": record fields}`, then every
+revoked record's `ref` under "revoked"; amounts are decimal strings, dates and instants ISO 8601.
+Every value survives that round trip exactly (two-decimal strings keep their scale), so this
+adapter rebuilds the very profile the processor folded, for `exchange.facts.compute`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from typing import Any
+
+from exchange.profile import (
+    IDENTITY,
+    PROPERTY,
+    SOCIAL,
+    TAX,
+    Contribution,
+    Entry,
+    Payment,
+    Person,
+    Profile,
+    ProfileFormError,
+    RecordRef,
+    Title,
+    from_avro,
+)
+
+Convert = Callable[[Any], Any]
+# Profile field -> (its dataset, its record type, converters of the fields JSON does not keep as is).
+_SECTIONS: Mapping[str, tuple[str, type[Any], Mapping[str, Convert]]] = {
+    "persons": (IDENTITY, Person, {"birth_date": dt.date.fromisoformat}),
+    "payments": (
+        TAX,
+        Payment,
+        {
+            "period_start": dt.date.fromisoformat,
+            "period_end": dt.date.fromisoformat,
+            "income": Decimal,
+            "tax_paid": Decimal,
+            "credited_on": dt.date.fromisoformat,
+        },
+    ),
+    "contributions": (
+        SOCIAL,
+        Contribution,
+        {"month": dt.date.fromisoformat, "occurred_at": dt.datetime.fromisoformat},
+    ),
+    "titles": (PROPERTY, Title, {"share": Decimal, "area": Decimal}),
+}
+
+
+def _data(kind: type[Any], converters: Mapping[str, Convert], data: Mapping[str, Any]) -> Any:
+    return kind(*(converters.get(name, _same)(data[name]) for name in kind._fields))
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def profile_from_document(document: Mapping[str, Any]) -> Profile:
+    """The `Profile` of a stored profile document; `ProfileFormError` when it is not one.
+
+    A document without "revoked" is taken to be the profile's Avro record itself (`from_avro`).
+    """
+    if "revoked" not in document:
+        return from_avro(document)
+    try:
+        sections: dict[str, dict[str, Entry[Any]]] = {}
+        field_of = {dataset: field for field, (dataset, _, _) in _SECTIONS.items()}
+        for field, (_, kind, converters) in _SECTIONS.items():
+            section: dict[str, Entry[Any]] = {}
+            for item in document[field]:
+                ref = RecordRef(**item["ref"])
+                section[ref.source_record_id] = Entry(ref, _data(kind, converters, item["data"]))
+            sections[field] = section
+        for raw in document["revoked"]:
+            ref = RecordRef(**raw)
+            sections[field_of[ref.dataset]][ref.source_record_id] = Entry(ref, None)
+        return Profile(document["subject_key"], int(document["version"]), **sections)
+    except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+        raise ProfileFormError(f"a stored profile document does not fit the profile: {exc!r}") from exc

@@ -1,0 +1,45 @@
+"""The per-dataset record tables the sink fills: current rows for proofs, latest versions for supersession."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from psycopg import sql
+
+from exchange.api.storage.pool import Connection, Row, fetch_all
+
+# dataset -> table stem; the sink's migration creates <stem>_records and the view <stem>_current.
+TABLES: dict[str, str] = {
+    "identity.person": "identity_person",
+    "tax.payment": "tax_payment",
+    "social.contribution": "social_contribution",
+    "property.title": "property_title",
+}
+
+
+async def current_rows(conn: Connection, dataset: str, subject_key: str) -> list[Row]:
+    """The current version of each of a subject's records of `dataset` (revoked ones hidden)."""
+    query = sql.SQL("SELECT * FROM {} WHERE subject_key = %s ORDER BY source_record_id").format(
+        sql.Identifier(f"{TABLES[dataset]}_current")
+    )
+    return await fetch_all(conn, query, (subject_key,))
+
+
+# Highest version per record, revocations included: the same order as the views and the profile fold.
+_LATEST = """
+SELECT DISTINCT ON (source_record_id) source_record_id, source_version, op, event_id
+FROM {}
+WHERE subject_key = %s AND source_record_id = ANY(%s)
+ORDER BY source_record_id, source_version DESC, (op = 'revoke') DESC, kafka_partition, kafka_offset
+"""
+
+
+async def latest_versions(
+    conn: Connection, dataset: str, subject_key: str, record_ids: Sequence[str]
+) -> dict[str, Row]:
+    """Source record id -> its highest version now (source_version, op, event_id)."""
+    if not record_ids:
+        return {}
+    query = sql.SQL(_LATEST).format(sql.Identifier(f"{TABLES[dataset]}_records"))
+    rows = await fetch_all(conn, query, (subject_key, list(record_ids)))
+    return {row["source_record_id"]: row for row in rows}

@@ -1,0 +1,141 @@
+"""`exchange api`, `approvals`, `consent grant|revoke`, `audit verify`, `audit history`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+from typing import Any
+
+import psycopg
+from rich.console import Console
+from rich.table import Table
+
+from exchange import consent, database
+from exchange.api.storage import audit as audit_table
+from exchange.audit import ChainProblem, ChainVerifier
+from exchange.exceptions import ConfigurationError, StorageError
+from exchange.policy import load_policy
+from exchange.settings import ExchangeSettings
+from exchange.subjects import normalise_citizen_id, subject_key
+from monitoring.serve import start_metrics_server
+
+_console = Console()
+
+
+def register(commands: Any) -> None:
+    """Add the API, approvals, consent and audit commands."""
+    commands.add_parser("api", help="serve the HTTP API for approval services").set_defaults(run=_api)
+    approvals = commands.add_parser("approvals", help="decide applications (秒批) and materialise consent")
+    approvals.add_argument("--until-idle", action="store_true", help="stop once every partition is read")
+    approvals.set_defaults(run=_approvals)
+
+    consent_parser = commands.add_parser("consent", help="a subject's consent (授权) or delegation (代办)")
+    consent_verbs = consent_parser.add_subparsers(dest="verb", required=True)
+    for verb in ("grant", "revoke"):
+        command = consent_verbs.add_parser(verb, help=f"{verb} consent to a caller for a purpose")
+        command.add_argument("--subject", required=True, help="公民身份号码 of the subject")
+        command.add_argument("--caller", required=True, help="caller code of callers.json")
+        command.add_argument("--purpose", required=True, help="事项 code of the caller's grant")
+        command.add_argument("--delegate", help="公民身份号码 of the person allowed to apply for the subject")
+        command.set_defaults(run=_consent, op=verb)
+
+    audit = commands.add_parser("audit", help="the hash-chained audit log (电子监察)")
+    audit_verbs = audit.add_subparsers(dest="verb", required=True)
+    audit_verbs.add_parser(
+        "verify", help="check the whole chain; non-zero at the first bad row"
+    ).set_defaults(run=_audit_verify)
+    history = audit_verbs.add_parser("history", help="who used a subject's data, for which purpose, when")
+    history.add_argument("subject", help="公民身份号码 of the subject")
+    history.set_defaults(run=_audit_history)
+
+
+def _api(settings: ExchangeSettings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from exchange.api import create_api
+
+    database.migrate(settings.postgres)
+    app = create_api(settings)
+    # No access log: request paths can hold a citizen ID, and identifiers never reach the logs.
+    uvicorn.run(app, host=settings.api.host, port=settings.api.port, access_log=False, log_level="warning")
+    return 0
+
+
+def _approvals(settings: ExchangeSettings, args: argparse.Namespace) -> int:
+    from consumers.approvals import Approvals
+
+    start_metrics_server(settings.metrics_port)
+
+    async def main() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        counts = await Approvals(settings).run(stop, until_idle=args.until_idle)
+        table = Table("handled", "count")
+        for name, count in sorted(counts.items()):
+            table.add_row(name, f"{count:,}")
+        _console.print(table)
+        return 0
+
+    return asyncio.run(main())
+
+
+def _key(settings: ExchangeSettings, citizen_id: str) -> str:
+    return subject_key(normalise_citizen_id(citizen_id), settings.subject_secret.get_secret_value().encode())
+
+
+def _consent(settings: ExchangeSettings, args: argparse.Namespace) -> int:
+    policy = load_policy(settings.api.policy_dir)
+    if args.purpose not in policy.grants.get(args.caller, {}):
+        raise ConfigurationError(
+            f"caller {args.caller} has no grant for purpose {args.purpose} in grants.json"
+        )
+    delegate = None if args.delegate is None else _key(settings, args.delegate)
+    event = consent.consent_event(
+        _key(settings, args.subject), args.caller, args.purpose, args.op, delegate_key=delegate
+    )
+    consent.publish(settings, [event])
+    _console.print(f"consent {args.op} published ({event['event_id']})")
+    return 0
+
+
+async def _connect(settings: ExchangeSettings) -> psycopg.AsyncConnection[Any]:
+    try:
+        return await psycopg.AsyncConnection.connect(settings.postgres.conninfo())
+    except psycopg.OperationalError as exc:
+        raise StorageError(f"cannot reach PostgreSQL at {settings.postgres.url()}: {exc}") from exc
+
+
+def _audit_verify(settings: ExchangeSettings, args: argparse.Namespace) -> int:
+    async def check() -> tuple[ChainProblem | None, int]:
+        async with await _connect(settings) as conn:
+            verifier = ChainVerifier()
+            async for row in audit_table.rows_from(conn, 1):
+                if verifier.feed(row) is not None:
+                    break
+            return verifier.finish(await audit_table.head(conn)), verifier.rows
+
+    problem, rows = asyncio.run(check())
+    if problem is not None:
+        _console.print(f"[red]audit chain broken at row {problem.seq}[/] ({problem.kind}): {problem.message}")
+        return 2
+    _console.print(f"audit chain intact: {rows:,} rows")
+    return 0
+
+
+def _audit_history(settings: ExchangeSettings, args: argparse.Namespace) -> int:
+    key = _key(settings, args.subject)
+
+    async def read() -> list[dict[str, Any]]:
+        async with await _connect(settings) as conn:
+            return await audit_table.subject_history(conn, key)
+
+    # Plain lines, never cut to the terminal's width: this is a record someone may need in full.
+    print("at\tcaller\tpurpose\taction\toutcome")
+    for row in asyncio.run(read()):
+        outcome = row["outcome"] + (f" ({row['reason']})" if row["reason"] else "")
+        at = row["at"].isoformat(timespec="seconds")
+        print("\t".join((at, row["caller"], row["purpose"] or "-", row["action"], outcome)))
+    return 0

@@ -1,0 +1,81 @@
+"""`exchange facts ID [--reference-date D] [--as-of T] [--json]`: every fact of a subject, with lineage."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+from typing import Any
+
+import psycopg
+from rich.console import Console
+from rich.table import Table
+
+from exchange import facts
+from exchange.api.storage.profiles import StoredProfile, load_profile
+from exchange.exceptions import ExchangeError
+from exchange.settings import ExchangeSettings
+from exchange.subjects import normalise_citizen_id, subject_key
+
+_console = Console()
+
+
+def register(commands: Any) -> None:
+    """Add `exchange facts`."""
+    parser = commands.add_parser("facts", help="every fact of a subject, with its lineage")
+    parser.add_argument("citizen_id", help="公民身份号码 of the subject")
+    parser.add_argument(
+        "--reference-date",
+        type=dt.date.fromisoformat,
+        default=None,
+        help="the date facts are evaluated on (default: today)",
+    )
+    parser.add_argument(
+        "--as-of",
+        type=dt.datetime.fromisoformat,
+        default=None,
+        help="an instant: answer from what the exchange knew then (default: now)",
+    )
+    parser.add_argument("--json", action="store_true", help="an object keyed by fact name, lineage beside it")
+    parser.set_defaults(run=_facts)
+
+
+async def _load(settings: ExchangeSettings, key: str, as_of: dt.datetime | None) -> StoredProfile:
+    try:
+        async with await psycopg.AsyncConnection.connect(settings.postgres.conninfo()) as conn:
+            return await load_profile(conn, key, as_of)
+    except psycopg.OperationalError as exc:
+        raise ExchangeError(f"cannot reach PostgreSQL at {settings.postgres.url()}: {exc}") from exc
+
+
+def _facts(settings: ExchangeSettings, args: argparse.Namespace) -> int:
+    citizen_id = normalise_citizen_id(args.citizen_id)
+    key = subject_key(citizen_id, settings.subject_secret.get_secret_value().encode())
+    reference = args.reference_date or dt.date.today()
+    as_of = args.as_of if args.as_of is None or args.as_of.tzinfo else args.as_of.replace(tzinfo=dt.UTC)
+    stored = asyncio.run(_load(settings, key, as_of))
+    computed = facts.compute(stored.profile, reference)
+    values = facts.as_json(computed)
+    document: dict[str, Any] = {
+        "reference_date": reference.isoformat(),
+        "as_of": as_of.isoformat() if as_of else None,
+        "profile_version": stored.profile.version if stored.valid_from else None,
+        "known_since": stored.valid_from.isoformat() if stored.valid_from else None,
+        "facts": values,
+        "lineage": {name: [ref._asdict() for ref in fact.lineage] for name, fact in sorted(computed.items())},
+    }
+    if args.json:
+        print(json.dumps(document, ensure_ascii=False, indent=1))
+        return 0
+    table = Table("fact", "value", "lineage", title=f"reference date {reference}, as of {as_of or 'now'}")
+    for name, value in values.items():
+        refs = computed[name].lineage
+        shown = ", ".join(f"{r.dataset}:{r.source_record_id} v{r.source_version}" for r in refs[:3])
+        table.add_row(
+            name,
+            json.dumps(value, ensure_ascii=False),
+            shown + (f" (+{len(refs) - 3})" if len(refs) > 3 else ""),
+        )
+    _console.print(table)
+    return 0

@@ -1,0 +1,134 @@
+"""The audit log on the real PostgreSQL (and Kafka): every request chained, serialised under concurrency,
+`exchange audit verify` passing and then naming a tampered row, the relay's copy on exchange.audit.v1."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+from api_support import client, key_of, run, with_key
+
+from exchange import admin, database
+from exchange.api import create_api
+from exchange.audit import verify
+from exchange.logs import read_all
+from exchange.settings import ExchangeSettings
+from exchange.topics import AUDIT
+
+SUBJECT = "440103198403037020"
+CLAIM = {"fact": "identity.status", "operator": "eq", "value": "normal"}
+
+
+async def _requests(settings: ExchangeSettings, count: int) -> None:
+    """`count` requests at once: allowed verifications, refused ones, unauthenticated ones."""
+    body = {"subject": SUBJECT, "purpose": "public-rental-housing", "claims": [CLAIM]}
+    async with (
+        client(settings, "housing-bureau") as housing,
+        client(settings, "bank") as bank,
+        client(settings) as anonymous,
+    ):
+        sent = [(housing, bank, anonymous)[n % 3].post("/v1/verifications", json=body) for n in range(count)]
+        statuses = [response.status_code for response in await asyncio.gather(*sent)]
+    assert sorted(set(statuses)) == [200, 401, 403]
+
+
+async def test_audit_verify_passes_then_names_the_first_tampered_row(
+    settings: ExchangeSettings, tmp_path: Path
+) -> None:
+    settings = with_key(settings, tmp_path)
+    database.migrate(settings.postgres)
+    await _requests(settings, 30)
+    with psycopg.connect(settings.postgres.conninfo()) as conn:
+        outcomes = conn.execute("SELECT outcome, count(*) FROM audit_log GROUP BY 1 ORDER BY 1").fetchall()
+        texts = conn.execute("SELECT request::text || response::text FROM audit_log").fetchall()
+    assert outcomes == [("allowed", 10), ("refused", 20)]
+    assert not any(SUBJECT in text for (text,) in texts)
+    assert "intact: 30 rows" in run(settings, tmp_path, "audit", "verify").stdout
+
+    with psycopg.connect(settings.postgres.conninfo()) as conn:
+        # The table refuses it; a tamperer with the owner's rights disables the trigger first.
+        with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
+            conn.execute("UPDATE audit_log SET outcome = 'allowed' WHERE seq = 7")
+        conn.rollback()
+        conn.execute("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only")
+        conn.execute("UPDATE audit_log SET outcome = 'allowed', reason = NULL WHERE seq = 7 OR seq = 12")
+        conn.commit()
+    done = run(settings, tmp_path, "audit", "verify", check=False)
+    assert done.returncode != 0 and "row 7" in done.stdout and "altered" in done.stdout
+
+    with psycopg.connect(settings.postgres.conninfo()) as conn:
+        conn.execute("DELETE FROM audit_log WHERE seq >= 7")
+    done = run(settings, tmp_path, "audit", "verify", check=False)
+    assert done.returncode != 0 and "row 7" in done.stdout and "truncated" in done.stdout
+
+
+async def test_a_subject_sees_who_used_their_data(settings: ExchangeSettings, tmp_path: Path) -> None:
+    settings = with_key(settings, tmp_path)
+    database.migrate(settings.postgres)
+    await _requests(settings, 3)
+    async with client(settings, "citizen-portal") as portal:
+        mine = await portal.get(f"/v1/subjects/{SUBJECT}/audit", params={"purpose": "data-use-history"})
+    async with client(settings, "housing-bureau") as housing:
+        refused = await housing.get(
+            f"/v1/subjects/{SUBJECT}/audit", params={"purpose": "public-rental-housing"}
+        )
+    assert mine.status_code == 200
+    uses = [(entry["caller"], entry["purpose"], entry["outcome"]) for entry in mine.json()["entries"]]
+    assert ("housing-bureau", "public-rental-housing", "allowed") in uses
+    assert ("bank", "public-rental-housing", "refused") in uses
+    assert (refused.status_code, refused.json()["reason"]) == (403, "subject_audit_not_granted")
+    history = run(settings, tmp_path, "audit", "history", SUBJECT).stdout
+    assert "housing-bureau" in history and "bank" in history and "purpose_not_granted" in history
+    with psycopg.connect(settings.postgres.conninfo()) as conn:
+        (count,) = conn.execute(
+            "SELECT count(*) FROM audit_log WHERE subject_key = %s", (key_of(settings, SUBJECT),)
+        ).fetchone() or (0,)
+    assert count >= 3
+
+
+async def test_the_relay_puts_the_chain_on_the_audit_topic(
+    settings: ExchangeSettings, tmp_path: Path
+) -> None:
+    settings = with_key(settings, tmp_path)
+    database.migrate(settings.postgres)
+    admin.ensure_topics(settings.kafka)
+    app = create_api(settings)  # with the relay
+    async with app.router.lifespan_context(app):
+        await _requests(settings, 9)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with psycopg.connect(settings.postgres.conninfo()) as conn:
+                (next_seq,) = conn.execute("SELECT next_seq FROM audit_relay").fetchone() or (0,)
+            if next_seq == 10:
+                break
+            await asyncio.sleep(0.2)
+    records = [record.value for record in read_all(settings.kafka, AUDIT.full_name(settings.kafka))]
+    rows = [
+        {**value, "request": json.loads(value["request"]), "response": json.loads(value["response"])}
+        for value in records
+    ]
+    assert [row["seq"] for row in rows] == list(range(1, 10))
+    assert verify(rows, (9, rows[-1]["hash"])) is None
+
+
+async def test_a_proxys_verified_certificate_subject_identifies_the_caller(
+    settings: ExchangeSettings, tmp_path: Path
+) -> None:
+    settings = with_key(settings, tmp_path)
+    settings = settings.model_copy(
+        update={"api": settings.api.model_copy(update={"tls_subject_header": "X-Client-Subject"})}
+    )
+    database.migrate(settings.postgres)
+    body = {"subject": SUBJECT, "purpose": "public-rental-housing", "claims": [CLAIM]}
+    async with client(settings) as http:
+        known = await http.post(
+            "/v1/verifications",
+            json=body,
+            headers={"X-Client-Subject": "CN=housing-bureau,OU=approval-services,O=Guangzhou"},
+        )
+        unknown = await http.post("/v1/verifications", json=body, headers={"X-Client-Subject": "CN=someone"})
+    assert known.status_code == 200 and unknown.status_code == 401

@@ -1,0 +1,131 @@
+"""Electronic proofs on the real stack: the samples through the connectors and the sink, proofs signed,
+verified offline and by the public endpoint, a forged one refused, a corrected one superseded."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from api_support import client, key_of, run, with_key
+from joserfc import jws
+from joserfc.jwk import OKPKey
+from support import SAMPLES, publish_folder
+
+from connectors.files import run_file
+from connectors.positions import PositionStore
+from connectors.publisher import Publisher
+from exchange import admin, consent, database
+from exchange.api.signing import load_signer
+from exchange.settings import ExchangeSettings
+
+SUBJECT = "440103198403037020"
+PERIOD = {"period_start": "2025-11-01", "period_end": "2026-10-31"}
+CORRECTED = "0003244010600000838"
+VOIDED = "0003244010600000839"
+
+
+def _tax_rows(*vouchers: str) -> dict[str, list[str]]:
+    lines = (SAMPLES / "tax.csv").read_text(encoding="gb18030").splitlines()
+    return {line.split(",")[0]: line.split(",") for line in lines[1:] if line.split(",")[0] in vouchers}
+
+
+def _publish_tax(settings: ExchangeSettings, state: Path, rows: list[list[str]]) -> None:
+    path = state / "correction.csv"
+    header = (SAMPLES / "tax.csv").read_text(encoding="gb18030").splitlines()[0]
+    path.write_text("\n".join([header, *(",".join(row) for row in rows)]) + "\n", encoding="gb18030")
+    publisher = Publisher(settings, client_id="test-correction")
+    try:
+        run_file("tax", path, publisher=publisher, positions=PositionStore(state / "p2"), chunk_records=100)
+    finally:
+        publisher.close()
+
+
+async def _verify(settings: ExchangeSettings, token: str) -> dict[str, Any]:
+    async with client(settings) as public:
+        response = await public.post("/v1/proofs/verify", json={"jws": token})
+    assert response.status_code == 200, response.text
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+async def test_proofs_are_signed_verifiable_and_superseded_by_a_later_correction(
+    settings: ExchangeSettings, tmp_path: Path
+) -> None:
+    settings = with_key(settings, tmp_path)
+    admin.ensure_topics(settings.kafka)
+    database.migrate(settings.postgres)
+    publish_folder(settings, SAMPLES, tmp_path, registry_dsn=settings.postgres.conninfo())
+    run(settings, tmp_path, "sink", "--until-idle")
+    grant = consent.consent_event(key_of(settings, SUBJECT), "talent-office", "talent-green-card", "grant")
+    consent.publish(settings, [grant])
+    run(settings, tmp_path, "approvals", "--until-idle")
+
+    async with client(settings, "talent-office") as talent:
+        body = {"proof_type": "tax-payment", "subject": SUBJECT, "purpose": "talent-green-card", **PERIOD}
+        tax = (await talent.post("/v1/proofs", json=body)).json()
+        social = (await talent.post("/v1/proofs", json={**body, "proof_type": "social-insurance"})).json()
+        again = await talent.get(f"/v1/proofs/{tax['proof_id']}")
+        keys = (await talent.get("/v1/keys")).json()
+    async with client(settings, "housing-bureau") as housing:
+        body = {"subject": SUBJECT, "purpose": "public-rental-housing"}
+        household = (await housing.post("/v1/proofs", json={**body, "proof_type": "household"})).json()
+        holdings = (await housing.post("/v1/proofs", json={**body, "proof_type": "property-holdings"})).json()
+        not_theirs = await housing.get(f"/v1/proofs/{tax['proof_id']}")
+
+    document = tax["document"]
+    payments = document["content"]["payments"]
+    assert document["subject"] == {"citizen_id": SUBJECT} and document["legal_basis"]
+    assert document["content"]["totals"]["tax_paid"] == "2528.28" and len(payments) == 12
+    assert {entry["source_record_id"] for entry in document["lineage"]} == {p["voucher"] for p in payments}
+    assert document["offsets"] and all(offset["offset"] >= 0 for offset in document["offsets"])
+    assert social["document"]["content"]["insurance"][0]["month_count"] == 12
+    assert (
+        household["document"]["content"]["name"] == "李明明"
+        and household["document"]["content"]["status"] == "normal"
+    )
+    assert holdings["document"]["content"]["titles"] == [] and "statement" in holdings["document"]["content"]
+    assert again.status_code == 200 and again.json()["jws"] == tax["jws"]
+    assert (not_theirs.status_code, not_theirs.json()["reason"]) == (403, "purpose_not_granted")
+
+    # Offline, with nothing but the published key.
+    public_key = OKPKey.import_key(keys["keys"][0])
+    assert (
+        json.loads(jws.deserialize_compact(tax["jws"], public_key, algorithms=["Ed25519"]).payload)
+        == document
+    )
+    for proof in (tax, social, household, holdings):
+        assert (await _verify(settings, proof["jws"]))["status"] == "valid"
+
+    # A forged payload breaks the signature; a payload our key signed but we never issued is not intact.
+    header, _, signature = tax["jws"].split(".")
+    forged_payload = json.dumps({**document, "content": {"totals": {"tax_paid": "99999.00"}}}).encode()
+    forged = f"{header}.{base64.urlsafe_b64encode(forged_payload).rstrip(b'=').decode()}.{signature}"
+    answer = await _verify(settings, forged)
+    assert (answer["status"], answer["signature_valid"]) == ("invalid", False)
+    resigned, _ = load_signer(settings.api).sign({**document, "content": {}})
+    answer = await _verify(settings, resigned)
+    assert (answer["status"], answer["signature_valid"], answer["intact"]) == ("invalid", True, False)
+
+    # 税务 corrects one voucher and voids another the proof used.
+    rows = _tax_rows(CORRECTED, VOIDED)
+    rows[CORRECTED][7], rows[CORRECTED][11] = "220.00", "2"
+    rows[VOIDED][11], rows[VOIDED][12] = "2", "1"
+    _publish_tax(settings, tmp_path, list(rows.values()))
+    run(settings, tmp_path, "sink", "--until-idle")
+    with psycopg.connect(settings.postgres.conninfo()) as conn:
+        newer = {
+            str(event_id)
+            for (event_id,) in conn.execute(
+                "SELECT event_id FROM tax_payment_records "
+                "WHERE source_version = 2 AND source_record_id = ANY(%s)",
+                ([CORRECTED, VOIDED],),
+            )
+        }
+    assert len(newer) == 2
+    answer = await _verify(settings, tax["jws"])
+    assert (answer["status"], set(answer["superseded_by"])) == ("superseded", newer)
+    for proof in (social, household, holdings):
+        assert (await _verify(settings, proof["jws"]))["status"] == "valid"

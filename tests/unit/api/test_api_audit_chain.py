@@ -1,0 +1,81 @@
+"""The audit hash chain: intact chains verify; altered, inserted and deleted rows are found, first named."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from exchange.audit import GENESIS, AuditEntry, chained, row_hash, verify
+
+AT = dt.datetime(2026, 11, 15, 9, 30, tzinfo=dt.UTC)
+
+
+def chain(length: int) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for number in range(length):
+        entry = AuditEntry(
+            caller="housing-bureau",
+            action="verification",
+            outcome="allowed" if number % 3 else "refused",
+            policy_version="v" * 64,
+            purpose="public-rental-housing",
+            subject_key=f"{number:064x}",
+            reason=None if number % 3 else "fact_not_granted",
+            request={"claims": [{"fact": "identity.status", "operator": "eq"}], "n": number},
+            response={"results": [{"fact": "identity.status", "holds": True}]},
+            at=AT + dt.timedelta(seconds=number),
+        )
+        rows.append(chained(entry, number + 1, rows[-1]["hash"] if rows else GENESIS))
+    return rows
+
+
+def head(rows: list[dict[str, Any]]) -> tuple[int, str]:
+    return (rows[-1]["seq"], rows[-1]["hash"]) if rows else (0, GENESIS)
+
+
+def test_an_intact_chain_verifies_and_so_does_an_empty_one() -> None:
+    rows = chain(10)
+    assert verify(rows, head(rows)) is None
+    assert verify([], None) is None
+
+
+def test_an_altered_field_is_found_at_its_row() -> None:
+    for field, value in [("caller", "bank"), ("outcome", "failed"), ("request", {"n": 99}), ("at", AT)]:
+        rows = chain(10)
+        rows[4] = {**rows[4], field: value}
+        problem = verify(rows, head(rows))
+        assert problem is not None and (problem.seq, problem.kind) == (5, "altered"), field
+
+
+def test_an_altered_row_with_a_recomputed_hash_breaks_the_next_link() -> None:
+    rows = chain(10)
+    forged = {**rows[4], "outcome": "failed"}
+    rows[4] = {**forged, "hash": row_hash(forged)}
+    problem = verify(rows, head(rows))
+    assert problem is not None and (problem.seq, problem.kind) == (6, "broken_link")
+
+
+def test_an_inserted_row_is_found() -> None:
+    rows = chain(10)
+    intruder = chained(
+        AuditEntry(caller="bank", action="verification", outcome="allowed", policy_version="v", at=AT),
+        5,
+        rows[3]["hash"],
+    )
+    tampered = [*rows[:4], intruder, *({**row, "seq": row["seq"] + 1} for row in rows[4:])]
+    problem = verify(tampered, (11, tampered[-1]["hash"]))
+    assert problem is not None and problem.seq == 6
+
+
+def test_a_deleted_row_is_found_in_the_middle_and_at_the_end() -> None:
+    rows = chain(10)
+    problem = verify([*rows[:3], *rows[4:]], head(rows))
+    assert problem is not None and (problem.seq, problem.kind) == (5, "sequence_gap")
+    problem = verify(rows[:-1], head(rows))
+    assert problem is not None and (problem.seq, problem.kind) == (10, "truncated")
+
+
+def test_the_hash_does_not_depend_on_the_key_order_of_json_columns() -> None:
+    rows = chain(2)
+    reordered = {**rows[1], "request": dict(reversed(list(rows[1]["request"].items())))}
+    assert row_hash(reordered) == rows[1]["hash"]

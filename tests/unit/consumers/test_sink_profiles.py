@@ -1,0 +1,70 @@
+"""A profile record's row: the whole record as JSON, and valid_from from the processor's updated_at."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from decimal import Decimal
+
+import pytest
+from sink_records import EMPLOYER, PUBLISHED, contribution, payment, profile, title
+
+from consumers.sink.documents import to_json
+from consumers.sink.profiles import EPOCH, PROFILE_COLUMNS, latest_published_at, profile_row, valid_from
+from exchange.serialization import AvroCodec
+
+UPDATED = dt.datetime(2026, 3, 5, 8, 0, 0, 250000, tzinfo=dt.UTC)
+KAFKA_MS = 1_780_000_000_000
+
+
+def test_a_profile_row_holds_the_profile_as_a_readable_document() -> None:
+    codec = AvroCodec()
+    folded = [contribution("L-1"), payment(), title(), contribution("L-2", op="revoke")]
+    _, record = codec.decode(codec.encode("profile", profile("k" * 64, folded, UPDATED)))
+    row = dict(zip(PROFILE_COLUMNS, profile_row(record, "exchange.profile.v1", 2, 77, KAFKA_MS), strict=True))
+    assert (row["subject_key"], row["version"], row["updated_at"]) == ("k" * 64, 4, UPDATED)
+    assert (row["topic"], row["kafka_partition"], row["kafka_offset"]) == ("exchange.profile.v1", 2, 77)
+    document = json.loads(row["profile"])
+    assert document["subject_key"] == "k" * 64 and document["version"] == 4
+    assert document["updated_at"] == "2026-03-05T08:00:00.250000+00:00"
+    assert document["latest_published_at"] == PUBLISHED.isoformat()
+    assert document["persons"] == []
+    [line] = document["contributions"]
+    assert line["data"]["month"] == "2026-01-01" and line["data"]["status"] == "paid"
+    assert line["ref"] == {
+        "event_id": contribution("L-1")["envelope"]["event_id"],
+        "dataset": "social.contribution",
+        "source_record_id": "L-1",
+        "source_version": 1,
+        "topic": "social.contribution.v1",
+        "partition": 0,
+        "offset": 0,
+    }
+    [paid] = document["payments"]
+    assert paid["data"]["income"] == "12345.67" and paid["data"]["tax_paid"] == "-0.01"
+    assert paid["data"]["withholding_agent"] == EMPLOYER
+    [owned] = document["titles"]
+    assert owned["data"]["share"] == "62.50" and owned["data"]["area"] == "89.07"
+    assert owned["data"]["mortgaged"] is True
+    [revoked] = document["revoked"]
+    assert (revoked["source_record_id"], revoked["dataset"]) == ("L-2", "social.contribution")
+
+
+def test_valid_from_is_updated_at_or_the_kafka_timestamp_for_the_default() -> None:
+    assert valid_from({"updated_at": UPDATED}, KAFKA_MS) == UPDATED
+    fallback = valid_from({"updated_at": EPOCH}, KAFKA_MS)
+    assert fallback == dt.datetime(2026, 5, 28, 20, 26, 40, tzinfo=dt.UTC)
+    assert fallback.utcoffset() == dt.timedelta(0)
+
+
+def test_latest_published_at_is_none_when_not_recorded() -> None:
+    assert latest_published_at({"latest_published_at": PUBLISHED}) == PUBLISHED
+    assert latest_published_at({"latest_published_at": EPOCH}) is None
+    assert latest_published_at({}) is None
+
+
+def test_json_keeps_unicode_and_exact_values() -> None:
+    value = {"name": "何䶮", "on": dt.date(2001, 10, 28), "share": Decimal("37.50"), "n": [1, None, True]}
+    assert to_json(value) == '{"name":"何䶮","on":"2001-10-28","share":"37.50","n":[1,null,true]}'
+    with pytest.raises(TypeError, match="bytes has no JSON form"):
+        to_json({"original": b"\x00"})
