@@ -196,12 +196,22 @@ def run(
     stop = threading.Event()
     try:
         supervisor.start("processor", "process")
-        supervisor.start("sink", "sink")
-        for department, name in EXPORTS:
-            supervisor.start(f"connect-{department}", "connect", department, str(exports / name), "--follow")
-        supervisor.start("connect-property", "connect", "property", registry_dsn, "--follow")
+        supervisor.start("sink", "sink", env=_metrics(9105))
+        for port, (department, name) in enumerate(EXPORTS, start=9101):
+            supervisor.start(
+                f"connect-{department}",
+                "connect",
+                department,
+                str(exports / name),
+                "--follow",
+                env=_metrics(port),
+            )
+        supervisor.start(
+            "connect-property", "connect", "property", registry_dsn, "--follow", env=_metrics(9104)
+        )
         supervisor.start("api", "api")
-        supervisor.start("approvals", "approvals")
+        supervisor.start("approvals", "approvals", env=_metrics(9106))
+        supervisor.start("lag-exporter", "lag-exporter", env=_metrics(9308))
         progress = Progress(demo)
 
         def read() -> bool:
@@ -223,7 +233,8 @@ def run(
         _console.print(
             f"API documentation: http://{demo.api.host}:{demo.api.port}/docs · metrics: "
             f"http://{demo.api.host}:{demo.api.port}/metrics, processor "
-            f"http://127.0.0.1:{demo.processor.web_port}/metrics · logs: {home / 'logs'}"
+            f"http://127.0.0.1:{demo.processor.web_port}/metrics, connectors :9101-9104, sink :9105, "
+            f"approvals :9106, lag :9308 (all /metrics; `exchange top` shows them) · logs: {home / 'logs'}"
         )
         if options.wait:
             _console.print("the exchange is running; Ctrl-C stops it")
@@ -236,6 +247,11 @@ def run(
         with _console.status("stopping every process…"):
             codes = supervisor.stop_all()
         _console.print("stopped: " + ", ".join(f"{name} ({code})" for name, code in codes.items()))
+
+
+def _metrics(port: int) -> dict[str, str]:
+    """Where a process serves /metrics (the ports of monitoring/prometheus.yml)."""
+    return {"EXCHANGE_METRICS_PORT": str(port)}
 
 
 def _os_environ() -> dict[str, str]:

@@ -44,14 +44,14 @@ class Supervisor:
         self.logs = logs
         self.running: list[Supervised] = []
 
-    def start(self, name: str, *args: str) -> Supervised:
-        """Start `exchange ARGS…` in the background, logging to `<logs>/<name>.log`."""
+    def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> Supervised:
+        """Start `exchange ARGS…` in the background, logging to `<logs>/<name>.log`; `env` adds variables."""
         self.logs.mkdir(parents=True, exist_ok=True)
         log = self.logs / f"{name}.log"
         with log.open("ab") as out:
             process = subprocess.Popen(
                 [sys.executable, "-m", "exchange", *args],
-                env=self.env,
+                env={**self.env, **(env or {})},
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

@@ -21,10 +21,46 @@ def register(commands: Any) -> None:
         choices=["identity", "tax", "social"],
     )
     connect.set_defaults(run=_connect)
+    pipeline = kinds.add_parser(
+        "pipeline",
+        help="end to end, freshness, fold and sink rates, each against its baseline, and where the time goes",
+    )
+    pipeline.add_argument("--people", type=int, default=3000, help="the population of the exports")
+    pipeline.set_defaults(run=_pipeline)
+    api = kinds.add_parser(
+        "api", help="verifications and proofs requests/s and p50/p99 against a bare Starlette route"
+    )
+    api.add_argument("--people", type=int, default=500, help="the population the requests ask about")
+    api.add_argument("--load-people", type=int, default=4000, help="the population loaded during the load")
+    api.add_argument("--requests", type=int, default=3000, help="requests per phase")
+    api.add_argument("--concurrency", type=int, default=32, help="requests in flight")
+    api.add_argument("--phase-seconds", type=float, default=60.0, help="the longest a phase may run")
+    api.set_defaults(run=_api)
 
 
 def _connect(settings: ExchangeSettings, args: argparse.Namespace) -> int:
     from bench import connect
 
     connect.run(settings, args.records, args.departments)
+    return 0
+
+
+def _pipeline(settings: ExchangeSettings, args: argparse.Namespace) -> int:
+    from bench import pipeline
+
+    pipeline.run(settings, args.people)
+    return 0
+
+
+def _api(settings: ExchangeSettings, args: argparse.Namespace) -> int:
+    from bench import api
+
+    options = api.Options(
+        people=args.people,
+        load_people=args.load_people,
+        requests=args.requests,
+        concurrency=args.concurrency,
+        phase_seconds=args.phase_seconds,
+    )
+    api.run(settings, options)
     return 0

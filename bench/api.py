@@ -1,0 +1,333 @@
+"""`exchange bench api`: requests/s and p50/p99 latency of verifications and proofs at a fixed
+concurrency, idle and while a pipeline run loads data, against a bare Starlette route running the
+verification's profile query, all measured in the same run on the same machine.
+
+A population is generated and run through the real pipeline (connectors, `exchange process`,
+`exchange sink`) first; then `exchange api` and the baseline are each served by one uvicorn worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import logging
+import os
+import random
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from bench import http_load
+from bench.api_stack import (
+    bench_settings,
+    environment,
+    finished,
+    free_port,
+    isolated,
+    start_bare,
+    start_connectors,
+    wait_answering,
+)
+from bench.bare_api import ROUTE as BARE_ROUTE
+from bench.cpu_usage import CpuClock, Usage, cores
+from connectors.synth import generate
+from exchange import admin, database
+from exchange.demo import Progress, wait_until_complete
+from exchange.demo_api import KEYS
+from exchange.settings import ExchangeSettings
+from exchange.subjects import subject_key
+from exchange.supervisor import Supervisor
+
+_console = Console()
+CALLER = "housing-bureau"  # no consent needed for public-rental-housing: every request is answered
+PURPOSE = "public-rental-housing"
+PROOF_TYPE = "household"
+GOAL_RATIO = 0.7
+GOAL_P99_SECONDS = 0.020
+GOAL_PER_SECOND = 2000.0
+
+
+@dataclass(frozen=True)
+class Options:
+    """What the benchmark generates and how hard it pushes."""
+
+    people: int = 500
+    load_people: int = 4000
+    requests: int = 3000
+    concurrency: int = 32
+    phase_seconds: float = 60.0
+    seed: int = 1
+    timeout_seconds: float = 900.0
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of request: which server answers it and how its body is made from a citizen ID."""
+
+    name: str
+    server: str
+    path: str
+    body: Callable[[str], dict[str, object]]
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One measured phase: a kind of request, idle or under pipeline load, and what it cost."""
+
+    kind: str
+    load: str
+    outcome: http_load.Outcome
+    usage: Usage
+    folded: int = 0  # records the processor folded during the phase
+    behind_at_end: int = 0  # records published but not yet folded or written when it ended
+
+
+def _kinds(settings: ExchangeSettings, reference_date: str) -> list[Kind]:
+    secret = settings.subject_secret.get_secret_value().encode()
+    key = {"X-API-Key": KEYS[CALLER]}
+    claims = [
+        {"fact": "identity.status", "operator": "eq", "value": "normal"},
+        {"fact": "property.owns_residential_in_city", "operator": "eq", "value": False},
+    ]
+    return [
+        Kind(
+            "verifications",
+            "api",
+            "/v1/verifications",
+            lambda cid: {
+                "subject": cid,
+                "purpose": PURPOSE,
+                "reference_date": reference_date,
+                "claims": claims,
+            },
+            key,
+        ),
+        Kind(
+            f"proofs ({PROOF_TYPE})",
+            "api",
+            "/v1/proofs",
+            lambda cid: {"proof_type": PROOF_TYPE, "subject": cid, "purpose": PURPOSE},
+            key,
+        ),
+        Kind("bare route", "bare", BARE_ROUTE, lambda cid: {"subject_key": subject_key(cid, secret)}, {}),
+    ]
+
+
+def _requests(
+    kind: Kind, target: http_load.Target, subjects: list[str], count: int, rng: random.Random
+) -> list[bytes]:
+    return [
+        http_load.post(target, kind.path, json.dumps(kind.body(rng.choice(subjects))).encode(), kind.headers)
+        for _ in range(count)
+    ]
+
+
+class Runner:
+    """Runs the phases against the started servers, with CPU and pipeline accounting."""
+
+    def __init__(
+        self,
+        options: Options,
+        targets: dict[str, http_load.Target],
+        subjects: list[str],
+        clock: CpuClock,
+        progress: Progress,
+    ) -> None:
+        self.options = options
+        self.targets = targets
+        self.subjects = subjects
+        self.clock = clock
+        self.progress = progress
+        self.rng = random.Random(options.seed)
+
+    def phase(self, kind: Kind, load: str) -> Phase:
+        """Warm up, then send `options.requests` requests of `kind` (bounded by `phase_seconds`)."""
+        target = self.targets[kind.server]
+        warm = _requests(kind, target, self.subjects, max(self.options.concurrency * 4, 100), self.rng)
+        measured = _requests(kind, target, self.subjects, self.options.requests, self.rng)
+        asyncio.run(http_load.run(target, warm, self.options.concurrency, self.options.phase_seconds))
+        before_pipeline = self.progress.snapshot()
+        before = self.clock.sample()
+        with _console.status(f"{kind.name}, {load}: {len(measured):,} requests…"):
+            outcome = asyncio.run(
+                http_load.run(target, measured, self.options.concurrency, self.options.phase_seconds)
+            )
+        usage = self.clock.since(before)
+        after = self.progress.snapshot()
+        behind = after["published"] - after["folded"] + after["sink_behind"]
+        return Phase(kind.name, load, outcome, usage, after["folded"] - before_pipeline["folded"], behind)
+
+
+def run(settings: ExchangeSettings, options: Options) -> list[Phase]:
+    """Set up, measure every phase, print the table; the run's topics, database and state go after."""
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per readiness probe
+    with tempfile.TemporaryDirectory(prefix="exchange-bench-api-") as name:
+        folder = Path(name)
+        bench = bench_settings(settings, folder)
+        with isolated(bench):
+            phases = _measure(bench, options, folder)
+    _print(phases, options)
+    return phases
+
+
+def _measure(bench: ExchangeSettings, options: Options, folder: Path) -> list[Phase]:
+    with _console.status("topics, migrations and two generated populations…"):
+        admin.ensure_topics(bench.kafka)
+        database.migrate(bench.postgres)
+        generate(options.people, options.seed, folder / "population")
+        generate(options.load_people, options.seed + 1, folder / "load")
+    expected = json.loads((folder / "population" / "expected.json").read_text(encoding="utf-8"))
+    bare = bench.model_copy(update={"api": bench.api.model_copy(update={"port": _other_port(bench)})})
+    supervisor = Supervisor(environment(bench), folder / "logs")
+    try:
+        processor = supervisor.start("processor", "process")
+        sink = supervisor.start("sink", "sink")
+        progress = Progress(bench)
+        connectors = start_connectors(bench, folder / "population", folder / "logs", registry=True)
+        loaded = wait_until_complete(
+            progress,
+            supervisor,
+            lambda: finished(connectors),
+            options.timeout_seconds,
+            f"{options.people:,} people through connectors, processor and sink",
+        )
+        _console.print(f"setup: {loaded['published']:,} records folded into profiles and written")
+        api = supervisor.start("api", "api")
+        baseline = start_bare(supervisor, bare)
+        wait_answering(supervisor, "GET", f"http://{bench.api.host}:{bench.api.port}/v1/keys", None)
+        wait_answering(
+            supervisor, "POST", f"http://{bare.api.host}:{bare.api.port}{BARE_ROUTE}", {"subject_key": "-"}
+        )
+        clock = CpuClock(
+            {
+                "api": api.process.pid,
+                "bare": baseline.process.pid,
+                "generator": os.getpid(),
+                "processor": processor.process.pid,
+                "sink": sink.process.pid,
+            }
+        )
+        targets = {
+            "api": http_load.Target(bench.api.host, bench.api.port),
+            "bare": http_load.Target(bare.api.host, bare.api.port),
+        }
+        runner = Runner(options, targets, sorted(expected["subjects"]), clock, progress)
+        kinds = _kinds(bench, expected["reference_date"])
+        phases = [runner.phase(kind, "idle") for kind in kinds]
+        phases.extend(_under_load(bench, options, folder, supervisor, runner, kinds))
+        progress.close()
+        return phases
+    finally:
+        with _console.status("stopping the servers and the pipeline…"):
+            supervisor.stop_all(grace_seconds=30)
+
+
+def _under_load(
+    bench: ExchangeSettings,
+    options: Options,
+    folder: Path,
+    supervisor: Supervisor,
+    runner: Runner,
+    kinds: list[Kind],
+) -> list[Phase]:
+    """The same phases while another population is published into the topics and folded and written."""
+    start = runner.progress.snapshot()
+    connectors = start_connectors(bench, folder / "load", folder / "logs", registry=False)
+    deadline = time.monotonic() + 60
+    with _console.status(f"publishing {options.load_people:,} more people; waiting for the processor…"):
+        while runner.progress.snapshot()["folded"] == start["folded"] and time.monotonic() < deadline:
+            supervisor.check()
+            time.sleep(0.5)
+    phases = [runner.phase(kind, "pipeline") for kind in kinds]
+    with _console.status("the pipeline load finishing…"):
+        while not finished(connectors):
+            time.sleep(0.5)
+    return phases
+
+
+def _other_port(bench: ExchangeSettings) -> int:
+    port = free_port()
+    while port == bench.api.port:
+        port = free_port()
+    return port
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:,.1f}"
+
+
+def _print(phases: list[Phase], options: Options) -> None:
+    table = Table(
+        "phase",
+        "load",
+        "answered",
+        "errors",
+        "requests/s",
+        "p50 ms",
+        "p99 ms",
+        "server cores",
+        "generator cores",
+        "pipeline cores",
+        "machine cores",
+        "pipeline folded / behind at end",
+        title=f"exchange bench api — {options.concurrency} in flight, one uvicorn worker per server",
+    )
+    for phase in phases:
+        usage = phase.usage.processes
+        server = usage["bare" if phase.kind == "bare route" else "api"]
+        table.add_row(
+            phase.kind,
+            phase.load,
+            f"{phase.outcome.answered:,}",
+            f"{phase.outcome.errors:,}",
+            f"{phase.outcome.per_second:,.0f}",
+            _ms(phase.outcome.percentile(0.50)),
+            _ms(phase.outcome.percentile(0.99)),
+            f"{server:.2f}",
+            f"{usage['generator']:.2f}",
+            f"{usage['processor'] + usage['sink']:.2f}",
+            f"{phase.usage.machine_cores:.2f} of {cores()}",
+            f"{phase.folded:,} / {phase.behind_at_end:,}" if phase.load == "pipeline" else "-",
+        )
+    _console.print(table)
+    by = {(phase.kind, phase.load): phase.outcome for phase in phases}
+    verification = phases[0].kind
+    for load in ("idle", "pipeline"):
+        ratio = by[(verification, load)].per_second / max(by[("bare route", load)].per_second, 1e-9)
+        _console.print(
+            f"verification / bare route throughput, {load}: {ratio:.2f} (goal ≥ {GOAL_RATIO}: "
+            f"{'met' if ratio >= GOAL_RATIO else 'not met'})"
+        )
+    idle = by[(verification, "idle")]
+    met = idle.percentile(0.99) <= GOAL_P99_SECONDS and idle.per_second >= GOAL_PER_SECOND
+    _console.print(
+        f"goal: verification p99 ≤ {GOAL_P99_SECONDS * 1000:.0f} ms at ≥ {GOAL_PER_SECOND:,.0f} requests/s "
+        f"idle — measured p99 {_ms(idle.percentile(0.99))} ms at {idle.per_second:,.0f} requests/s: "
+        f"{'met' if met else 'not met'}"
+    )
+    _notes(phases)
+
+
+def _notes(phases: list[Phase]) -> None:
+    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    http = "httptools" if importlib.util.find_spec("httptools") else "h11"
+    caught_up = [p.kind for p in phases if p.load == "pipeline" and p.behind_at_end == 0]
+    notes = [
+        f"each server is one uvicorn worker (event loop {loop}, HTTP parser {http}), as `exchange api` runs; "
+        "the API writes an audit entry per request, the bare route reads the profile row only",
+        f"the load generator (raw asyncio, this process) shares the machine's {cores()} cores with "
+        "the servers, PostgreSQL, the pipeline and anything else running; cores are CPU time per second "
+        "of the phase ('machine' is all processes, other jobs included)",
+        f"load average at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}",
+    ]
+    if caught_up:
+        notes.append(f"the pipeline had caught up before the end of: {', '.join(caught_up)}")
+    for note in notes:
+        _console.print(f"[dim]· {note}[/]")

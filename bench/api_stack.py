@@ -1,0 +1,161 @@
+"""The exchange `exchange bench api` measures: its own topics, database and processes, gone afterwards.
+
+Everything runs as subprocesses with the bench's settings (`as_environment`): the processor and the
+sink under `exchange.supervisor`, the connectors to their end, the API (`exchange api`) and the
+baseline (`python -m bench.bare_api`), each one uvicorn worker on a free loopback port.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+from kafka import KafkaAdminClient
+from psycopg import sql
+from pydantic import SecretStr
+
+from exchange.settings import ExchangeSettings, as_environment
+from exchange.supervisor import Supervised, Supervisor
+
+FILES = (("identity", "identity.csv"), ("tax", "tax.csv"), ("social", "social.jsonl"))
+
+
+def free_port() -> int:
+    """A loopback TCP port nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def bench_settings(settings: ExchangeSettings, folder: Path) -> ExchangeSettings:
+    """A topic prefix and a database of the run's own, local state in `folder`, free ports."""
+    suffix = uuid.uuid4().hex[:10]
+    postgres = settings.postgres.model_copy(update={"database": f"bench_api_{suffix}"})
+    return settings.model_copy(
+        update={
+            "kafka": settings.kafka.model_copy(update={"topic_prefix": f"bench-api-{suffix}."}),
+            "postgres": postgres,
+            "connectors": settings.connectors.model_copy(
+                # The registry table the property connector polls lives in the bench's database.
+                update={"state_dir": folder / "connectors", "registry_dsn": SecretStr(postgres.conninfo())}
+            ),
+            "processor": settings.processor.model_copy(
+                update={"datadir": folder / "processor", "web_port": free_port()}
+            ),
+            "api": settings.api.model_copy(
+                update={"port": free_port(), "signing_key_path": folder / "signing-key.pem"}
+            ),
+            "metrics_port": 0,
+        }
+    )
+
+
+def environment(settings: ExchangeSettings) -> dict[str, str]:
+    """The environment of a child process with `settings`."""
+    return {**os.environ, **as_environment(settings)}
+
+
+@contextlib.contextmanager
+def isolated(settings: ExchangeSettings) -> Iterator[None]:
+    """Create the bench's database; afterwards drop it and delete its topics and consumer groups."""
+    with psycopg.connect(settings.postgres.conninfo("postgres"), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(settings.postgres.database)))
+    try:
+        yield
+    finally:
+        prefix = settings.kafka.topic_prefix
+        client = KafkaAdminClient(
+            bootstrap_servers=settings.kafka.bootstrap_servers, request_timeout_ms=30000
+        )
+        try:
+            topics = [name for name in client.list_topics() if name.startswith(prefix)]
+            if topics:
+                client.delete_topics(topics)
+            groups = [g["group_id"] for g in client.list_groups() if g["group_id"].startswith(prefix)]
+            if groups:
+                client.delete_groups(groups)
+        finally:
+            client.close()
+        with psycopg.connect(settings.postgres.conninfo("postgres"), autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                    sql.Identifier(settings.postgres.database)
+                )
+            )
+
+
+def start_connectors(
+    settings: ExchangeSettings, exports: Path, logs: Path, *, registry: bool
+) -> list[subprocess.Popen[bytes]]:
+    """`exchange connect` for each file of `exports` side by side, each running to the end of its
+    file; with `registry`, property.sql is loaded into the registry table and the property connector
+    reads it too (once only: generated registries reuse title numbers)."""
+    sources = [(department, str(exports / name)) for department, name in FILES]
+    if registry:
+        dsn = settings.connectors.registry_dsn.get_secret_value()
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute((exports / "property.sql").read_text(encoding="utf-8").encode())
+        sources.append(("property", dsn))
+    logs.mkdir(parents=True, exist_ok=True)
+    started = []
+    for department, source in sources:
+        with (logs / f"connect-{department}-{exports.name}.log").open("ab") as out:
+            started.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "exchange", "connect", department, source],
+                    env=environment(settings),
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                )
+            )
+    return started
+
+
+def finished(connectors: list[subprocess.Popen[bytes]]) -> bool:
+    """Whether every connector has exited; `RuntimeError` if one failed."""
+    codes = [process.poll() for process in connectors]
+    failed = [code for code in codes if code not in (None, 0)]
+    if failed:
+        raise RuntimeError(f"a connector exited with {failed[0]}; see the connect-*.log files")
+    return all(code == 0 for code in codes)
+
+
+def start_bare(supervisor: Supervisor, settings: ExchangeSettings) -> Supervised:
+    """The baseline server, supervised (checked and stopped) with the exchange's processes."""
+    supervisor.logs.mkdir(parents=True, exist_ok=True)
+    log = supervisor.logs / "bare.log"
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bench.bare_api"],
+            env=environment(settings),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    supervised = Supervised("bare", process, log)
+    supervisor.running.append(supervised)
+    return supervised
+
+
+def wait_answering(supervisor: Supervisor, method: str, url: str, body: object, timeout: float = 60) -> None:
+    """Wait until `url` answers 200 (the server is up and its pool open)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        supervisor.check()
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.request(method, url, json=body, timeout=2).status_code == 200:
+                return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{url} did not answer 200 within {timeout:.0f} s")
+        time.sleep(0.3)

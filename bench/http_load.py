@@ -1,0 +1,121 @@
+"""A closed-loop HTTP/1.1 load generator on raw asyncio streams, for loopback benchmarks.
+
+A fixed number of workers, each on one keep-alive connection, take pre-built requests from a shared
+list and send the next as soon as the previous answer is read: `concurrency` requests are always in
+flight. Raw streams rather than an HTTP client library because the generator shares the machine's
+cores with the server it measures, and every microsecond it spends is one the server does not get.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the requests go."""
+
+    host: str
+    port: int
+
+
+@dataclass
+class Outcome:
+    """What one phase of load measured: latencies of every answered request and the status codes."""
+
+    latencies: list[float] = field(default_factory=list)
+    statuses: Counter[int] = field(default_factory=Counter)
+    failures: Counter[str] = field(default_factory=Counter)
+    seconds: float = 0.0
+
+    @property
+    def answered(self) -> int:
+        return len(self.latencies)
+
+    @property
+    def errors(self) -> int:
+        """Answers other than 200, plus requests that got no answer."""
+        return self.answered - self.statuses[200] + sum(self.failures.values())
+
+    @property
+    def per_second(self) -> float:
+        return self.answered / self.seconds if self.seconds else 0.0
+
+    def percentile(self, fraction: float) -> float:
+        """The latency below which `fraction` of the answered requests fell (nearest rank), in seconds."""
+        if not self.latencies:
+            return float("nan")
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
+
+
+def post(target: Target, path: str, body: bytes, headers: dict[str, str]) -> bytes:
+    """The bytes of a keep-alive POST with a JSON body."""
+    lines = [
+        f"POST {path} HTTP/1.1",
+        f"Host: {target.host}:{target.port}",
+        "Content-Type: application/json",
+        f"Content-Length: {len(body)}",
+        *(f"{name}: {value}" for name, value in headers.items()),
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+async def _answer(reader: asyncio.StreamReader) -> tuple[int, bool]:
+    """Read one response; its status and whether the server keeps the connection open."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in header_lines:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    if "content-length" not in headers:
+        raise ValueError("a response without Content-Length: the generator reads sized bodies only")
+    await reader.readexactly(int(headers["content-length"]))
+    return int(status_line.split(" ", 2)[1]), headers.get("connection", "").lower() != "close"
+
+
+async def _worker(
+    target: Target, requests: Iterator[bytes], outcome: Outcome, deadline: float, timeout: float
+) -> None:
+    connection: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+    try:
+        for request in requests:  # one shared iterator: each request is sent by exactly one worker
+            if time.perf_counter() >= deadline:
+                return
+            try:
+                if connection is None:
+                    connection = await asyncio.open_connection(target.host, target.port)
+                reader, writer = connection
+                started = time.perf_counter()
+                writer.write(request)
+                async with asyncio.timeout(timeout):
+                    status, keep = await _answer(reader)
+                outcome.latencies.append(time.perf_counter() - started)
+                outcome.statuses[status] += 1
+            except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
+                outcome.failures[type(exc).__name__] += 1
+                keep = False
+            if not keep and connection is not None:
+                connection[1].close()
+                connection = None
+    finally:
+        if connection is not None:
+            connection[1].close()
+
+
+async def run(
+    target: Target, requests: list[bytes], concurrency: int, seconds: float, timeout: float = 10.0
+) -> Outcome:
+    """Send `requests` with `concurrency` in flight until all are answered or `seconds` have passed."""
+    outcome = Outcome()
+    shared = iter(requests)
+    started = time.perf_counter()
+    deadline = started + seconds
+    await asyncio.gather(*(_worker(target, shared, outcome, deadline, timeout) for _ in range(concurrency)))
+    outcome.seconds = time.perf_counter() - started
+    return outcome
