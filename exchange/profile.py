@@ -15,11 +15,9 @@ plain dicts shared between successive profiles: `apply` copies only the section 
 from __future__ import annotations
 
 import datetime as dt
-import struct
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow
-from itertools import accumulate, repeat
+from decimal import Decimal
 from typing import Any, Generic, NamedTuple, TypeVar
 
 from exchange.exceptions import ExchangeError
@@ -306,20 +304,7 @@ def social_ranges(profile: Profile) -> dict[str, list[list[str]]]:
     return {kind: _ranges(months) for kind, months in received_months(profile).items()}
 
 
-# --- the Avro form (schemas/profile.avsc) ----------------------------------------------------------
-#
-# fastavro costs about a microsecond per field and half a microsecond per array item, in Python-level
-# calls, and a Python callback per logical-typed value: a 3-year profile as records cost milliseconds
-# per step. So a section travels as four Avro values whatever its size: its number of records, its
-# columns packed little-endian in one `bytes`, the characters of its text columns in one `string`, and
-# the few distinct values of its coded columns. The columns are converted here, each as a whole.
-
-
-class ProfileFormError(ExchangeError):
-    """Raised when a profile holds a value its Avro form cannot keep exactly, or a record is no profile."""
-
-
-# What a symbol column's int8 means, by position: the canonical schemas' enum symbols. Append only, so a
+# The canonical schemas' enum symbols; the Avro form stores a symbol as its position here. Append only, so a
 # stored profile keeps its meaning; schemas/profile.avsc lists them with the columns.
 SEXES: tuple[str, ...] = ("male", "female", "unknown", "unstated")
 PERSON_STATUSES: tuple[str, ...] = ("normal", "deceased", "moved_out")
@@ -346,343 +331,41 @@ CONTRIBUTION_STATUSES: tuple[str, ...] = ("paid", "arrears")
 PROPERTY_USES: tuple[str, ...] = ("residential", "commercial", "office", "industrial", "other")
 TITLE_STATUSES: tuple[str, ...] = ("current", "historic", "cancelled")
 
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-_EPOCH_DAY = _EPOCH.date().toordinal()
-_MILLISECOND = dt.timedelta(milliseconds=1)
-_HUNDREDTH = Decimal("0.01")
-# Amounts convert in a context that refuses to round, whatever the thread's own context says.
-_EXACT = Context(prec=28, traps=[Inexact, InvalidOperation, Overflow])
-# How a column is packed: a struct code; a text column packs each item's length in characters and a
-# coded column each item's position in the section's dictionary (-1 for null), both as int32.
-_INT8, _BOOL, _INT32, _INT64 = "b", "?", "i", "q"
-_TEXT, _CODED = "text", "coded"
-# Joins the items of the text columns, so that splitting them is one call; the lengths keep them exact
-# when an item holds the separator itself.
-_SEPARATOR = "\x00"
 
-_Items = Sequence[Any]
-A = TypeVar("A", bound=Hashable)
-B = TypeVar("B")
+# The Avro form lives in its own module; it is re-exported here because every consumer of profiles
+# (processor, sink, API) reads `exchange.profile.to_avro` / `from_avro`. Imported last: it needs the
+# types above.
+from exchange.profile_avro import ProfileFormError, from_avro, to_avro  # noqa: E402
 
-
-def _each(convert: Callable[[Sequence[A]], list[B]], values: Sequence[A]) -> list[B]:
-    """`convert(values)`, converting each distinct value once when values repeat (months, amounts, the
-    instants of lines changed together)."""
-    distinct = list(set(values))
-    if len(distinct) == len(values):
-        return convert(values)
-    done = dict(zip(distinct, convert(distinct), strict=True))
-    return [done[value] for value in values]
-
-
-def _days(dates: _Items) -> list[int]:
-    return _each(lambda days: [day.toordinal() - _EPOCH_DAY for day in days], dates)
-
-
-def _dates(days: _Items) -> list[dt.date]:
-    return _each(lambda values: [dt.date.fromordinal(value + _EPOCH_DAY) for value in values], days)
-
-
-def _millis(instants: _Items) -> list[int]:
-    return _each(_millis_of, instants)
-
-
-def _millis_of(instants: _Items) -> list[int]:
-    try:
-        millis = [(at - _EPOCH) // _MILLISECOND for at in instants]
-    except TypeError:
-        raise ValueError("an instant has no time zone") from None
-    if any(at.microsecond % 1000 for at in instants):
-        raise ValueError("an instant has a fraction of a millisecond; the profile keeps milliseconds")
-    return millis
-
-
-def _instants(millis: _Items) -> list[dt.datetime]:
-    return _each(lambda values: [_EPOCH + value * _MILLISECOND for value in values], millis)
-
-
-def _hundredth(amount: Decimal) -> int:
-    try:
-        scaled = _EXACT.multiply(amount, 100)
-        whole = int(scaled)
-    except (ArithmeticError, ValueError):
-        raise ValueError(f"{amount} is not an amount") from None
-    if whole != scaled:
-        raise ValueError(f"{amount} has more than two decimal places")
-    return whole
-
-
-def _hundredths(amounts: _Items) -> list[int]:
-    return _each(lambda values: list(map(_hundredth, values)), amounts)
-
-
-def _decimals(hundredths: _Items) -> list[Decimal]:
-    # Times 0.01 gives the canonical scale 2 exactly: Decimal("1.00"), not Decimal("1").
-    return _each(lambda values: [_EXACT.multiply(value, _HUNDREDTH) for value in values], hundredths)
-
-
-def _same(values: _Items) -> _Items:
-    return values
-
-
-class _Column(NamedTuple):
-    """One field of a section's records on the wire: how it is packed, and its converters."""
-
-    name: str
-    kind: str  # a struct code, _TEXT or _CODED
-    encode: Callable[[_Items], _Items] = _same
-    decode: Callable[[_Items], _Items] = _same
-
-
-def _symbol(name: str, symbols: tuple[str, ...]) -> _Column:
-    positions = {symbol: position for position, symbol in enumerate(symbols)}
-
-    def encode(values: _Items) -> list[int]:
-        try:
-            return list(map(positions.__getitem__, values))
-        except KeyError as exc:
-            raise ValueError(f"{name}: {exc.args[0]!r} is not one of {', '.join(symbols)}") from None
-
-    return _Column(name, _INT8, encode, lambda packed: list(map(symbols.__getitem__, packed)))
-
-
-def _date(name: str) -> _Column:
-    return _Column(name, _INT32, _days, _dates)
-
-
-def _decimal(name: str) -> _Column:
-    return _Column(name, _INT64, _hundredths, _decimals)
-
-
-def _codes(columns: Iterable[_Column]) -> str:
-    """The struct codes of `columns`, a character each (text and coded columns pack int32s)."""
-    return "".join(column.kind if len(column.kind) == 1 else _INT32 for column in columns)
-
-
-def _format(codes: str, count: int) -> str:
-    """The struct format of columns of `codes` one after the other, `count` items each ("<" apart)."""
-    return f"{count}" + str(count).join(codes)
-
-
-class _Form(NamedTuple):
-    """How one section travels: its dataset, its record type, and a column per field of that type."""
-
-    dataset: str
-    record: type[Any]
-    columns: tuple[_Column, ...]
-    codes: str
-
-
-def _form(dataset: str, record: type[Any], *columns: _Column) -> _Form:
-    return _Form(dataset, record, columns, _codes(columns))
-
-
-# RecordRef's fields but the dataset, which is the section's; then whether each record is live.
-_LINEAGE: tuple[_Column, ...] = (
-    _Column("event_ids", _TEXT),
-    _Column("source_record_ids", _TEXT),
-    _Column("source_versions", _INT64),
-    _Column("topics", _CODED),
-    _Column("partitions", _INT32),
-    _Column("offsets", _INT64),
-    _Column("live", _BOOL),
-)
-# Profile field (and Avro field) -> its form; the columns in the record type's field order.
-_FORMS: Mapping[str, _Form] = {
-    "persons": _form(
-        IDENTITY,
-        Person,
-        _Column("citizen_ids", _TEXT),
-        _Column("names", _TEXT),
-        _symbol("sexes", SEXES),
-        _Column("ethnicities", _TEXT),
-        _date("birth_dates"),
-        _Column("addresses", _TEXT),
-        _Column("districts", _TEXT),
-        _symbol("statuses", PERSON_STATUSES),
-    ),
-    "payments": _form(
-        TAX,
-        Payment,
-        _symbol("income_items", INCOME_ITEMS),
-        _date("period_starts"),
-        _date("period_ends"),
-        _decimal("incomes"),
-        _decimal("taxes_paid"),
-        _Column("withholding_agents", _CODED),
-        _date("credited_on"),
-    ),
-    "contributions": _form(
-        SOCIAL,
-        Contribution,
-        _symbol("insurance_types", INSURANCE_TYPES),
-        _date("months"),
-        _Column("employer_ids", _CODED),
-        _Column("employer_names", _CODED),
-        _symbol("statuses", CONTRIBUTION_STATUSES),
-        _Column("occurred_at", _INT64, _millis, _instants),
-    ),
-    "titles": _form(
-        PROPERTY,
-        Title,
-        _Column("certificate_nos", _TEXT),
-        _Column("unit_nos", _TEXT),
-        _decimal("shares"),
-        _Column("locations", _TEXT),
-        _Column("districts", _TEXT),
-        _symbol("uses", PROPERTY_USES),
-        _decimal("areas"),
-        _symbol("statuses", TITLE_STATUSES),
-        _Column("mortgaged", _BOOL),
-        _Column("seized", _BOOL),
-    ),
-}
-_LINEAGE_CODES = _codes(_LINEAGE)
-_NO_RECORDS: dict[str, Any] = {"records": 0, "numbers": b"", "text": "", "dictionary": []}
-
-
-def _transpose(rows: Sequence[tuple[Any, ...]], width: int) -> list[tuple[Any, ...]]:
-    """The columns of `rows`, `width` of them even when there are no rows."""
-    return list(zip(*rows, strict=True)) if rows else [()] * width
-
-
-def _to_wire(
-    columns: tuple[_Column, ...], values: Iterable[_Items]
-) -> tuple[list[Any], list[str], list[str]]:
-    """The numbers to pack, the strings to join and the dictionary of a section, from its columns."""
-    values = [column.encode(items) for column, items in zip(columns, values, strict=True)]
-    coded = [items for column, items in zip(columns, values, strict=True) if column.kind == _CODED]
-    # Sorted, so that the bytes do not depend on the order the values arrived in.
-    dictionary = sorted(set().union(*coded) - {None})
-    positions: dict[str | None, int] = {value: position for position, value in enumerate(dictionary)}
-    positions[None] = -1
-    numbers: list[Any] = []
-    strings: list[str] = []
-    for column, items in zip(columns, values, strict=True):
-        if column.kind == _TEXT:
-            strings.extend(items)
-            numbers.extend(map(len, items))
-        elif column.kind == _CODED:
-            numbers.extend(map(positions.__getitem__, items))
-        else:
-            numbers.extend(items)
-    return numbers, strings, dictionary
-
-
-def _section_to_avro(section: Mapping[str, Entry[Any]], form: _Form) -> dict[str, Any]:
-    if not section:
-        return _NO_RECORDS
-    # Sorted, so one profile always encodes to the same bytes whatever order its events came in.
-    refs, data = _transpose([section[record_id] for record_id in sorted(section)], 2)
-    event_ids, datasets, *lineage = _transpose(refs, len(RecordRef._fields))
-    if set(datasets) != {form.dataset}:
-        raise ValueError(f"the {form.dataset} section holds records of {', '.join(sorted(set(datasets)))}")
-    live = [item for item in data if item is not None]
-    numbers, strings, dictionary = _to_wire(
-        (*_LINEAGE, *form.columns),
-        (event_ids, *lineage, [item is not None for item in data], *_transpose(live, len(form.columns))),
-    )
-    try:
-        packed = struct.pack(
-            "<" + _format(_LINEAGE_CODES, len(refs)) + _format(form.codes, len(live)), *numbers
-        )
-    except struct.error as exc:
-        raise ValueError(f"a {form.dataset} value does not fit its column: {exc}") from None
-    text = _SEPARATOR.join(strings)
-    return {"records": len(refs), "numbers": packed, "text": text, "dictionary": dictionary}
-
-
-def to_avro(profile: Profile) -> dict[str, Any]:
-    """The profile as a record of `schemas/profile.avsc`: each section in packed columns.
-
-    Raises `ProfileFormError` when a value cannot travel exactly: an amount of more than two decimal
-    places, an instant without time zone or finer than a millisecond, a symbol the schema does not list.
-    """
-    try:
-        sections = {field: _section_to_avro(getattr(profile, field), form) for field, form in _FORMS.items()}
-    except (ValueError, TypeError) as exc:
-        raise ProfileFormError(f"profile {profile.subject_key} has no exact Avro form: {exc}") from exc
-    return {"subject_key": profile.subject_key, "version": profile.version, **sections}
-
-
-def _cut(text: str, layout: list[tuple[_Column, int]], numbers: _Items) -> list[str]:
-    """The items joined in `text`, cut by the lengths its text columns pack: for when an item holds the
-    separator itself."""
-    sizes: list[int] = []
-    position = 0
-    for column, count in layout:
-        if column.kind == _TEXT:
-            sizes.extend(numbers[position : position + count])
-        position += count
-    if sum(sizes) + len(sizes) - 1 != len(text):
-        raise ValueError(f"text columns of {sum(sizes)} characters in a text of {len(text)}")
-    starts = accumulate((size + 1 for size in sizes), initial=0)
-    return [text[start : start + size] for start, size in zip(starts, sizes, strict=False)]
-
-
-def _from_wire(
-    layout: list[tuple[_Column, int]], numbers: _Items, section: Mapping[str, Any]
-) -> list[_Items]:
-    """The values of each column of `layout` (a column and its number of items) from the wire."""
-    texts = sum(count for column, count in layout if column.kind == _TEXT)
-    strings = section["text"].split(_SEPARATOR) if texts else []
-    if len(strings) != texts:
-        strings = _cut(section["text"], layout, numbers)
-    dictionary = [*section["dictionary"], None]  # so that position -1 is null
-    values: list[_Items] = []
-    position = start = 0
-    for column, count in layout:
-        items: _Items = numbers[position : position + count]
-        position += count
-        if column.kind == _TEXT:
-            items = strings[start : start + count]
-            start += count
-        elif column.kind == _CODED:
-            items = list(map(dictionary.__getitem__, items))
-        values.append(column.decode(items))
-    return values
-
-
-def _rows(record: type[T], columns: Iterable[Iterable[Any]]) -> list[T]:
-    """NamedTuples of type `record` from their columns.
-
-    `tuple.__new__` builds them in C, as the generated `record.__new__` would after its Python call.
-    """
-    return list(map(tuple.__new__, repeat(record), zip(*columns, strict=True)))  # type: ignore[arg-type]
-
-
-def _section_from_avro(section: Mapping[str, Any], form: _Form) -> dict[str, Entry[Any]]:
-    records, packed = section["records"], section["numbers"]
-    if not records:
-        return {}
-    lineage_format = "<" + _format(_LINEAGE_CODES, records)
-    lineage = struct.unpack_from(lineage_format, packed)
-    live = lineage[-records:]
-    alive = sum(live)
-    data_format = "<" + _format(form.codes, alive)
-    if struct.calcsize(lineage_format) + struct.calcsize(data_format) != len(packed):
-        raise ValueError(f"{len(packed)} bytes of numbers for {records} records, {alive} of them live")
-    numbers = lineage + struct.unpack_from(data_format, packed, struct.calcsize(lineage_format))
-    layout = [(column, records) for column in _LINEAGE] + [(column, alive) for column in form.columns]
-    event_ids, record_ids, versions, topics, partitions, offsets, _, *columns = _from_wire(
-        layout, numbers, section
-    )
-    refs = _rows(
-        RecordRef, (event_ids, [form.dataset] * records, record_ids, versions, topics, partitions, offsets)
-    )
-    data: list[Any] = _rows(form.record, columns)
-    if len(data) != records:  # tombstones: no data, and no item in the data columns
-        found = iter(data)
-        data = [next(found) if is_live else None for is_live in live]
-    return dict(zip(record_ids, _rows(Entry, (refs, data)), strict=True))
-
-
-def from_avro(record: Mapping[str, Any]) -> Profile:
-    """The profile a `to_avro` record was made from; `ProfileFormError` if its columns disagree."""
-    try:
-        persons, payments, contributions, titles = (
-            _section_from_avro(record[field], form) for field, form in _FORMS.items()
-        )
-    except (ValueError, IndexError, struct.error) as exc:
-        raise ProfileFormError(f"profile record {record['subject_key']} is inconsistent: {exc}") from exc
-    return Profile(record["subject_key"], record["version"], persons, payments, contributions, titles)
+__all__ = [
+    "CONTRIBUTION_STATUSES",
+    "DATASETS",
+    "IDENTITY",
+    "INCOME_ITEMS",
+    "INSURANCE_TYPES",
+    "PERSON_STATUSES",
+    "PROPERTY",
+    "PROPERTY_USES",
+    "SEXES",
+    "SOCIAL",
+    "TAX",
+    "TITLE_STATUSES",
+    "Contribution",
+    "Entry",
+    "Event",
+    "Payment",
+    "Person",
+    "Profile",
+    "ProfileFormError",
+    "RecordRef",
+    "Title",
+    "apply",
+    "empty_profile",
+    "from_avro",
+    "live",
+    "month_index",
+    "month_label",
+    "received_months",
+    "social_ranges",
+    "to_avro",
+]

@@ -14,8 +14,6 @@ from hypothesis import strategies as st
 
 from exchange import schemas
 from exchange.profile import (
-    _FORMS,
-    _LINEAGE,
     CONTRIBUTION_STATUSES,
     DATASETS,
     IDENTITY,
@@ -44,6 +42,7 @@ from exchange.profile import (
     social_ranges,
     to_avro,
 )
+from exchange.profile_avro import _FORMS, _LINEAGE
 from exchange.serialization import AvroCodec
 
 
