@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
-import signal
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ from connectors.publisher import Publisher
 from connectors.runner import Summary
 from connectors.table import run_table
 from exchange import admin
+from exchange.cli.signals import stop_on_signals
 from exchange.settings import ExchangeSettings
 from monitoring.serve import start_metrics_server
 
@@ -48,18 +47,6 @@ def register(commands: Any) -> None:
     synth.add_argument("--bad-rate", type=float, default=0.0)
     synth.add_argument("--reference-date", type=dt.date.fromisoformat, default=dt.date(2026, 11, 15))
     synth.set_defaults(run=_synth)
-
-
-def stop_on_signals() -> threading.Event:
-    """An event set by SIGTERM or SIGINT: the running chunk is finished and its position saved."""
-    stop = threading.Event()
-
-    def handler(signum: int, frame: object) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
-    return stop
 
 
 class _Reporter:

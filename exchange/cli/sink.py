@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
-import threading
 import time
 from typing import Any
 
@@ -13,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from consumers.sink import Sink, SinkSummary
+from exchange.cli.signals import stop_on_signals
 from exchange.settings import ExchangeSettings
 from monitoring.serve import start_metrics_server
 
@@ -34,18 +33,6 @@ def register(commands: Any) -> None:
     commands.add_parser(
         "rebuild", help="rebuild the PostgreSQL views from the topics (stop the live sink first)"
     ).set_defaults(run=_rebuild)
-
-
-def _stop_on_signals() -> threading.Event:
-    """An event set by SIGTERM or SIGINT: the batch in hand is written and committed, then the sink exits."""
-    stop = threading.Event()
-
-    def handler(signum: int, frame: object) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
-    return stop
 
 
 class _Progress:
@@ -75,7 +62,7 @@ def _rebuild(settings: ExchangeSettings, args: argparse.Namespace) -> int:
 
 
 def _sink(settings: ExchangeSettings, args: argparse.Namespace) -> int:
-    stop = _stop_on_signals()
+    stop = stop_on_signals()
     start_metrics_server(settings.metrics_port)
     _print(Sink(settings, progress=_Progress()).run(stop, until_idle=args.until_idle))
     return 0
