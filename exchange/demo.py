@@ -23,6 +23,7 @@ from typing import Any
 
 import psycopg
 from kafka import KafkaAdminClient
+from kafka.errors import KafkaError
 from psycopg import sql
 from pydantic import SecretStr
 from rich.console import Console
@@ -144,7 +145,14 @@ def wait_until_complete(
         while True:
             supervisor.check()
             done = sources_done()
-            now = progress.snapshot()
+            try:
+                now = progress.snapshot()
+            except KafkaError as exc:
+                # A broker that just started answers CoordinatorLoadInProgress for a while: ask again.
+                progress.offsets.reset()
+                status.update(f"{what}: waiting for Kafka ({exc.__class__.__name__})")
+                time.sleep(1.0)
+                continue
             elapsed = time.monotonic() - started
             status.update(
                 f"{what}: published {now['published']:,}, folded {now['folded']:,}, sink behind by "
@@ -195,23 +203,26 @@ def run(
     supervisor = Supervisor({**_os_environ(), **as_environment(demo)}, home / "logs")
     stop = threading.Event()
     try:
+        ports = demo.monitoring
         supervisor.start("processor", "process")
-        supervisor.start("sink", "sink", env=_metrics(9105))
-        for port, (department, name) in enumerate(EXPORTS, start=9101):
+        supervisor.start("sink", "sink", env=_metrics(ports.sink_port))
+        for department, name in EXPORTS:
             supervisor.start(
                 f"connect-{department}",
-                "connect",
-                department,
-                str(exports / name),
-                "--follow",
-                env=_metrics(port),
+                *("connect", department, str(exports / name), "--follow"),
+                env=_metrics(ports.connector_ports[department]),
             )
         supervisor.start(
-            "connect-property", "connect", "property", registry_dsn, "--follow", env=_metrics(9104)
+            "connect-property",
+            "connect",
+            "property",
+            registry_dsn,
+            "--follow",
+            env=_metrics(ports.connector_ports["property"]),
         )
         supervisor.start("api", "api")
-        supervisor.start("approvals", "approvals", env=_metrics(9106))
-        supervisor.start("lag-exporter", "lag-exporter", env=_metrics(9308))
+        supervisor.start("approvals", "approvals", env=_metrics(ports.approvals_port))
+        supervisor.start("lag-exporter", "lag-exporter", env=_metrics(ports.lag_exporter_port))
         progress = Progress(demo)
 
         def read() -> bool:
@@ -233,8 +244,8 @@ def run(
         _console.print(
             f"API documentation: http://{demo.api.host}:{demo.api.port}/docs · metrics: "
             f"http://{demo.api.host}:{demo.api.port}/metrics, processor "
-            f"http://127.0.0.1:{demo.processor.web_port}/metrics, connectors :9101-9104, sink :9105, "
-            f"approvals :9106, lag :9308 (all /metrics; `exchange top` shows them) · logs: {home / 'logs'}"
+            f"http://127.0.0.1:{demo.processor.web_port}/metrics and the ports of monitoring/prometheus.yml "
+            f"(`exchange top` shows them all) · logs: {home / 'logs'}"
         )
         if options.wait:
             _console.print("the exchange is running; Ctrl-C stops it")
@@ -250,7 +261,7 @@ def run(
 
 
 def _metrics(port: int) -> dict[str, str]:
-    """Where a process serves /metrics (the ports of monitoring/prometheus.yml)."""
+    """The variable that makes a process serve /metrics on `port`."""
     return {"EXCHANGE_METRICS_PORT": str(port)}
 
 

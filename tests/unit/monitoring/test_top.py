@@ -84,8 +84,9 @@ def test_once_prints_a_snapshot_and_exits(processor: Processor, capsys: pytest.C
 
 
 def test_targets_default_to_the_settings_ports_and_can_be_replaced() -> None:
-    targets = default_targets(ExchangeSettings())
-    assert targets["processor"] == "http://127.0.0.1:6066/metrics"
+    settings = ExchangeSettings()
+    targets = default_targets(settings)
+    assert targets["processor"] == f"http://127.0.0.1:{settings.processor.web_port}/metrics"
     assert targets["connect social"] == "http://127.0.0.1:9103/metrics"
     assert targets["sink"] == "http://127.0.0.1:9105/metrics"
     replaced = parse_targets(["sink=http://127.0.0.1:1/metrics", "extra=http://x/metrics"], targets)
