@@ -10,6 +10,7 @@ from typing import Any
 
 from exchange import proofs
 from exchange.api.context import Services
+from exchange.api.exceptions import NotFoundError
 from exchange.api.signing import SignatureInvalidError, payload_sha256
 from exchange.api.storage import records
 from exchange.api.storage.pool import Connection
@@ -40,7 +41,12 @@ async def issue(
     content: dict[str, Any] = {}
     for dataset in proof_type.datasets:
         rows = await records.current_rows(conn, dataset, key)
-        part, rows_used = proofs.CONTENT[proof_type.code](rows, period or (dt.date.min, dt.date.max))
+        try:
+            part, rows_used = proofs.CONTENT[proof_type.code](rows, period or (dt.date.min, dt.date.max))
+        except proofs.ProofUnavailableError as exc:
+            # Nothing to certify (no 户籍 record for a 户籍证明): the caller's request, not the exchange, is
+            # at fault, and it must learn why.
+            raise NotFoundError(str(exc)) from exc
         content.update(part)
         used.extend(proofs.lineage(dataset, rows_used))
     issued_at = dt.datetime.now(dt.UTC).replace(microsecond=0)

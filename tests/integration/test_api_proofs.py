@@ -22,6 +22,7 @@ from exchange.api.signing import load_signer
 from exchange.settings import ExchangeSettings
 
 SUBJECT = "440103198403037020"
+UNREGISTERED = "110101199001011237"  # valid, and in no department's records
 PERIOD = {"period_start": "2025-11-01", "period_end": "2026-10-31"}
 CORRECTED = "0003244010600000838"
 VOIDED = "0003244010600000839"
@@ -74,7 +75,13 @@ async def test_proofs_are_signed_verifiable_and_superseded_by_a_later_correction
         household = (await housing.post("/v1/proofs", json={**body, "proof_type": "household"})).json()
         holdings = (await housing.post("/v1/proofs", json={**body, "proof_type": "property-holdings"})).json()
         not_theirs = await housing.get(f"/v1/proofs/{tax['proof_id']}")
+        # A valid ID the 公安 has no record of: nothing to certify, said as such, never a 500.
+        unregistered = await housing.post(
+            "/v1/proofs", json={**body, "subject": UNREGISTERED, "proof_type": "household"}
+        )
 
+    assert unregistered.status_code == 404, unregistered.text
+    assert "户籍" in unregistered.json()["message"]
     document = tax["document"]
     payments = document["content"]["payments"]
     assert document["subject"] == {"citizen_id": SUBJECT} and document["legal_basis"]
