@@ -4,11 +4,12 @@ baseline, and a cProfile of the processor's own `BatchFolder.fold` over the same
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import cProfile
 import datetime as dt
 import pstats
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -120,7 +121,7 @@ class _Event:
         self.message = message
 
 
-def _backlog(settings: ExchangeSettings) -> Iterator[list[_Event]]:
+def _backlog(settings: ExchangeSettings) -> Generator[list[_Event], None, None]:
     """The dataset topics from the beginning, in polls of up to the processor's batch size."""
     consumer = KafkaConsumer(bootstrap_servers=settings.kafka.bootstrap_servers, enable_auto_commit=False)
     try:
@@ -139,18 +140,22 @@ def _backlog(settings: ExchangeSettings) -> Iterator[list[_Event]]:
         consumer.close(autocommit=False)
 
 
-def profile_fold(settings: ExchangeSettings) -> tuple[int, pstats.Stats]:
-    """`BatchFolder.fold` over the whole backlog under cProfile, into a dict standing in for the
-    processor's table (no RocksDB, no changelog); only the fold calls are profiled. Returns the events."""
+def profile_fold(settings: ExchangeSettings, limit: int) -> tuple[int, pstats.Stats]:
+    """`BatchFolder.fold` over the first `limit` or so events of the backlog under cProfile, into a dict
+    standing in for the processor's table (no RocksDB, no changelog); only the fold calls are profiled.
+    Returns the events folded and the profile."""
     folder = BatchFolder(AvroCodec())
     table: dict[bytes, bytes] = {}
     profiler = cProfile.Profile()
     events = 0
-    for batch in _backlog(settings):
-        profiler.enable()
-        folder.fold(batch, table)  # type: ignore[arg-type]  # duck-typed faust events
-        profiler.disable()
-        events += len(batch)
+    with contextlib.closing(_backlog(settings)) as batches:
+        for batch in batches:
+            if events >= limit:
+                break
+            profiler.enable()
+            folder.fold(batch, table)  # type: ignore[arg-type]  # duck-typed faust events
+            profiler.disable()
+            events += len(batch)
     return events, pstats.Stats(profiler)
 
 

@@ -4,6 +4,7 @@ in-process, and later batches of fresh tax vouchers published at a fixed rate.""
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,9 +59,22 @@ def publish_exports(settings: ExchangeSettings, folder: Path, state: Path, regis
     return sum(summary.published for summary in summaries)
 
 
-def fresh_vouchers(tax_export: Path, count: int, first: int) -> list[dict[str, Any]]:
+def sample_exports(folder: Path, out: Path, fraction: float) -> None:
+    """The first `fraction` of each file's records (header kept), and the registry's SQL as it is, so a
+    baseline can run on fewer records with the same mix of departments."""
+    out.mkdir(parents=True, exist_ok=True)
+    for department, name in FILES:
+        lines = (folder / name).read_bytes().splitlines(keepends=True)
+        header = 0 if department == "social" else 1
+        keep = header + round((len(lines) - header) * fraction)
+        (out / name).write_bytes(b"".join(lines[:keep]))
+    for name in ("property.sql", "property_update.sql"):
+        shutil.copyfile(folder / name, out / name)
+
+
+def fresh_vouchers(tax_export: Path, count: int) -> list[dict[str, Any]]:
     """`count` new tax vouchers for the export's taxpayers: the export's valid, live rows over and over,
-    each under a voucher number of its own (19 digits from `first`, beyond any the generator writes)."""
+    each under a voucher number of its own (19 digits starting with 9, unlike any the generator writes)."""
     mapping = MAPPINGS["tax"]
     templates: list[dict[str, Any]] = []
     for record in SOURCES["tax"].read(tax_export):
@@ -74,7 +88,7 @@ def fresh_vouchers(tax_export: Path, count: int, first: int) -> list[dict[str, A
         templates.append(fields)
     if not templates:
         raise ValueError(f"{tax_export} has no valid live voucher to copy")
-    return [{**templates[n % len(templates)], VOUCHER: f"9{first + n:018d}"} for n in range(count)]
+    return [{**templates[n % len(templates)], VOUCHER: f"9{n:018d}"} for n in range(count)]
 
 
 @dataclass(frozen=True)

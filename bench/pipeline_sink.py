@@ -3,9 +3,11 @@ COPY of the very same rows into a copy of its tables, 5000 rows per transaction.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import psycopg
 from kafka import KafkaConsumer, TopicPartition
@@ -14,10 +16,12 @@ from psycopg import sql
 
 from consumers.sink import Sink
 from consumers.sink.batch import Batch, Decoder
-from consumers.sink.consumer import SINK_TOPICS, SinkSummary
+from consumers.sink.consumer import SinkSummary, sink_group
 from consumers.sink.profiles import PROFILE_COLUMNS
 from consumers.sink.tables import RECORD_TABLES, Row
+from exchange.lag import stored_offsets
 from exchange.settings import ExchangeSettings, PostgresSettings
+from exchange.topics import PROFILE
 
 RAW_SCHEMA = "bench_raw"
 RAW_BATCH_ROWS = 5000
@@ -28,9 +32,9 @@ _COMMIT_SECONDS = "exchange_sink_commit_seconds_sum"
 
 @dataclass(frozen=True)
 class Sunk:
-    """The sink's run: rows written between its first and its last committed batch, and how long that
+    """The sink's run: rows written between its first and its last committed batch and how long that
     took; its whole run (group join, first batch and the last idle check included); the part of the
-    steady span spent in PostgreSQL transactions."""
+    steady span spent in PostgreSQL transactions; whether it stopped at the time limit, not idle."""
 
     rows: int
     seconds: float
@@ -38,6 +42,7 @@ class Sunk:
     total_rows: int
     batches: int
     transaction_seconds: float
+    stopped: bool
 
     @property
     def per_second(self) -> float:
@@ -50,15 +55,19 @@ def empty_sink_tables(postgres: PostgresSettings) -> None:
         conn.execute(sql.SQL("TRUNCATE {}").format(sql.SQL(", ").join(map(sql.Identifier, SINK_TABLES))))
 
 
-def run_sink(settings: ExchangeSettings) -> Sunk:
-    """The sink in this process, `until_idle`, timed at each committed batch."""
+def run_sink(settings: ExchangeSettings, limit_seconds: float) -> Sunk:
+    """The sink in this process, `until_idle` or at most `limit_seconds` after its first commit (it then
+    writes the batch in hand and stops), timed at each committed batch."""
     marks: list[tuple[float, int, float]] = []
+    stop = threading.Event()
 
     def progress(summary: SinkSummary) -> None:
         marks.append((time.perf_counter(), summary.total, REGISTRY.get_sample_value(_COMMIT_SECONDS) or 0.0))
+        if marks[-1][0] - marks[0][0] > limit_seconds:
+            stop.set()
 
     started = time.perf_counter()
-    summary = Sink(settings, progress=progress).run(until_idle=True)
+    summary = Sink(settings, progress=progress).run(stop, until_idle=True)
     wall = time.perf_counter() - started
     if len(marks) < 2:
         raise RuntimeError(f"the sink wrote {len(marks)} batch(es): too few to time")
@@ -70,7 +79,14 @@ def run_sink(settings: ExchangeSettings) -> Sunk:
         total_rows=summary.total,
         batches=summary.batches,
         transaction_seconds=last_commit - first_commit,
+        stopped=stop.is_set(),
     )
+
+
+def stored(settings: ExchangeSettings) -> dict[TopicPartition, int]:
+    """Where the sink's group stopped: the next offset PostgreSQL holds for each partition."""
+    kafka = settings.kafka
+    return dict(stored_offsets(settings.postgres, kafka.topic_prefix, 10.0).get(sink_group(kafka), {}))
 
 
 @dataclass
@@ -87,14 +103,14 @@ class Rows:
         return sum(map(len, self.records.values())) + len(self.profiles)
 
 
-def read_rows(settings: ExchangeSettings) -> Rows:
-    """Read the sink's topics from the beginning and map them with the sink's own `Decoder`."""
+def read_rows(settings: ExchangeSettings, upto: dict[TopicPartition, int]) -> Rows:
+    """Read the sink's topics from the beginning up to `upto` and map them with the sink's `Decoder`."""
     kafka = settings.kafka
     decoder = Decoder(kafka)
-    profile_topic = SINK_TOPICS[-1].full_name(kafka)
+    profile_topic = PROFILE.full_name(kafka)
     batch = Batch()
     rows = Rows()
-    for partition, messages in _everything(settings, decoder.topics):
+    for partition, messages in _read(settings, upto):
         started = time.perf_counter()
         decoder.add(batch, partition, messages)
         if partition.topic == profile_topic:
@@ -107,25 +123,27 @@ def read_rows(settings: ExchangeSettings) -> Rows:
     return rows
 
 
-def _everything(
-    settings: ExchangeSettings, topics: list[str]
-) -> Iterator[tuple[TopicPartition, list[object]]]:
+def _read(
+    settings: ExchangeSettings, upto: dict[TopicPartition, int]
+) -> Iterator[tuple[TopicPartition, list[Any]]]:
+    """Each partition's records before its offset in `upto`, a poll at a time."""
     consumer = KafkaConsumer(
         bootstrap_servers=settings.kafka.bootstrap_servers,
         enable_auto_commit=False,
         max_partition_fetch_bytes=8 * 1024 * 1024,
     )
     try:
-        partitions = [
-            TopicPartition(topic, number)
-            for topic in topics
-            for number in range(settings.kafka.subject_partitions)
-        ]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        ends = consumer.end_offsets(partitions)
-        while any(consumer.position(tp) < end for tp, end in ends.items()):
-            yield from consumer.poll(timeout_ms=1000, max_records=RAW_BATCH_ROWS).items()
+        wanted = {partition: end for partition, end in upto.items() if end > 0}
+        consumer.assign(list(wanted))
+        consumer.seek_to_beginning(*wanted)
+        while wanted:
+            for partition, messages in consumer.poll(timeout_ms=1000, max_records=RAW_BATCH_ROWS).items():
+                taken = [message for message in messages if message.offset < wanted.get(partition, 0)]
+                if taken:
+                    yield partition, taken
+            for partition in [tp for tp, end in wanted.items() if consumer.position(tp) >= end]:
+                del wanted[partition]
+                consumer.pause(partition)
     finally:
         consumer.close(autocommit=False)
 
