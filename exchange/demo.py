@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import logging
 import os
 import shutil
 import threading
@@ -186,6 +187,10 @@ def run(
     """The whole demo; returns the exit status."""
     demo = demo_settings(settings)
     home = settings.stack.home / "demo"
+    # kafka-python warns about its own slow loop on a busy machine, httpx logs every request: the
+    # demo's screen is for progress and the API's answers.
+    logging.getLogger("kafka").setLevel(logging.ERROR)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     with _console.status("resetting the demo's topics, database and state…"):
         reset(demo)
         admin.ensure_topics(demo.kafka)
