@@ -145,6 +145,9 @@ class PostgresCluster:
                     verb, sql.Identifier(self.database.user), sql.Literal(password)
                 )
             )
+            # DROP DATABASE … WITH (FORCE) (tests, the demo's reset) must be able to end an autovacuum
+            # worker busy in that database; only pg_signal_backend members may, short of superuser.
+            admin.execute(sql.SQL("GRANT pg_signal_backend TO {}").format(sql.Identifier(self.database.user)))
             for name in (self.database.database, REGISTRY_DATABASE):
                 if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
                     admin.execute(
