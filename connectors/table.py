@@ -22,21 +22,8 @@ from connectors.positions import PositionStore
 from connectors.publisher import Publisher
 from connectors.runner import ChunkPublisher, ProgressCallback, Summary, stopped
 
-COLUMNS = (
-    "bdcqzh",
-    "bdcdyh",
-    "qlr",
-    "zl",
-    "xzqdm",
-    "yt",
-    "mj",
-    "djsj",
-    "qszt",
-    "dyzt",
-    "cfzt",
-    "bbh",
-    "gxsj",
-)
+# The registry's own column names, as the property mapping declares them.
+COLUMNS = PropertyMapping.columns
 _POLL = (
     f"SELECT {', '.join(COLUMNS)} FROM bdc_djb "
     "WHERE gxsj > %(gxsj)s OR (gxsj = %(gxsj)s AND bdcqzh > %(bdcqzh)s) "
