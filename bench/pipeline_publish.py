@@ -123,7 +123,7 @@ def publish_paced(settings: ExchangeSettings, vouchers: list[dict[str, Any]], pe
             chunk.new_chunk()
             for n in range(sent, due):
                 chunk.publish(chunk.convert(vouchers[n], f"voucher {n}", b""))
-            chunk.flush()
+            publisher.flush()
             sent = due
     finally:
         publisher.close()

@@ -1,15 +1,23 @@
-"""The file connectors (identity CSV, tax CSV, social JSON Lines): resumable by byte offset."""
+"""The file connectors (identity CSV, tax CSV, social JSON Lines): resumable by byte offset.
+
+Two halves: a preparing process reads, converts, validates and encodes the export a chunk ahead
+(`connectors.preparing`), and this process sends each chunk, waits until the broker acknowledged
+all of it, and only then stores the position just past it.
+"""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Generator
 from pathlib import Path
 
 from connectors.exceptions import ResumeError
-from connectors.mappings import MAPPINGS, SOURCES
+from connectors.mappings import MAPPINGS
 from connectors.positions import PositionStore
+from connectors.preparing import PreparedChunk, prepare_file
 from connectors.publisher import Publisher
-from connectors.runner import ChunkPublisher, ProgressCallback, Summary, publish_source_record, stopped
+from connectors.runner import ProgressCallback, Summary, account, flush, stopped
+from connectors.worker import in_worker
 
 
 def run_file(
@@ -23,8 +31,13 @@ def run_file(
     follow_interval: float = 1.0,
     stop: threading.Event | None = None,
     progress: ProgressCallback | None = None,
+    prepare_in_worker: bool = True,
 ) -> Summary:
-    """Publish `path` from the saved position to its end (and, with `follow`, as it grows)."""
+    """Publish `path` from the saved position to its end (and, with `follow`, as it grows).
+
+    With `prepare_in_worker` (the default) records are prepared in a process of their own; without,
+    in this one (the same steps, one core).
+    """
     source_key = str(path.resolve())
     saved = positions.load(department, source_key)
     offset = int(saved.get("offset", 0))
@@ -34,52 +47,51 @@ def run_file(
             "the export was replaced or cut; remove the position to read it from the start"
         )
     summary = Summary()
-    chunk = ChunkPublisher(MAPPINGS[department], publisher, path.name, summary)
+    first = True
     while True:
-        offset = _publish_from(
-            department, path, offset, chunk, positions, source_key, chunk_records, stop, progress
-        )
+        # Following, a file that did not grow is not read again (nor a preparing process started).
+        if first or path.stat().st_size > offset:
+            arguments = (department, path, offset, chunk_records, publisher.encoder)
+            chunks: Generator[PreparedChunk, None, None] = (
+                in_worker(prepare_file, *arguments, name=f"{department} connector's preparing")
+                if prepare_in_worker
+                else prepare_file(*arguments)
+            )
+            offset = _send(
+                department, chunks, offset, publisher, positions, source_key, summary, stop, progress
+            )
+            first = False
         if not follow or stopped(stop):
             return summary
         if stop is not None:
             stop.wait(follow_interval)
 
 
-def _publish_from(
+def _send(
     department: str,
-    path: Path,
+    chunks: Generator[PreparedChunk, None, None],
     offset: int,
-    chunk: ChunkPublisher,
+    publisher: Publisher,
     positions: PositionStore,
     source_key: str,
-    chunk_records: int,
+    summary: Summary,
     stop: threading.Event | None,
     progress: ProgressCallback | None,
 ) -> int:
-    """Publish from `offset` to the end of the file; return the new offset."""
-    pending = 0
-    for record in SOURCES[department].read(path, offset):
-        publish_source_record(chunk, record)
-        offset = record.end
-        pending += 1
-        if pending >= chunk_records:
-            _commit(chunk, positions, department, source_key, offset, progress)
-            pending = 0
+    """Send every prepared chunk, storing the position after each; return the last position."""
+    mapping = MAPPINGS[department]
+    try:
+        for chunk in chunks:
+            publisher.send_all(chunk.messages)
+            flush(mapping, publisher)
+            positions.save(department, source_key, {"offset": chunk.end})
+            offset = chunk.end
+            summary.add(chunk.summary)
+            account(mapping, chunk.summary)
+            if progress is not None:
+                progress(summary)
             if stopped(stop):
-                return offset
-    _commit(chunk, positions, department, source_key, offset, progress)
+                break
+    finally:
+        chunks.close()
     return offset
-
-
-def _commit(
-    chunk: ChunkPublisher,
-    positions: PositionStore,
-    department: str,
-    source_key: str,
-    offset: int,
-    progress: ProgressCallback | None,
-) -> None:
-    chunk.flush()
-    positions.save(department, source_key, {"offset": offset})
-    if progress is not None:
-        progress(chunk.summary)

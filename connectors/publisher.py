@@ -2,27 +2,24 @@
 
 `acks=all` with idempotence (kafka-python 3's default, set explicitly here), LZ4-compressed batches.
 A connector hands over a chunk of records, then calls `flush`, which returns only once the broker
-acknowledged every one of them — only then may the connector store its position.
+acknowledged every one of them — only then may the connector store its position. Records are encoded
+and given their partition by a `MessageEncoder` — here, or in a preparing process that hands over
+ready messages (`send_all`).
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import uuid
+from collections.abc import Iterable
 from typing import Any
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 from connectors.exceptions import ConnectorError
-from connectors.records import Converted, Rejection
-from exchange.serialization import AvroCodec
+from connectors.messages import Message, MessageEncoder
+from connectors.records import Converted
 from exchange.settings import ExchangeSettings
-from exchange.subjects import subject_key
-from exchange.topics import DEADLETTER, Topic
-
-# Fixed forever, like the event namespace: a re-read rejection keeps its id.
-DEADLETTER_NAMESPACE = uuid.UUID("0b8f3e8c-5d0e-4f8e-9a57-4d4c1ad9c0de")
+from exchange.topics import DATASET_TOPICS, DEADLETTER, Topic
 
 
 class Publisher:
@@ -30,10 +27,8 @@ class Publisher:
 
     def __init__(self, settings: ExchangeSettings, *, client_id: str) -> None:
         self._settings = settings
-        self._secret = settings.subject_secret.get_secret_value().encode()
-        self._codec = AvroCodec()
-        self._deadletter_topic = DEADLETTER.full_name(settings.kafka)
         self._failure: BaseException | None = None
+        self._encoder: MessageEncoder | None = None
         try:
             self._producer = KafkaProducer(
                 bootstrap_servers=settings.kafka.bootstrap_servers,
@@ -47,46 +42,53 @@ class Publisher:
         except KafkaError as exc:
             raise ConnectorError(f"cannot reach Kafka at {settings.kafka.bootstrap_servers}: {exc}") from exc
 
+    def partition_counts(self) -> dict[str, int]:
+        """How many partitions each topic a connector writes to has, by full name, from the broker."""
+        counts = {}
+        for topic in (*DATASET_TOPICS, DEADLETTER):
+            name = topic.full_name(self._settings.kafka)
+            try:
+                partitions = self._producer.partitions_for(name)
+            except KafkaError as exc:
+                raise ConnectorError(f"cannot learn the partitions of topic {name}: {exc}") from exc
+            if not partitions:
+                raise ConnectorError(f"topic {name} has no partitions: run `exchange topics ensure`")
+            counts[name] = len(partitions)
+        return counts
+
+    @property
+    def encoder(self) -> MessageEncoder:
+        """The encoder of this publisher's messages (asks the broker for the partition counts once)."""
+        if self._encoder is None:
+            secret = self._settings.subject_secret.get_secret_value().encode()
+            self._encoder = MessageEncoder(secret, self._settings.kafka, self.partition_counts())
+        return self._encoder
+
     def _failed(self, exc: BaseException) -> None:
         if self._failure is None:
             self._failure = exc
 
-    def _send(self, topic: str, key: bytes, value: bytes) -> None:
+    def send(self, message: Message) -> None:
+        """Queue one ready message on its own partition."""
         if self._failure is not None:
             raise ConnectorError(f"the broker refused a record: {self._failure}") from self._failure
-        self._producer.send(topic, key=key, value=value).add_errback(self._failed)
+        self._producer.send(
+            message.topic, key=message.key, value=message.value, partition=message.partition
+        ).add_errback(self._failed)
+
+    def send_all(self, messages: Iterable[Message]) -> None:
+        """Queue ready messages in order."""
+        for message in messages:
+            self.send(message)
 
     def publish(self, topic: Topic, dataset: str, converted: Converted) -> None:
         """Queue one canonical record, keyed by its subject's HMAC key."""
-        key = subject_key(converted.subject_id, self._secret).encode()
-        self._send(topic.full_name(self._settings.kafka), key, self._codec.encode(dataset, converted.record))
+        self.send(self.encoder.record(topic, dataset, converted))
 
-    def dead_letter(
-        self,
-        *,
-        department: str,
-        dataset: str,
-        source: str,
-        position: str,
-        rejection: Rejection,
-        original: bytes,
-        trace_id: str,
-    ) -> None:
-        """Queue a rejected input with its reason, its native field and its original bytes."""
-        record: dict[str, Any] = {
-            "event_id": str(uuid.uuid5(DEADLETTER_NAMESPACE, f"{department}|{source}|{position}")),
-            "department": department,
-            "dataset": dataset,
-            "source": source,
-            "position": position,
-            "reason": rejection.reason,
-            "field": rejection.field,
-            "message": rejection.message,
-            "original": original,
-            "rejected_at": dt.datetime.now(dt.UTC),
-            "trace_id": trace_id,
-        }
-        self._send(self._deadletter_topic, department.encode(), self._codec.encode("deadletter", record))
+    def dead_letter(self, **letter: Any) -> None:
+        """Queue a rejected input with its reason, its native field and its original bytes (the arguments
+        of `MessageEncoder.dead_letter`)."""
+        self.send(self.encoder.dead_letter(**letter))
 
     def flush(self) -> None:
         """Return once the broker acknowledged everything queued; raise if it refused anything."""

@@ -13,11 +13,13 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from connectors.exceptions import RecordRejected
 from connectors.mappings import Mapping
 from connectors.publisher import Publisher
 from connectors.records import Converted, Rejection, SourceRecord
+from exchange.topics import Topic
 from monitoring import metrics
 
 
@@ -33,20 +35,36 @@ class Summary:
     def rejected_total(self) -> int:
         return sum(self.rejected.values())
 
+    def add(self, other: Summary) -> None:
+        """Count `other`'s records in too."""
+        self.read += other.read
+        self.published += other.published
+        self.rejected.update(other.rejected)
+
 
 ProgressCallback = Callable[[Summary], None]
 
 
-class ChunkPublisher:
-    """Converts and publishes records of one department, counting as it goes; shared by every connector."""
+class RecordSink(Protocol):
+    """Where a chunk's records go: a `Publisher` (sent), or an `Outbox` (encoded for a sending process)."""
 
-    def __init__(self, mapping: Mapping, publisher: Publisher, source: str, summary: Summary) -> None:
+    def publish(self, topic: Topic, dataset: str, converted: Converted) -> None: ...
+
+    def dead_letter(self, **letter: Any) -> None: ...
+
+
+class ChunkPublisher:
+    """Converts and publishes records of one department, counting as it goes; shared by every connector.
+
+    Counts go to `summary`; the process that sends them counts them into the metrics (`account`),
+    as the converting may happen in another process.
+    """
+
+    def __init__(self, mapping: Mapping, publisher: RecordSink, source: str, summary: Summary) -> None:
         self.mapping = mapping
         self.publisher = publisher
         self.source = source
         self.summary = summary
-        self._read = metrics.CONNECTOR_RECORDS_READ.labels(mapping.department)
-        self._published = metrics.CONNECTOR_RECORDS_PUBLISHED.labels(mapping.department, mapping.dataset)
         self.new_chunk()
 
     def new_chunk(self) -> None:
@@ -66,12 +84,10 @@ class ChunkPublisher:
             trace_id=self.trace_id,
         )
         self.summary.rejected[rejection.reason] += 1
-        metrics.CONNECTOR_RECORDS_REJECTED.labels(self.mapping.department, rejection.reason).inc()
 
     def convert(self, fields: dict[str, object], position: str, original: bytes) -> list[Converted]:
         """The canonical records of one native record, or [] after dead-lettering it."""
         self.summary.read += 1
-        self._read.inc()
         try:
             return self.mapping.convert(fields, published_at=self.published_at, trace_id=self.trace_id)
         except RecordRejected as rejected:
@@ -85,13 +101,20 @@ class ChunkPublisher:
             self.publisher.publish(self.mapping.topic, self.mapping.dataset, converted)
             count += 1
         self.summary.published += count
-        self._published.inc(count)
 
-    def flush(self) -> None:
-        """Wait for the broker to acknowledge everything queued, timing it."""
-        with metrics.CONNECTOR_PUBLISH_SECONDS.labels(self.mapping.department).time():
-            self.publisher.flush()
-        self.new_chunk()
+
+def account(mapping: Mapping, chunk: Summary) -> None:
+    """Count a sent and acknowledged chunk into the connector metrics."""
+    metrics.CONNECTOR_RECORDS_READ.labels(mapping.department).inc(chunk.read)
+    metrics.CONNECTOR_RECORDS_PUBLISHED.labels(mapping.department, mapping.dataset).inc(chunk.published)
+    for reason, count in chunk.rejected.items():
+        metrics.CONNECTOR_RECORDS_REJECTED.labels(mapping.department, reason).inc(count)
+
+
+def flush(mapping: Mapping, publisher: Publisher) -> None:
+    """Wait for the broker to acknowledge everything queued, timing it."""
+    with metrics.CONNECTOR_PUBLISH_SECONDS.labels(mapping.department).time():
+        publisher.flush()
 
 
 def publish_source_record(chunk: ChunkPublisher, record: SourceRecord) -> None:

@@ -20,7 +20,7 @@ from connectors.mappings import MAPPINGS
 from connectors.mappings.property import PropertyMapping
 from connectors.positions import PositionStore
 from connectors.publisher import Publisher
-from connectors.runner import ChunkPublisher, ProgressCallback, Summary, stopped
+from connectors.runner import ChunkPublisher, ProgressCallback, Summary, account, flush, stopped
 
 # The registry's own column names, as the property mapping declares them.
 COLUMNS = PropertyMapping.columns
@@ -48,16 +48,20 @@ def run_table(
     assert isinstance(mapping, PropertyMapping)
     source = "bdc_djb"
     summary = Summary()
-    chunk = ChunkPublisher(mapping, publisher, source, summary)
+    chunk = ChunkPublisher(mapping, publisher, source, Summary())
     try:
         with psycopg.connect(dsn, autocommit=True, row_factory=dict_row) as conn:
             while True:
                 state = positions.load("property", source)
                 rows = conn.execute(_POLL, _watermark(state, chunk_records)).fetchall()
                 if rows:
+                    chunk.summary = Summary()
                     _publish_rows(rows, mapping, chunk, state)
-                    chunk.flush()
+                    flush(mapping, publisher)
+                    chunk.new_chunk()
                     positions.save("property", source, state)
+                    summary.add(chunk.summary)
+                    account(mapping, chunk.summary)
                     if progress is not None:
                         progress(summary)
                 if len(rows) < chunk_records and (not follow or stopped(stop)):

@@ -208,6 +208,10 @@ def _exchange(settings: ExchangeSettings, state: Path, *args: str) -> subprocess
     return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
+def _children(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
 def test_a_connector_killed_mid_file_and_restarted_publishes_every_record(
     settings: ExchangeSettings, tmp_path: Path
 ) -> None:
@@ -239,8 +243,15 @@ def test_a_connector_killed_mid_file_and_restarted_publishes_every_record(
     assert victim.poll() is None, (
         f"the connector ended before it could be killed: {victim.communicate()[1]!r}"
     )
+    preparing = _children(victim.pid)
+    assert preparing, "the connector prepares its records in a process of its own"
     victim.send_signal(signal.SIGKILL)
     victim.wait()
+    # Its preparing process notices and ends too: a killed connector leaves nothing running.
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in preparing) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in preparing if Path(f"/proc/{pid}").exists()]
 
     finisher = _exchange(settings, tmp_path / "state", "connect", "social", str(export))
     _, stderr = finisher.communicate(timeout=300)

@@ -1,0 +1,118 @@
+"""Records and dead letters encoded into Kafka messages, ready to send: topic, partition, key, value.
+
+Pure — no I/O — so it runs wherever a connector prepares its records: in the process that sends
+them (the table connector) or in a preparing process beside it (the file connectors,
+`connectors.preparing`). The partition is chosen here with Kafka's default partitioner, so the sending
+thread does not hash keys; every producer of the exchange still agrees on where a subject's records go.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any, NamedTuple
+
+from connectors.records import Converted, Rejection
+from exchange.partitioning import partition_for
+from exchange.serialization import AvroCodec
+from exchange.settings import KafkaSettings
+from exchange.subjects import subject_key
+from exchange.topics import DEADLETTER, Topic
+
+# Fixed forever, like the event namespace: a re-read rejection keeps its id.
+DEADLETTER_NAMESPACE = uuid.UUID("0b8f3e8c-5d0e-4f8e-9a57-4d4c1ad9c0de")
+# Subjects whose partition is remembered; a subject has many records in the tax and social exports.
+_REMEMBERED_KEYS = 1 << 16
+
+
+class Message(NamedTuple):
+    """One message to produce."""
+
+    topic: str
+    partition: int
+    key: bytes
+    value: bytes
+
+
+class MessageEncoder:
+    """Encodes one connector's records and dead letters; `partitions` is each topic's partition count,
+    by full (prefixed) name."""
+
+    def __init__(self, secret: bytes, kafka: KafkaSettings, partitions: Mapping[str, int]) -> None:
+        self.kafka = kafka
+        self._secret = secret
+        self._partitions = dict(partitions)
+        self._deadletter_topic = DEADLETTER.full_name(kafka)
+        self._codec = AvroCodec()
+        self._partition = lru_cache(maxsize=_REMEMBERED_KEYS)(self._hash)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Sent to a preparing process by its ingredients: the codec and the cache are rebuilt there.
+        return (MessageEncoder, (self._secret, self.kafka, self._partitions))
+
+    def _hash(self, topic: str, key: bytes) -> int:
+        try:
+            return partition_for(key, self._partitions[topic])
+        except KeyError:
+            raise KeyError(f"no partition count known for topic {topic}") from None
+
+    def record(self, topic: Topic, dataset: str, converted: Converted) -> Message:
+        """A canonical record, keyed by its subject's HMAC key."""
+        name = topic.full_name(self.kafka)
+        key = subject_key(converted.subject_id, self._secret).encode()
+        return Message(name, self._partition(name, key), key, self._codec.encode(dataset, converted.record))
+
+    def dead_letter(
+        self,
+        *,
+        department: str,
+        dataset: str,
+        source: str,
+        position: str,
+        rejection: Rejection,
+        original: bytes,
+        trace_id: str,
+    ) -> Message:
+        """A rejected input with its reason, its native field and its original bytes, keyed by department."""
+        record: dict[str, Any] = {
+            "event_id": str(uuid.uuid5(DEADLETTER_NAMESPACE, f"{department}|{source}|{position}")),
+            "department": department,
+            "dataset": dataset,
+            "source": source,
+            "position": position,
+            "reason": rejection.reason,
+            "field": rejection.field,
+            "message": rejection.message,
+            "original": original,
+            "rejected_at": dt.datetime.now(dt.UTC),
+            "trace_id": trace_id,
+        }
+        topic = self._deadletter_topic
+        key = department.encode()
+        return Message(topic, self._partition(topic, key), key, self._codec.encode("deadletter", record))
+
+
+class Outbox:
+    """Collects a chunk's messages instead of sending them; what a preparing process hands over.
+
+    Offers the part of `Publisher` a `ChunkPublisher` uses, so the same chunk logic serves both.
+    """
+
+    def __init__(self, encoder: MessageEncoder) -> None:
+        self.encoder = encoder
+        self.messages: list[Message] = []
+
+    def publish(self, topic: Topic, dataset: str, converted: Converted) -> None:
+        """Encode one canonical record into the outbox."""
+        self.messages.append(self.encoder.record(topic, dataset, converted))
+
+    def dead_letter(self, **letter: Any) -> None:
+        """Encode one dead letter into the outbox (the arguments of `MessageEncoder.dead_letter`)."""
+        self.messages.append(self.encoder.dead_letter(**letter))
+
+    def take(self) -> list[Message]:
+        """The messages collected since the last take."""
+        taken, self.messages = self.messages, []
+        return taken
