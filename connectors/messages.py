@@ -23,7 +23,8 @@ from exchange.topics import DEADLETTER, Topic
 
 # Fixed forever, like the event namespace: a re-read rejection keeps its id.
 DEADLETTER_NAMESPACE = uuid.UUID("0b8f3e8c-5d0e-4f8e-9a57-4d4c1ad9c0de")
-# Subjects whose partition is remembered; a subject has many records in the tax and social exports.
+# Subjects whose key and partition are remembered; a subject has many records in the tax and social
+# exports.
 _REMEMBERED_KEYS = 1 << 16
 
 
@@ -47,6 +48,7 @@ class MessageEncoder:
         self._deadletter_topic = DEADLETTER.full_name(kafka)
         self._codec = AvroCodec()
         self._partition = lru_cache(maxsize=_REMEMBERED_KEYS)(self._hash)
+        self._addressed = lru_cache(maxsize=_REMEMBERED_KEYS)(self._address)
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Sent to a preparing process by its ingredients: the codec and the cache are rebuilt there.
@@ -58,11 +60,15 @@ class MessageEncoder:
         except KeyError:
             raise KeyError(f"no partition count known for topic {topic}") from None
 
+    def _address(self, topic: str, subject_id: str) -> tuple[bytes, int]:
+        key = subject_key(subject_id, self._secret).encode()
+        return key, self._hash(topic, key)
+
     def record(self, topic: Topic, dataset: str, converted: Converted) -> Message:
         """A canonical record, keyed by its subject's HMAC key."""
         name = topic.full_name(self.kafka)
-        key = subject_key(converted.subject_id, self._secret).encode()
-        return Message(name, self._partition(name, key), key, self._codec.encode(dataset, converted.record))
+        key, partition = self._addressed(name, converted.subject_id)
+        return Message(name, partition, key, self._codec.encode(dataset, converted.record))
 
     def dead_letter(
         self,
