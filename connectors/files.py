@@ -85,7 +85,7 @@ def _send(
             publisher.send_all(chunk.messages)
             flush(mapping, publisher)
             positions.save(department, source_key, {"offset": chunk.end})
-            offset = chunk.end
+            offset = summary.position = chunk.end
             summary.add(chunk.summary)
             account(mapping, chunk.summary)
             if progress is not None:

@@ -30,6 +30,8 @@ class Summary:
     read: int = 0
     published: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
+    # How far a file connector has read (its stored position, in bytes); None for a table.
+    position: int | None = None
 
     @property
     def rejected_total(self) -> int:

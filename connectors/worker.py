@@ -1,51 +1,56 @@
-"""Runs a generator in a process of its own and streams what it yields back, a few items ahead.
+"""Runs a generator in a process of its own and streams what it yields back, as pickles over a pipe.
 
 A file connector converts, validates and Avro-encodes its records in such a process while the
 connector's own process sends the previous chunk: with kafka-python's send loop holding one core,
-the preparing work gets the other. The worker is started with `spawn` (the sending process runs
-kafka-python's IO thread, which a fork would copy in an undefined state); it ignores Ctrl-C (the
-connector decides when to stop) and ends itself when the connector's process is gone, so a
-connector killed with SIGKILL leaves nothing behind.
+the preparing work gets the other. The worker is a fresh interpreter (`python -m connectors.worker`)
+importing only the generator's module, not the exchange's whole command line, and not a fork of a
+process running kafka-python's IO thread. It ignores Ctrl-C (the connector decides when to stop);
+when the connector is gone its next write fails and it ends, so a connector killed with SIGKILL
+leaves nothing behind. The pipe is the backpressure: the worker runs at most about a chunk ahead.
 """
 
 from __future__ import annotations
 
-import multiprocessing
+import importlib
 import os
 import pickle
-import queue
 import signal
+import subprocess
+import sys
 from collections.abc import Callable, Generator, Iterator
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 from connectors.exceptions import ConnectorError
 
 T = TypeVar("T")
-_POLL_SECONDS = 0.5
 
 
-def in_worker(
-    function: Callable[..., Iterator[T]], *args: Any, name: str, prefetch: int = 2
-) -> Generator[T, None, None]:
-    """Yield what `function(*args)` yields, computed in a worker process at most `prefetch` items ahead.
+def in_worker(function: Callable[..., Iterator[T]], *args: Any, name: str) -> Generator[T, None, None]:
+    """Yield what `function(*args)` yields, computed in a worker process.
 
-    An exception raised in the worker is raised here (the same type when it pickles); closing this
-    generator early ends the worker.
+    `function` must be importable by its module and name. An exception raised in the worker is raised
+    here (the same type when it pickles); closing this generator early ends the worker.
     """
-    context = multiprocessing.get_context("spawn")
-    items: multiprocessing.Queue[tuple[str, Any]] = context.Queue(maxsize=prefetch)
-    process = context.Process(target=_work, args=(items, function, args), name=name, daemon=True)
-    process.start()
+    # The worker imports from where this process imports, as multiprocessing's spawn does.
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(path for path in sys.path if path)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "connectors.worker"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=environment,
+    )
+    assert process.stdin is not None and process.stdout is not None
     try:
+        pickle.dump((function.__module__, function.__qualname__, args), process.stdin)
+        process.stdin.close()
         while True:
             try:
-                kind, payload = items.get(timeout=_POLL_SECONDS)
-            except queue.Empty:
-                if not process.is_alive():
-                    raise ConnectorError(
-                        f"the {name} process ended (exit code {process.exitcode}) without finishing"
-                    ) from None
-                continue
+                kind, payload = pickle.load(process.stdout)
+            except EOFError:
+                code = process.wait()
+                raise ConnectorError(
+                    f"the {name} process ended (exit code {code}) without finishing"
+                ) from None
             if kind == "item":
                 yield payload
             elif kind == "error":
@@ -53,34 +58,29 @@ def in_worker(
             else:
                 return
     finally:
-        if process.is_alive():
-            process.terminate()
-        process.join(timeout=10)
-        items.close()
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        process.stdout.close()
 
 
-def _work(
-    items: multiprocessing.Queue[tuple[str, Any]], function: Callable[..., Iterator[Any]], args: Any
-) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+def _serve(requests: IO[bytes], replies: IO[bytes]) -> None:
+    module, qualname, args = pickle.load(requests)
+    function: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        function = getattr(function, part)
     try:
         for item in function(*args):
-            _put(items, ("item", item))
-    except BaseException as exc:  # every failure is reported to the connector
-        _put(items, ("error", _picklable(exc)))
+            _reply(replies, ("item", item))
+    except Exception as exc:  # every failure is reported to the connector
+        _reply(replies, ("error", _picklable(exc)))
         return
-    _put(items, ("end", None))
+    _reply(replies, ("end", None))
 
 
-def _put(items: multiprocessing.Queue[tuple[str, Any]], item: tuple[str, Any]) -> None:
-    parent = multiprocessing.parent_process()
-    while True:
-        try:
-            items.put(item, timeout=_POLL_SECONDS)
-            return
-        except queue.Full:
-            if parent is None or not parent.is_alive():
-                os._exit(0)  # nobody will read on; the queue's feeder thread must not be waited for
+def _reply(replies: IO[bytes], message: tuple[str, Any]) -> None:
+    pickle.dump(message, replies, protocol=pickle.HIGHEST_PROTOCOL)
+    replies.flush()
 
 
 def _picklable(exc: BaseException) -> BaseException:
@@ -89,3 +89,11 @@ def _picklable(exc: BaseException) -> BaseException:
     except Exception:  # one that cannot cross is described instead
         return ConnectorError(f"{type(exc).__name__}: {exc}")
     return exc
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        _serve(sys.stdin.buffer, sys.stdout.buffer)
+    except BrokenPipeError:  # the connector is gone: nobody reads on
+        sys.exit(0)

@@ -15,6 +15,7 @@ from rich.table import Table
 from connectors.deadletters import read_deadletters
 from connectors.files import run_file
 from connectors.positions import PositionStore
+from connectors.progress import Reporter
 from connectors.publisher import Publisher
 from connectors.runner import Summary
 from connectors.table import run_table
@@ -49,33 +50,12 @@ def register(commands: Any) -> None:
     synth.set_defaults(run=_synth)
 
 
-class _Reporter:
-    """Progress on a terminal (rich), periodic log lines otherwise."""
-
-    def __init__(self, department: str) -> None:
-        self.department = department
-        self.started = time.monotonic()
-        self.last_log = self.started
-        self.status = _console.status(f"{department}: starting…") if _console.is_terminal else None
-
-    def __call__(self, summary: Summary) -> None:
-        elapsed = max(time.monotonic() - self.started, 1e-9)
-        line = (
-            f"{self.department}: read {summary.read:,} published {summary.published:,} "
-            f"rejected {summary.rejected_total:,} ({summary.read / elapsed:,.0f} records/s)"
-        )
-        if self.status is not None:
-            self.status.update(line)
-        elif time.monotonic() - self.last_log >= 5:
-            _log.info(line)
-            self.last_log = time.monotonic()
-
-
 def _connect(settings: ExchangeSettings, args: argparse.Namespace) -> int:
     start_metrics_server(settings.metrics_port)
     admin.ensure_topics(settings.kafka)
     stop = stop_on_signals()
-    reporter = _Reporter(args.department)
+    size = None if args.department == "property" or not args.source else _size(Path(args.source))
+    reporter = Reporter(args.department, _console, size)
     publisher = Publisher(settings, client_id=f"connector-{args.department}")
     positions = PositionStore(settings.connectors.state_dir)
     common: dict[str, Any] = {
@@ -87,22 +67,26 @@ def _connect(settings: ExchangeSettings, args: argparse.Namespace) -> int:
         "stop": stop,
         "progress": reporter,
     }
-    if reporter.status is not None:
-        reporter.status.start()
     try:
-        if args.department == "property":
-            dsn = args.source or settings.connectors.registry_dsn.get_secret_value()
-            summary = run_table(dsn, **common)
-        else:
-            if not args.source:
-                raise SystemExit(f"exchange connect {args.department}: give the export file")
-            summary = run_file(args.department, Path(args.source), **common)
+        with reporter:
+            if args.department == "property":
+                dsn = args.source or settings.connectors.registry_dsn.get_secret_value()
+                summary = run_table(dsn, **common)
+            else:
+                if not args.source:
+                    raise SystemExit(f"exchange connect {args.department}: give the export file")
+                summary = run_file(args.department, Path(args.source), **common)
     finally:
-        if reporter.status is not None:
-            reporter.status.stop()
         publisher.close()
     _print_summary(args.department, summary, time.monotonic() - reporter.started)
     return 0
+
+
+def _size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return None  # run_file says what is wrong with it
 
 
 def _print_summary(department: str, summary: Summary, seconds: float) -> None:

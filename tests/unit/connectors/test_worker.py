@@ -45,7 +45,7 @@ def endless_with_pid(folder: str) -> Iterator[int]:
 
 
 def test_items_come_back_in_order() -> None:
-    assert list(in_worker(numbers, 25, name="test", prefetch=2)) == list(range(25))
+    assert list(in_worker(numbers, 25, name="test")) == list(range(25))
 
 
 def test_an_error_in_the_worker_is_raised_with_its_type_after_what_came_before() -> None:
