@@ -291,14 +291,24 @@ def _section_to_avro(section: Mapping[str, Entry[Any]], form: _Form) -> dict[str
     return {"records": len(refs), "numbers": packed, "text": text, "dictionary": dictionary}
 
 
-def to_avro(profile: Profile) -> dict[str, Any]:
+def to_avro(profile: Profile, since: tuple[Profile, Mapping[str, Any]] | None = None) -> dict[str, Any]:
     """The profile as a record of `schemas/profile.avsc`: each section in packed columns.
+
+    `since` is an earlier profile and its record (`to_avro`'s or as decoded): a section `profile` still
+    shares with it — the very same mapping, as `apply` leaves every section an event does not touch — is
+    taken from that record instead of packed again.
 
     Raises `ProfileFormError` when a value cannot travel exactly: an amount of more than two decimal
     places, an instant without time zone or finer than a millisecond, a symbol the schema does not list.
     """
+    sections: dict[str, Any] = {}
     try:
-        sections = {field: _section_to_avro(getattr(profile, field), form) for field, form in _FORMS.items()}
+        for field, form in _FORMS.items():
+            section = getattr(profile, field)
+            if since is not None and getattr(since[0], field) is section:
+                sections[field] = since[1][field]
+            else:
+                sections[field] = _section_to_avro(section, form)
     except (ValueError, TypeError) as exc:
         raise ProfileFormError(f"profile {profile.subject_key} has no exact Avro form: {exc}") from exc
     return {"subject_key": profile.subject_key, "version": profile.version, **sections}

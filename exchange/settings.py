@@ -96,6 +96,10 @@ class ProcessorSettings(BaseModel):
     batch_seconds: float = 0.05
     web_port: int = 6066
     commit_interval_seconds: float = 1.0
+    # The producer (profiles and the changelog) waits this long to fill batches of up to this many bytes:
+    # faust's defaults (no wait, 16 KiB) sent a produce request for every few profiles.
+    producer_linger_seconds: float = 0.02
+    producer_batch_bytes: int = 512 * 1024
 
 
 class ApiSettings(BaseModel):

@@ -1,17 +1,30 @@
-"""The processor's batch fold, in-process: coalescing per subject, idempotence, the profile cache."""
+"""The processor in-process: the batch fold (coalescing per subject, idempotence, the profile cache,
+repacking only changed sections, metrics per batch) and how the app and its worker are configured."""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import canonical
+import faust
+import pytest
+import uvloop
+from prometheus_client import REGISTRY
 
+from exchange import admin, profile_avro
 from exchange import profile as aggregate
+from exchange.cli import pipeline
 from exchange.serialization import AvroCodec
-from exchange.streams import BatchFolder, ProfileCache
+from exchange.settings import ExchangeSettings, ProcessorSettings
+from exchange.streams import BatchFolder, ProfileCache, create_app
 
 CODEC = AvroCodec()
+_EVENTS = "exchange_processor_events_total"
+_EMITTED = "exchange_processor_profiles_emitted_total"
 
 
 @dataclasses.dataclass
@@ -81,8 +94,94 @@ def test_the_fold_across_batches_equals_the_fold_of_all_events_at_once() -> None
 def test_the_cache_is_used_only_for_the_bytes_it_was_decoded_from() -> None:
     cache = ProfileCache(capacity=1)
     profile = aggregate.empty_profile("a")
-    cache.put(b"a", b"v1", profile)
-    assert cache.get(b"a", b"v1") is profile
+    decoded = (profile, aggregate.to_avro(profile))
+    cache.put(b"a", b"v1", decoded)
+    assert cache.get(b"a", b"v1") is decoded
     assert cache.get(b"a", b"v2") is None
-    cache.put(b"b", b"v1", profile)
+    cache.put(b"b", b"v1", decoded)
     assert cache.get(b"a", b"v1") is None  # evicted: capacity 1
+
+
+def _packed_sections(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The datasets whose sections `to_avro` packs from here on."""
+    packed: list[str] = []
+    pack = profile_avro._section_to_avro
+
+    def counting(section: Any, form: Any) -> dict[str, Any]:
+        packed.append(form.dataset)
+        return pack(section, form)
+
+    monkeypatch.setattr(profile_avro, "_section_to_avro", counting)
+    return packed
+
+
+@pytest.mark.parametrize("cached", [True, False], ids=["cached", "decoded from the table"])
+def test_only_the_sections_a_batch_changed_are_packed_again(
+    monkeypatch: pytest.MonkeyPatch, cached: bool
+) -> None:
+    table: dict[bytes, bytes] = {}
+    first = _events(b"a", [canonical.person("440102195607099506"), canonical.contribution("L1", "2026-01")])
+    BatchFolder(CODEC).fold(first, table)  # type: ignore[arg-type]
+    folder = BatchFolder(CODEC)
+    if cached:
+        folder.fold(_events(b"a", [canonical.payment("V1", "2026-01")], start=5), table)  # type: ignore[arg-type]
+    packed = _packed_sections(monkeypatch)
+    folder.fold(_events(b"a", [canonical.contribution("L2", "2026-02")], start=10), table)  # type: ignore[arg-type]
+    assert packed == [aggregate.SOCIAL]
+    # ...and the record is the one packing every section would give.
+    stored = CODEC.decode(table[b"a"])[1]
+    assert {**stored, **aggregate.to_avro(aggregate.from_avro(stored))} == stored
+    assert len(_stored(table, b"a").contributions) == 2
+
+
+def _sample(counter: Any, **labels: str) -> float:
+    value = REGISTRY.get_sample_value(counter, labels)
+    return value or 0.0
+
+
+def test_events_and_profiles_are_counted_per_dataset() -> None:
+    before = {
+        dataset: _sample(_EVENTS, dataset=dataset) for dataset in (aggregate.IDENTITY, aggregate.SOCIAL)
+    }
+    emitted_before = _sample(_EMITTED)
+    batch = [
+        *_events(b"a", [canonical.person("440102195607099506"), canonical.contribution("L1", "2026-01")]),
+        *_events(b"b", [canonical.contribution("L2", "2026-02"), canonical.contribution("L3", "2026-03")]),
+    ]
+    BatchFolder(CODEC).fold(batch, {})  # type: ignore[arg-type]
+    assert _sample(_EVENTS, dataset=aggregate.IDENTITY) - before[aggregate.IDENTITY] == 1
+    assert _sample(_EVENTS, dataset=aggregate.SOCIAL) - before[aggregate.SOCIAL] == 3
+    assert _sample(_EMITTED) - emitted_before == 2
+
+
+def test_the_app_batches_what_it_produces(tmp_path: Path) -> None:
+    settings = ExchangeSettings(
+        processor=ProcessorSettings(
+            datadir=tmp_path, store="memory://", producer_linger_seconds=0.03, producer_batch_bytes=65536
+        )
+    )
+    app = create_app(settings)
+    assert app.conf.producer_linger == 0.03
+    assert app.conf.producer_max_batch_size == 65536
+
+
+def test_the_process_command_runs_the_worker_on_uvloop(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    policies: list[asyncio.AbstractEventLoopPolicy] = []
+
+    class _Worker:
+        def __init__(self, app: faust.App, **options: Any) -> None:
+            policies.append(asyncio.get_event_loop_policy())
+
+        def execute_from_commandline(self) -> None:
+            pass
+
+    monkeypatch.setattr(admin, "ensure_topics", lambda kafka: None)
+    monkeypatch.setattr(faust, "Worker", _Worker)
+    settings = ExchangeSettings(processor=ProcessorSettings(datadir=tmp_path, store="memory://"))
+    try:
+        assert pipeline._process(settings, argparse.Namespace()) == 0
+    finally:
+        asyncio.set_event_loop_policy(None)
+    assert [type(policy) for policy in policies] == [uvloop.EventLoopPolicy]
