@@ -9,7 +9,6 @@ A population is generated and run through the real pipeline (connectors, `exchan
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import logging
 import os
@@ -40,6 +39,7 @@ from bench.bare_api import ROUTE as BARE_ROUTE
 from bench.cpu_usage import CpuClock, Usage, cores
 from connectors.synth import generate
 from exchange import admin, database
+from exchange.api.serving import server_options
 from exchange.demo import Progress, wait_until_complete
 from exchange.demo_api import KEYS
 from exchange.settings import ExchangeSettings
@@ -327,13 +327,14 @@ def _print(settings: ExchangeSettings, phases: list[Phase], options: Options) ->
 
 
 def _notes(settings: ExchangeSettings, phases: list[Phase]) -> None:
-    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
-    http = "httptools" if importlib.util.find_spec("httptools") else "h11"
+    served = server_options(settings)  # as both servers run
+    loop, http = served["loop"], served["http"]
     caught_up = [p.kind for p in phases if p.load == "pipeline" and p.behind_at_end == 0]
     notes = [
         f"each server is one uvicorn worker (event loop {loop}, HTTP parser {http}) with a pool of "
         f"{settings.api.pool_max} PostgreSQL connections, as `exchange api` runs; the API also appends "
-        "an audit entry per request, the bare route only reads the profile row",
+        "an audit entry per request (committed in batches) and relays it to Kafka, the bare route only "
+        "reads the profile row",
         f"the load generator (raw asyncio, this process) shares the machine's {cores()} cores with "
         "the servers, PostgreSQL, the pipeline and anything else running; cores are CPU time per second "
         "of the phase ('machine' is all processes, other jobs included)",

@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from exchange.api.serving import server_options
 from exchange.api.storage.pool import create_pool
 
 # The very statement a verification runs for the current profile, so the baseline cannot drift from it.
@@ -33,7 +34,7 @@ def create_app(settings: ExchangeSettings) -> Starlette:
     async def profile(request: Request) -> JSONResponse:
         key = (await request.json())["subject_key"]
         async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cursor:
-            await cursor.execute(PROFILE_QUERY, (key,))
+            await cursor.execute(PROFILE_QUERY, {"known": None, "subject_key": key})
             row = await cursor.fetchone()
         return JSONResponse({"version": None if row is None else row["version"]})
 
@@ -51,13 +52,7 @@ def create_app(settings: ExchangeSettings) -> Starlette:
 def main() -> None:
     """Serve the baseline on the API's host and port, with `exchange api`'s uvicorn options."""
     settings = load_settings()
-    uvicorn.run(
-        create_app(settings),
-        host=settings.api.host,
-        port=settings.api.port,
-        access_log=False,
-        log_level="warning",
-    )
+    uvicorn.run(create_app(settings), **server_options(settings))
 
 
 if __name__ == "__main__":

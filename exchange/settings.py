@@ -122,6 +122,8 @@ class ApiSettings(BaseModel):
     audit_relay_interval_seconds: float = 0.5
     # Records the approvals consumer takes per poll; it commits offsets after each batch's decisions.
     approvals_batch_records: int = 500
+    # Subjects whose decoded profile each API process keeps (exchange.api.profile_cache); 0: none.
+    profile_cache_entries: int = 2048
     # Mutual TLS (deployment): the header in which the TLS-terminating proxy passes the verified client
     # certificate's subject, mapped to a caller by callers.json `tls_subject`. None: API keys only.
     # Set it only when the API is reachable through that proxy alone, which must overwrite the header.

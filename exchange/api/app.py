@@ -89,6 +89,7 @@ def create_api(settings: ExchangeSettings, *, relay: bool = True) -> FastAPI:
             if relaying is not None:
                 await relaying
                 await audit_relay.close()
+            await services.audit.close()
             await services.pool.close()
 
     app = FastAPI(
@@ -96,6 +97,9 @@ def create_api(settings: ExchangeSettings, *, relay: bool = True) -> FastAPI:
         version="1",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # The exchange's metrics are Prometheus (/metrics); with OpenTelemetry off FastAPI skips asking
+        # for its providers on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.services = services
     for module in (verifications, proofs, subjects, applications):

@@ -92,7 +92,7 @@ async def decide(services: Services, conn: Connection, app: Application) -> Row:
         if app.channel == "api":
             raise
         return await insert_decision(conn, refused(app, exc.reason, exc.message, services.policy.version))
-    known = await evaluation.evaluate(conn, app.subject_key, app.reference_date, None)
+    known = await evaluation.evaluate(conn, app.subject_key, app.reference_date, None, services.profiles)
     made = rules.decide(services.policy.service_items[app.service_item], known.facts)
     decision = _decision(
         app,

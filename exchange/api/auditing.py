@@ -2,7 +2,8 @@
 
 `audited` wraps a handler's work. Refusals and failures are appended and re-raised; on success the
 entry is appended before the response leaves, so nothing is disclosed that is not in the log (if
-the append fails the caller gets 503, not the data).
+the append fails the caller gets 503 or 500, not the data). Entries of concurrent requests are
+committed together (exchange.api.appender).
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ from typing import Any
 
 from exchange.api.context import Services
 from exchange.api.exceptions import ApiError, RefusedError
-from exchange.api.storage import audit as audit_table
-from exchange.api.storage.pool import transaction
 from exchange.audit import AuditEntry
 from monitoring import metrics
 
@@ -35,7 +34,7 @@ class Audit:
 
 
 async def record(services: Services, audit: Audit, outcome: str, reason: str | None = None) -> None:
-    """Append the entry to the hash chain."""
+    """Append the entry to the hash chain; returns once it is committed (`AuditAppender.append`)."""
     entry = AuditEntry(
         caller=audit.caller,
         action=audit.action,
@@ -47,8 +46,7 @@ async def record(services: Services, audit: Audit, outcome: str, reason: str | N
         request=audit.request,
         response=audit.response,
     )
-    async with transaction(services.pool) as conn:
-        await audit_table.append(conn, entry)
+    await services.audit.append(entry)
 
 
 @asynccontextmanager

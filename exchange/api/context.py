@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from psycopg_pool import AsyncConnectionPool
 
+from exchange.api.appender import AuditAppender
 from exchange.api.exceptions import InvalidRequestError
+from exchange.api.profile_cache import ProfileCache
 from exchange.api.signing import Signer
 from exchange.api.storage.pool import Connection
 from exchange.exceptions import InvalidIdentifierError
@@ -23,6 +25,14 @@ class Services:
     policy: Policy
     pool: AsyncConnectionPool[Connection]
     signer: Signer
+    # The process's one audit appender (group commit) over `pool`; close it before the pool.
+    audit: AuditAppender = field(init=False)
+    # Decoded profiles, by subject (exchange.api.storage.profiles).
+    profiles: ProfileCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "audit", AuditAppender(self.pool))
+        object.__setattr__(self, "profiles", ProfileCache(self.settings.api.profile_cache_entries))
 
     def subject(self, citizen_id: str, location: tuple[str, ...] = ("body", "subject")) -> tuple[str, str]:
         """The normalised 公民身份号码 and its subject key; `InvalidRequestError` naming the broken rule."""

@@ -9,6 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from exchange.api.models.verifications import Claim
+from exchange.api.profile_cache import ProfileCache
 from exchange.api.storage.pool import Connection
 from exchange.api.storage.profiles import load_profile
 from exchange.facts import Fact, compute
@@ -49,16 +50,20 @@ class Evaluated:
 
 
 async def evaluate(
-    conn: Connection, subject_key: str, reference_date: dt.date | None, as_of: dt.datetime | None
+    conn: Connection,
+    subject_key: str,
+    reference_date: dt.date | None,
+    as_of: dt.datetime | None,
+    cache: ProfileCache | None = None,
 ) -> Evaluated:
-    """Compute every fact of a subject on `reference_date` from the profile known at `as_of`."""
+    """Compute every fact of a subject on `reference_date` from the profile known at `as_of` (decoded
+    profiles taken from and kept in `cache`, if given)."""
     if as_of is not None and as_of.tzinfo is None:
         as_of = as_of.replace(tzinfo=LOCAL)  # a local time without a zone, as the departments write it
-    stored = await load_profile(conn, subject_key, as_of)
+    stored = await load_profile(conn, subject_key, as_of, cache)
     day = reference_date or today()
-    return Evaluated(
-        compute(stored.profile, day), stored.profile.version, day, as_of or dt.datetime.now(dt.UTC)
-    )
+    facts = compute(stored.profile, day) if cache is None else cache.facts(stored.profile, day)
+    return Evaluated(facts, stored.profile.version, day, as_of or dt.datetime.now(dt.UTC))
 
 
 def rule_value(value: Any) -> RuleValue:

@@ -54,11 +54,10 @@ def _api(settings: ExchangeSettings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from exchange.api import create_api
+    from exchange.api.serving import server_options
 
     database.migrate(settings.postgres)
-    app = create_api(settings)
-    # No access log: request paths can hold a citizen ID, and identifiers never reach the logs.
-    uvicorn.run(app, host=settings.api.host, port=settings.api.port, access_log=False, log_level="warning")
+    uvicorn.run(create_api(settings), **server_options(settings))
     return 0
 
 

@@ -21,19 +21,21 @@ _api_key = APIKeyHeader(
 )
 
 
-def services(request: Request) -> Services:
-    """The services `create_api` built for this process."""
+async def services(request: Request) -> Services:
+    """The services `create_api` built for this process (async: FastAPI runs a sync dependency in a
+    worker thread, a hand-off per request)."""
+    return _services(request)
+
+
+def _services(request: Request) -> Services:
     built: Services = request.app.state.services
     return built
 
 
-async def caller(
-    request: Request,
-    exchange: Annotated[Services, Depends(services)],
-    key: Annotated[str | None, Security(_api_key)] = None,
-) -> Caller:
+async def caller(request: Request, key: Annotated[str | None, Security(_api_key)] = None) -> Caller:
     """The caller the proxy's verified certificate subject (mutual TLS, when configured) or the API key
     names; an unknown or missing one is audited, then 401."""
+    exchange = _services(request)  # not a sub-dependency: each one costs FastAPI a resolution per request
     found = None
     header = exchange.settings.api.tls_subject_header
     if header and request.headers.get(header):

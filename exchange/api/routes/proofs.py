@@ -22,7 +22,7 @@ from exchange.api.models.proofs import (
     VerifyResponse,
 )
 from exchange.api.routes.deps import CallerDep, ServicesDep
-from exchange.api.storage.pool import transaction
+from exchange.api.storage.pool import connection
 from exchange.api.storage.proofs import get_proof
 from exchange.policy import Access
 from exchange.proofs import default_period
@@ -57,7 +57,8 @@ async def issue_proof(
         grant = grant_for(services, Access(caller.code, body.purpose, proof_type=body.proof_type))
         proof_type = services.policy.proof_types[body.proof_type]
         period = _period(body) if proof_type.period else None
-        async with transaction(services.pool) as conn:
+        # Reads, then the proof's one insert: each statement its own transaction.
+        async with connection(services.pool) as conn:
             await check_consent(conn, grant, subject[1])
             issued = await proofing.issue(services, conn, grant, proof_type, subject, period)
         audit.response = {"proof_id": issued.document["proof_id"], "records": len(issued.document["lineage"])}
@@ -75,7 +76,7 @@ async def read_proof(proof_id: uuid.UUID, caller: CallerDep, services: ServicesD
     async with audited(
         services, PROOF, caller.code, "proof.read", None, {"proof_id": str(proof_id)}
     ) as audit:
-        async with transaction(services.pool) as conn:
+        async with connection(services.pool) as conn:
             stored = await get_proof(conn, str(proof_id))
         if stored is None:
             raise NotFoundError(f"no proof {proof_id}")
@@ -94,7 +95,7 @@ async def read_proof(proof_id: uuid.UUID, caller: CallerDep, services: ServicesD
 async def verify_proof(body: VerifyRequest, services: ServicesDep) -> VerifyResponse:
     """Check a presented proof: signature, integrity, and whether its records changed since (public)."""
     async with audited(services, VERIFY, PUBLIC, "proof.verify", None, {}) as audit:
-        async with transaction(services.pool) as conn:
+        async with connection(services.pool) as conn:
             result = await proofing.check(services, conn, body.jws)
         audit.request = {"proof_id": result.proof_id}
         audit.response = {"status": result.status}

@@ -15,7 +15,7 @@ from exchange.api.models.common import CODE_PATTERN, ERRORS, EXAMPLE_SUBJECT, ID
 from exchange.api.models.profile import ProfileResponse, SubjectAuditResponse
 from exchange.api.routes.deps import CallerDep, ServicesDep
 from exchange.api.storage import audit as audit_table
-from exchange.api.storage.pool import transaction
+from exchange.api.storage.pool import connection
 from exchange.facts import FACT_NAMES
 from exchange.policy import Access
 
@@ -65,9 +65,11 @@ async def read_profile(
         audit.subject_key = services.subject_key(subject_id, ("path", "subject_id"))
         grant = grant_for(services, Access(caller.code, purpose, fields=frozenset(wanted or ())))
         names = sorted(grant.profile_fields) if wanted is None else wanted
-        async with transaction(services.pool) as conn:
+        async with connection(services.pool) as conn:  # reads only
             await check_consent(conn, grant, audit.subject_key)
-            known = await evaluation.evaluate(conn, audit.subject_key, reference_date, as_of)
+            known = await evaluation.evaluate(
+                conn, audit.subject_key, reference_date, as_of, services.profiles
+            )
         audit.response = {"fields": names, "profile_version": known.profile_version}
         return ProfileResponse.model_validate(
             {
@@ -89,7 +91,7 @@ async def read_history(
     async with audited(services, HISTORY, caller.code, "subject_audit.read", purpose, {}) as audit:
         audit.subject_key = services.subject_key(subject_id, ("path", "subject_id"))
         grant_for(services, Access(caller.code, purpose, subject_audit=True))
-        async with transaction(services.pool) as conn:
+        async with connection(services.pool) as conn:
             rows = await audit_table.subject_history(conn, audit.subject_key)
         callers = services.policy.callers
         entries = [

@@ -13,7 +13,7 @@ from exchange.api.exceptions import InvalidRequestError
 from exchange.api.models.common import ERRORS
 from exchange.api.models.verifications import VERIFICATION_EXAMPLE, VerificationRequest, VerificationResponse
 from exchange.api.routes.deps import CallerDep, ServicesDep
-from exchange.api.storage.pool import transaction
+from exchange.api.storage.pool import connection
 from exchange.facts import FACT_NAMES
 from exchange.policy import Access
 
@@ -46,9 +46,11 @@ async def verify_claims(
         audit.subject_key = services.subject_key(body.subject)
         access = Access(caller.code, body.purpose, facts=frozenset(claim.fact for claim in body.claims))
         grant = grant_for(services, access)
-        async with transaction(services.pool) as conn:
+        async with connection(services.pool) as conn:  # reads only: no transaction to open and commit
             await check_consent(conn, grant, audit.subject_key)
-            known = await evaluation.evaluate(conn, audit.subject_key, body.reference_date, body.as_of)
+            known = await evaluation.evaluate(
+                conn, audit.subject_key, body.reference_date, body.as_of, services.profiles
+            )
         results = [evaluation.check_claim(claim, known.facts) for claim in body.claims]
         audit.response = {
             "results": [{"fact": r["fact"], "holds": r["holds"]} for r in results],

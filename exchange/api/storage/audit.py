@@ -1,8 +1,13 @@
-"""The `audit_log` table: chained appends serialised on the chain head, reads for verification and history."""
+"""The `audit_log` table: chained appends serialised on the chain head, reads for verification and history.
+
+An append takes a batch: the head is locked once, the entries are chained after it and inserted in
+one statement pipeline, and the head moves to the last of them, all in the caller's transaction. Of
+several processes appending at once, each batch waits for the head row, so the chain stays gapless.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from psycopg.types.json import Jsonb
@@ -26,14 +31,34 @@ WHERE subject_key = %s ORDER BY seq DESC LIMIT %s
 
 
 async def append(conn: Connection, entry: AuditEntry) -> dict[str, Any]:
-    """Append `entry` to the chain; call inside a transaction. Concurrent appends wait on the head row."""
+    """Append one entry to the chain; call inside a transaction (see `append_batch`)."""
+    (row,) = await append_batch(conn, [entry])
+    return row
+
+
+async def append_batch(conn: Connection, entries: Sequence[AuditEntry]) -> list[dict[str, Any]]:
+    """Append `entries`, in order, to the chain; call inside a transaction. Concurrent appends wait on
+    the head row. The rows as chained, or `LookupError` when the chain head is missing."""
+    if not entries:
+        return []
     head = await fetch_one(conn, _HEAD_FOR_UPDATE)
     if head is None:
         raise LookupError("audit_chain_head has no row: migration 0003 was not applied")
-    row = chained(entry, int(head["last_seq"]) + 1, str(head["last_hash"]))
-    await conn.execute(_INSERT, {**row, "request": Jsonb(row["request"]), "response": Jsonb(row["response"])})
-    await conn.execute(_MOVE_HEAD, (row["seq"], row["hash"]))
-    return row
+    rows: list[dict[str, Any]] = []
+    seq, prev_hash = int(head["last_seq"]), str(head["last_hash"])
+    for entry in entries:
+        seq += 1
+        row = chained(entry, seq, prev_hash)
+        prev_hash = row["hash"]
+        rows.append(row)
+    async with conn.cursor() as cursor:
+        await cursor.executemany(_INSERT, [_params(row) for row in rows])
+    await conn.execute(_MOVE_HEAD, (seq, prev_hash))
+    return rows
+
+
+def _params(row: dict[str, Any]) -> dict[str, Any]:
+    return {**row, "request": Jsonb(row["request"]), "response": Jsonb(row["response"])}
 
 
 async def head(conn: Connection) -> tuple[int, str] | None:

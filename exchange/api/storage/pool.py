@@ -1,4 +1,9 @@
-"""The connection pool and the one way to use it: a transaction whose psycopg errors become ours."""
+"""The connection pool and the two ways to use it, whose psycopg errors become ours: a transaction, and
+a connection for single-statement reads.
+
+The pool's connections are in autocommit mode, so a read of one statement costs one round trip
+rather than three (BEGIN, the statement, COMMIT); `transaction` opens an explicit one.
+"""
 
 from __future__ import annotations
 
@@ -29,6 +34,7 @@ def create_pool(settings: ExchangeSettings) -> AsyncConnectionPool[Connection]:
         timeout=settings.api.pool_timeout_seconds,
         open=False,
         name="exchange-api",
+        kwargs={"autocommit": True},
     )
 
 
@@ -39,9 +45,22 @@ async def transaction(pool: AsyncConnectionPool[Connection]) -> AsyncIterator[Co
     Raises `StorageUnavailableError` when PostgreSQL cannot be reached, `StorageError` when it
     refuses a statement.
     """
+    async with connection(pool) as conn, conn.transaction():
+        yield conn
+
+
+@asynccontextmanager
+async def connection(pool: AsyncConnectionPool[Connection]) -> AsyncIterator[Connection]:
+    """A pooled connection in autocommit mode: each statement is its own transaction (for reads of one
+    statement, or of several that need no common snapshot). Errors as `transaction`."""
+    async with _translated(), pool.connection() as conn:
+        yield conn
+
+
+@asynccontextmanager
+async def _translated() -> AsyncIterator[None]:
     try:
-        async with pool.connection() as conn:
-            yield conn
+        yield
     except PoolTimeout as exc:
         raise StorageUnavailableError(f"no PostgreSQL connection within the pool timeout: {exc}") from exc
     except psycopg.OperationalError as exc:

@@ -1,0 +1,83 @@
+"""Group commit for the audit log: one appender per process writes whatever entries are waiting in one
+transaction, so the chain head is locked and committed once per batch rather than once per request.
+
+A request hands its `AuditEntry` to `AuditAppender.append` and waits. When no batch is being written,
+the append starts a flush task; it takes every entry queued (up to `max_batch`), appends them in one
+transaction (`audit.append_batch`), commits, and only then resolves each request's future. Entries
+queued while a batch is in flight make the next batch. A batch that fails fails every request in it
+with the same error, and, rolled back, leaves no row of it in the chain. With several processes, each
+batch waits for the chain head's row lock, so their batches interleave and the chain stays gapless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from psycopg_pool import AsyncConnectionPool
+
+from exchange.api.storage import audit as audit_table
+from exchange.api.storage.pool import Connection, transaction
+from exchange.audit import AuditEntry
+
+_Waiting = tuple[AuditEntry, "asyncio.Future[None]"]
+
+
+class AuditAppender:
+    """Appends audit entries to the chain in batches; `append` returns once its entry is committed."""
+
+    def __init__(self, pool: AsyncConnectionPool[Connection], max_batch: int = 256) -> None:
+        self._pool = pool
+        self._max_batch = max_batch
+        self._waiting: list[_Waiting] = []
+        self._flushing: asyncio.Task[None] | None = None
+
+    async def append(self, entry: AuditEntry) -> None:
+        """Append `entry` and wait until its batch is committed.
+
+        Raises what the batch's transaction raised (`StorageUnavailableError`, `StorageError`,
+        `LookupError` when the chain head is missing): then no entry of the batch was appended.
+        """
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future.add_done_callback(_retrieved)
+        self._waiting.append((entry, future))
+        if self._flushing is None:
+            self._flushing = asyncio.create_task(self._flush(), name="audit-appender")
+        # Shielded: a request cancelled while waiting (its client gone) does not cancel the batch, and
+        # its entry is written all the same.
+        await asyncio.shield(future)
+
+    async def close(self) -> None:
+        """Wait for the entries already handed over to be written (call before closing the pool)."""
+        while self._flushing is not None:
+            await asyncio.shield(self._flushing)
+
+    async def _flush(self) -> None:
+        try:
+            while self._waiting:
+                batch = self._waiting[: self._max_batch]
+                del self._waiting[: self._max_batch]
+                await self._write(batch)
+        finally:
+            self._flushing = None
+
+    async def _write(self, batch: list[_Waiting]) -> None:
+        try:
+            async with transaction(self._pool) as conn:
+                await audit_table.append_batch(conn, [entry for entry, _ in batch])
+        except BaseException as exc:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise  # cancelled or exiting: the waiting requests were told, the task ends
+            return
+        for _, future in batch:
+            if not future.done():
+                future.set_result(None)
+
+
+def _retrieved(future: asyncio.Future[None]) -> None:
+    # A request cancelled while waiting never reads its batch's error: read it here, so asyncio does not
+    # log "exception was never retrieved" (the requests that did wait were answered with it).
+    if not future.cancelled():
+        future.exception()

@@ -1,0 +1,138 @@
+"""The batched audit appender (group commit) on the real PostgreSQL: concurrent appends are committed
+together, two processes' appenders interleave into one gapless verifiable chain, and a failed batch
+fails every request in it and leaves no row of it behind."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from api_support import client, with_key
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from exchange import database
+from exchange.api.appender import AuditAppender
+from exchange.api.storage import audit as audit_table
+from exchange.api.storage.pool import Connection, create_pool
+from exchange.audit import AuditEntry, verify
+from exchange.exceptions import StorageError
+from exchange.settings import ExchangeSettings
+
+SUBJECT = "440103198403037020"
+CLAIM = {"fact": "identity.status", "operator": "eq", "value": "normal"}
+
+
+def _entry(number: int, caller: str = "housing-bureau") -> AuditEntry:
+    return AuditEntry(
+        caller=caller,
+        action="verification",
+        outcome="allowed",
+        policy_version="test",
+        purpose="public-rental-housing",
+        request={"n": number},
+    )
+
+
+@asynccontextmanager
+async def _pool(settings: ExchangeSettings) -> AsyncIterator[AsyncConnectionPool[Connection]]:
+    pool = create_pool(settings)
+    await pool.open(wait=True)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+def _chain(settings: ExchangeSettings) -> tuple[list[dict[str, Any]], tuple[int, str]]:
+    with psycopg.connect(settings.postgres.conninfo(), row_factory=dict_row) as conn:
+        rows = conn.execute("SELECT * FROM audit_log ORDER BY seq").fetchall()
+        head = conn.execute("SELECT last_seq, last_hash FROM audit_chain_head").fetchone()
+    assert head is not None
+    return rows, (int(head["last_seq"]), str(head["last_hash"]))
+
+
+async def test_concurrent_appends_are_committed_in_one_batch(
+    settings: ExchangeSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database.migrate(settings.postgres)
+    batches: list[int] = []
+    append_batch = audit_table.append_batch
+
+    async def counted(conn: Connection, entries: Sequence[AuditEntry]) -> list[dict[str, Any]]:
+        batches.append(len(entries))
+        return await append_batch(conn, entries)
+
+    monkeypatch.setattr(audit_table, "append_batch", counted)
+    async with _pool(settings) as pool:
+        appender = AuditAppender(pool)
+        await asyncio.gather(*(appender.append(_entry(n)) for n in range(40)))
+        await appender.append(_entry(40))  # alone: a batch of one
+    rows, head = _chain(settings)
+    assert batches == [40, 1]
+    assert [row["request"]["n"] for row in rows] == list(range(41))
+    assert verify(rows, head) is None
+
+
+async def test_two_processes_appenders_make_one_gapless_chain(settings: ExchangeSettings) -> None:
+    database.migrate(settings.postgres)
+    # Two pools, two appenders: as two API processes, each batch waits for the other's head lock.
+    async with _pool(settings) as first, _pool(settings) as second:
+        appenders = (AuditAppender(first, max_batch=7), AuditAppender(second, max_batch=5))
+
+        async def burst(appender: AuditAppender, caller: str) -> None:
+            for round_ in range(6):
+                await asyncio.gather(*(appender.append(_entry(round_ * 100 + n, caller)) for n in range(20)))
+
+        await asyncio.gather(burst(appenders[0], "first"), burst(appenders[1], "second"))
+    rows, head = _chain(settings)
+    assert [row["seq"] for row in rows] == list(range(1, 241))
+    assert sorted(row["caller"] for row in rows) == ["first"] * 120 + ["second"] * 120
+    assert verify(rows, head) is None
+
+
+async def test_a_failed_batch_fails_every_append_in_it_and_leaves_no_row(settings: ExchangeSettings) -> None:
+    database.migrate(settings.postgres)
+    async with _pool(settings) as pool:
+        appender = AuditAppender(pool)
+        first = _entry(0)
+        await appender.append(first)
+        before = _chain(settings)
+        # The last entry reuses an event id (unique in audit_log): the batch's insert fails.
+        batch = [*(_entry(n) for n in range(1, 10)), dataclasses.replace(_entry(10), event_id=first.event_id)]
+        outcomes = await asyncio.gather(*(appender.append(entry) for entry in batch), return_exceptions=True)
+        assert all(isinstance(outcome, StorageError) for outcome in outcomes), outcomes
+        assert _chain(settings) == before
+        await appender.append(_entry(11))  # the appender goes on after a failed batch
+    rows, head = _chain(settings)
+    assert [row["request"]["n"] for row in rows] == [0, 11] and verify(rows, head) is None
+
+
+async def test_requests_whose_audit_cannot_be_written_get_no_data(
+    settings: ExchangeSettings, tmp_path: Path
+) -> None:
+    settings = with_key(settings, tmp_path)
+    database.migrate(settings.postgres)
+    with psycopg.connect(settings.postgres.conninfo()) as conn:
+        conn.execute(
+            "CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'audit refused for the test'; END $$"
+        )
+        conn.execute(
+            "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log "
+            "FOR EACH ROW EXECUTE FUNCTION refuse_audit()"
+        )
+    body = {"subject": SUBJECT, "purpose": "public-rental-housing", "claims": [CLAIM]}
+    async with client(settings, "housing-bureau") as housing, client(settings, "bank") as bank:
+        sent = [(housing, bank)[n % 2].post("/v1/verifications", json=body) for n in range(12)]
+        responses = await asyncio.gather(*sent)
+    assert {response.status_code for response in responses} == {500}
+    assert all("results" not in response.json() for response in responses)
+    rows, head = _chain(settings)
+    assert rows == [] and head[0] == 0
