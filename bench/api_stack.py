@@ -93,6 +93,10 @@ def isolated(settings: ExchangeSettings) -> Iterator[None]:
             )
 
 
+# Each started connector's log, by pid, to quote when one fails.
+_LOGS: dict[int, Path] = {}
+
+
 def start_connectors(
     settings: ExchangeSettings, exports: Path, logs: Path, *, registry: bool
 ) -> list[subprocess.Popen[bytes]]:
@@ -108,26 +112,36 @@ def start_connectors(
     logs.mkdir(parents=True, exist_ok=True)
     started = []
     for department, source in sources:
-        with (logs / f"connect-{department}-{exports.name}.log").open("ab") as out:
-            started.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "exchange", "connect", department, source],
-                    env=environment(settings),
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                )
+        log = logs / f"connect-{department}-{exports.name}.log"
+        with log.open("ab") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "exchange", "connect", department, source],
+                env=environment(settings),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
             )
+        _LOGS[process.pid] = log
+        started.append(process)
     return started
 
 
 def finished(connectors: list[subprocess.Popen[bytes]]) -> bool:
-    """Whether every connector has exited; `RuntimeError` if one failed."""
+    """Whether every connector has exited; `RuntimeError` with the end of its log if one failed (the
+    logs go with the benchmark's folder)."""
     codes = [process.poll() for process in connectors]
-    failed = [code for code in codes if code not in (None, 0)]
-    if failed:
-        raise RuntimeError(f"a connector exited with {failed[0]}; see the connect-*.log files")
+    for process, code in zip(connectors, codes, strict=True):
+        if code not in (None, 0):
+            command = " ".join(map(str, process.args[3:]))  # type: ignore[index]
+            raise RuntimeError(f"{command} exited with {code}; the end of its log:\n{_tail(process)}")
     return all(code == 0 for code in codes)
+
+
+def _tail(process: subprocess.Popen[bytes], lines: int = 20) -> str:
+    log = _LOGS.get(process.pid)
+    if log is None or not log.exists():
+        return "(no log)"
+    return "\n".join(log.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
 
 
 def start_bare(supervisor: Supervisor, settings: ExchangeSettings) -> Supervised:
