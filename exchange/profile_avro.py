@@ -395,3 +395,54 @@ def from_avro(record: Mapping[str, Any]) -> Profile:
     except (ValueError, IndexError, struct.error) as exc:
         raise ProfileFormError(f"profile record {record['subject_key']} is inconsistent: {exc}") from exc
     return Profile(record["subject_key"], record["version"], persons, payments, contributions, titles)
+
+
+# The sections of a profile record, in schema order.
+SECTIONS: tuple[str, ...] = tuple(_FORMS)
+_REF_FIELDS = RecordRef._fields
+
+
+def section_items(
+    name: str, section: Mapping[str, Any], revoked: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Section `name` of a profile record as plain items, straight from its packed columns: each live
+    record as {"ref": lineage, "data": fields}; each revoked record's lineage is appended to `revoked`.
+    Values are as `from_avro` gives them. For documents (the sink's jsonb); cheaper than `from_avro`.
+
+    Raises ValueError, IndexError or struct.error when the columns do not fit together.
+    """
+    form = _FORMS[name]
+    records, packed = section["records"], section["numbers"]
+    if not records:
+        return []
+    lineage_format = "<" + _format(_LINEAGE_CODES, records)
+    lineage_size = struct.calcsize(lineage_format)
+    lineage = struct.unpack_from(lineage_format, packed)
+    live = lineage[-records:]
+    alive = sum(live)
+    data_format = "<" + _format(form.codes, alive)
+    if lineage_size + struct.calcsize(data_format) != len(packed):
+        raise ValueError(f"{len(packed)} bytes of numbers for {records} records, {alive} of them live")
+    numbers = lineage + struct.unpack_from(data_format, packed, lineage_size)
+    layout = [(column, records) for column in _LINEAGE] + [(column, alive) for column in form.columns]
+    event_ids, record_ids, versions, topics, partitions, offsets, _, *columns = _from_wire(
+        layout, numbers, section
+    )
+    refs = map(
+        dict,
+        map(
+            zip,
+            repeat(_REF_FIELDS),
+            zip(event_ids, repeat(form.dataset), record_ids, versions, topics, partitions, offsets),
+        ),
+    )
+    data = map(dict, map(zip, repeat(form.record._fields), zip(*columns, strict=True)))
+    if alive == records:
+        return [{"ref": ref, "data": item} for ref, item in zip(refs, data, strict=True)]
+    items: list[dict[str, Any]] = []
+    for ref, is_live in zip(refs, live, strict=True):
+        if is_live:
+            items.append({"ref": ref, "data": next(data)})
+        else:
+            revoked.append(ref)
+    return items

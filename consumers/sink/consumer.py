@@ -47,7 +47,9 @@ class SinkOptions:
     """How the sink batches and retries."""
 
     # A batch is written when it holds this many records, or after max_batch_seconds, or as soon as
-    # the sink has caught up; bigger batches amortise each transaction's fixed cost.
+    # a poll finds fewer records buffered than the batch has room for: a trickle is written as it
+    # arrives, while a backlog (always buffered) gets big batches that amortise each transaction's
+    # fixed cost.
     max_batch_records: int = 5000
     max_batch_seconds: float = 1.0
     # The longest a poll waits: how soon a SIGTERM is seen while idle.
@@ -175,7 +177,13 @@ class _Loop:
         return self.summary
 
     def _take(self, stop: threading.Event) -> Batch:
-        """Poll until the batch is full, its time is up, or the sink has caught up."""
+        """Poll until the batch is full, its time is up, or a poll finds fewer records than it asked for.
+
+        A poll returns as soon as it has records, up to as many as asked for; fewer means the consumer
+        has nothing more buffered, so the records in hand are written rather than held back for more.
+        (Not a poll of a few milliseconds instead: with kafka-python 3.0.12 such polls during a group
+        rejoin were seen to leave the sink with no partitions fetched until it restarted.)
+        """
         batch = Batch()
         limit = self._options.max_batch_records
         deadline = time.monotonic() + self._options.max_batch_seconds
@@ -183,13 +191,14 @@ class _Loop:
             wait = min(deadline - time.monotonic(), self._options.poll_timeout_seconds)
             if wait <= 0:
                 break
-            polled = self._poll(wait, limit - batch.size)
+            wanted = limit - batch.size
+            polled = self._poll(wait, wanted)
             # Rows taken before a rebalance from a partition it moved or re-sought are not written.
             batch.drop(self._seeker.take_dropped())
-            if not polled:
-                break
             for partition, messages in polled.items():
                 self._decoder.add(batch, partition, messages)
+            if sum(map(len, polled.values())) < wanted:
+                break
         return batch
 
     def _poll(self, wait_seconds: float, max_records: int) -> dict[TopicPartition, list[Any]]:

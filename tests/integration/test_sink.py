@@ -505,3 +505,28 @@ def test_the_command_commits_on_sigterm_and_exits_non_zero_on_poison(settings: E
 
 def _migrated(settings: ExchangeSettings) -> bool:
     return bool(query(settings, "SELECT 1 FROM pg_tables WHERE tablename = 'consumer_offsets'"))
+
+
+def test_a_trickle_is_written_as_it_comes_not_held_for_a_full_batch(settings: ExchangeSettings) -> None:
+    records(settings, SOCIAL, CITIZEN, contribution("T0"))  # the topics exist before the sink starts
+    lines = 6
+    stop = threading.Event()
+
+    def stop_once_all_are_written(summary: SinkSummary) -> None:
+        if summary.total >= lines:
+            stop.set()
+
+    def trickle() -> None:
+        for number in range(1, lines):
+            time.sleep(0.2)
+            records(settings, SOCIAL, CITIZEN, contribution(f"T{number}"))
+
+    producer = threading.Thread(target=trickle)
+    producer.start()
+    # Batches could grow for an hour and each first poll waits for records up to 5 s: only the sink's
+    # writing what it has once nothing more is buffered gives more than one batch.
+    options = SinkOptions(max_batch_records=5000, max_batch_seconds=3600, poll_timeout_seconds=5)
+    summary = Sink(settings, options, progress=stop_once_all_are_written).run(stop)
+    producer.join()
+    assert summary.total == lines
+    assert summary.batches > 1

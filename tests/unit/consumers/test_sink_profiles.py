@@ -5,12 +5,23 @@ from __future__ import annotations
 import datetime as dt
 import json
 from decimal import Decimal
+from typing import Any
 
 import pytest
-from sink_records import EMPLOYER, PUBLISHED, contribution, payment, profile, title
+from sink_records import EMPLOYER, PUBLISHED, contribution, payment, person, profile, title
 
 from consumers.sink.documents import to_json
-from consumers.sink.profiles import EPOCH, PROFILE_COLUMNS, latest_published_at, profile_row, valid_from
+from consumers.sink.profiles import (
+    EPOCH,
+    PROFILE_COLUMNS,
+    SECTIONS,
+    document_json,
+    latest_published_at,
+    profile_document,
+    profile_row,
+    valid_from,
+)
+from exchange.profile import ProfileFormError, from_avro
 from exchange.serialization import AvroCodec
 
 UPDATED = dt.datetime(2026, 3, 5, 8, 0, 0, 250000, tzinfo=dt.UTC)
@@ -68,3 +79,56 @@ def test_json_keeps_unicode_and_exact_values() -> None:
     assert to_json(value) == '{"name":"何䶮","on":"2001-10-28","share":"37.50","n":[1,null,true]}'
     with pytest.raises(TypeError, match="bytes has no JSON form"):
         to_json({"original": b"\x00"})
+
+
+def _document_through_profile(record: dict[str, Any]) -> dict[str, Any]:
+    """The document as the sink built it through `from_avro` and `Profile`: the reference it must match."""
+    folded = from_avro(record)
+    document: dict[str, Any] = {
+        "subject_key": folded.subject_key,
+        "version": folded.version,
+        "updated_at": record["updated_at"],
+        "latest_published_at": latest_published_at(record),
+    }
+    revoked: list[dict[str, Any]] = []
+    for name in SECTIONS:
+        section = getattr(folded, name)
+        live: list[dict[str, Any]] = []
+        for record_id in sorted(section):
+            ref, data = section[record_id]
+            if data is None:
+                revoked.append(ref._asdict())
+            else:
+                live.append({"ref": ref._asdict(), "data": data._asdict()})
+        document[name] = live
+    document["revoked"] = revoked
+    return document
+
+
+def test_the_document_read_straight_from_the_packed_columns_is_the_profiles() -> None:
+    # Revoked records between live ones, in several sections; text holding the separator itself.
+    folded = [
+        contribution("L-1"),
+        contribution("L-2", op="revoke"),
+        contribution("L-3", base="9000.00"),
+        payment(),
+        person(name="何\x00䶮"),
+        person(version=2, op="revoke"),
+        title(),
+        contribution("L-0", version=3),
+    ]
+    codec = AvroCodec()
+    _, record = codec.decode(codec.encode("profile", profile("k" * 64, folded, UPDATED)))
+    document = profile_document(record)
+    assert document == _document_through_profile(record)
+    assert json.loads(document_json(document)) == json.loads(to_json(document))
+    assert [item["ref"]["source_record_id"] for item in document["contributions"]] == ["L-0", "L-1", "L-3"]
+
+
+def test_a_profile_whose_packed_columns_do_not_fit_together_is_a_profile_form_error() -> None:
+    codec = AvroCodec()
+    _, record = codec.decode(codec.encode("profile", profile("k" * 64, [contribution()], UPDATED)))
+    section = record["contributions"]
+    broken = {**record, "contributions": {**section, "numbers": section["numbers"][:-2]}}
+    with pytest.raises(ProfileFormError, match="inconsistent"):
+        profile_document(broken)
