@@ -19,6 +19,10 @@ from connectors.publisher import Publisher
 from connectors.runner import ProgressCallback, Summary, account, flush, stopped
 from connectors.worker import in_worker
 
+# Below this many bytes left to read, preparing in a worker process (about a second to start) is not
+# worth it.
+WORKER_MIN_BYTES = 4 << 20
+
 
 def run_file(
     department: str,
@@ -31,12 +35,13 @@ def run_file(
     follow_interval: float = 1.0,
     stop: threading.Event | None = None,
     progress: ProgressCallback | None = None,
-    prepare_in_worker: bool = True,
+    worker_min_bytes: int = WORKER_MIN_BYTES,
 ) -> Summary:
     """Publish `path` from the saved position to its end (and, with `follow`, as it grows).
 
-    With `prepare_in_worker` (the default) records are prepared in a process of their own; without,
-    in this one (the same steps, one core).
+    When at least `worker_min_bytes` are left to read, records are prepared in a process of their
+    own; a smaller rest — a small export, or what a followed file grew by — is prepared in this one
+    (the same steps on one core), where starting an interpreter would cost more than it saves.
     """
     source_key = str(path.resolve())
     saved = positions.load(department, source_key)
@@ -54,7 +59,7 @@ def run_file(
             arguments = (department, path, offset, chunk_records, publisher.encoder)
             chunks: Generator[PreparedChunk, None, None] = (
                 in_worker(prepare_file, *arguments, name=f"{department} connector's preparing")
-                if prepare_in_worker
+                if path.stat().st_size - offset >= worker_min_bytes
                 else prepare_file(*arguments)
             )
             offset = _send(

@@ -12,6 +12,7 @@ import sys
 import time
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -261,3 +262,38 @@ def test_a_connector_killed_mid_file_and_restarted_publishes_every_record(
     assert set(published) == expected
     # Re-sent at most one unacknowledged chunk, never more.
     assert len(published) - len(expected) <= 2 * 500
+
+
+@pytest.mark.parametrize(("worker_min_bytes", "in_worker"), [(0, True), (1 << 40, False)])
+def test_a_file_is_prepared_in_a_worker_only_when_enough_is_left_to_read(
+    settings: ExchangeSettings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    worker_min_bytes: int,
+    in_worker: bool,
+) -> None:
+    import connectors.files
+
+    started: list[str] = []
+    real = connectors.files.in_worker
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        started.append(kwargs["name"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(connectors.files, "in_worker", spy)
+    admin.ensure_topics(settings.kafka)
+    publisher = Publisher(settings, client_id="test-worker-threshold")
+    try:
+        summary = run_file(
+            "tax",
+            SAMPLES / "tax.csv",
+            publisher=publisher,
+            positions=PositionStore(tmp_path),
+            chunk_records=7,
+            worker_min_bytes=worker_min_bytes,
+        )
+    finally:
+        publisher.close()
+    assert bool(started) is in_worker
+    assert summary.published == len(_published(settings, "tax.payment")) == EXPECTED_COUNTS["tax"]
