@@ -15,7 +15,6 @@ from consumers.sink.profiles import (
     EPOCH,
     PROFILE_COLUMNS,
     SECTIONS,
-    document_json,
     latest_published_at,
     profile_document,
     profile_row,
@@ -121,7 +120,6 @@ def test_the_document_read_straight_from_the_packed_columns_is_the_profiles() ->
     _, record = codec.decode(codec.encode("profile", profile("k" * 64, folded, UPDATED)))
     document = profile_document(record)
     assert document == _document_through_profile(record)
-    assert json.loads(document_json(document)) == json.loads(to_json(document))
     assert [item["ref"]["source_record_id"] for item in document["contributions"]] == ["L-0", "L-1", "L-3"]
 
 
