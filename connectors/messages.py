@@ -47,7 +47,6 @@ class MessageEncoder:
         self._partitions = dict(partitions)
         self._deadletter_topic = DEADLETTER.full_name(kafka)
         self._codec = AvroCodec()
-        self._partition = lru_cache(maxsize=_REMEMBERED_KEYS)(self._hash)
         self._addressed = lru_cache(maxsize=_REMEMBERED_KEYS)(self._address)
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -97,7 +96,7 @@ class MessageEncoder:
         }
         topic = self._deadletter_topic
         key = department.encode()
-        return Message(topic, self._partition(topic, key), key, self._codec.encode("deadletter", record))
+        return Message(topic, self._hash(topic, key), key, self._codec.encode("deadletter", record))
 
 
 class Outbox:

@@ -23,6 +23,7 @@ from connectors.mappings import MAPPINGS, SOURCES
 from connectors.positions import PositionStore
 from connectors.publisher import Publisher
 from connectors.table import run_table
+from connectors.worker import in_worker
 from exchange import admin
 from exchange.logs import LoggedRecord, read_all
 from exchange.settings import ExchangeSettings
@@ -264,24 +265,21 @@ def test_a_connector_killed_mid_file_and_restarted_publishes_every_record(
     assert len(published) - len(expected) <= 2 * 500
 
 
-@pytest.mark.parametrize(("worker_min_bytes", "in_worker"), [(0, True), (1 << 40, False)])
+@pytest.mark.parametrize(("worker_min_bytes", "expect_worker"), [(0, True), (1 << 40, False)])
 def test_a_file_is_prepared_in_a_worker_only_when_enough_is_left_to_read(
     settings: ExchangeSettings,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     worker_min_bytes: int,
-    in_worker: bool,
+    expect_worker: bool,
 ) -> None:
-    import connectors.files
-
     started: list[str] = []
-    real = connectors.files.in_worker
 
     def spy(*args: Any, **kwargs: Any) -> Any:
         started.append(kwargs["name"])
-        return real(*args, **kwargs)
+        return in_worker(*args, **kwargs)
 
-    monkeypatch.setattr(connectors.files, "in_worker", spy)
+    monkeypatch.setattr("connectors.files.in_worker", spy)
     admin.ensure_topics(settings.kafka)
     publisher = Publisher(settings, client_id="test-worker-threshold")
     try:
@@ -295,5 +293,5 @@ def test_a_file_is_prepared_in_a_worker_only_when_enough_is_left_to_read(
         )
     finally:
         publisher.close()
-    assert bool(started) is in_worker
+    assert bool(started) is expect_worker
     assert summary.published == len(_published(settings, "tax.payment")) == EXPECTED_COUNTS["tax"]
