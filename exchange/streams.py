@@ -28,6 +28,7 @@ from faust.streams import _current_event
 from prometheus_client import generate_latest
 
 from exchange import profile as aggregate
+from exchange.ordered_consumer import ordered_consumer_class
 from exchange.serialization import AvroCodec
 from exchange.settings import ExchangeSettings
 from exchange.topics import DATASET_TOPICS, PROFILE
@@ -76,8 +77,11 @@ def create_app(settings: ExchangeSettings) -> faust.App:
         key_serializer="raw",
         value_serializer="raw",
     )
+    source_names = [topic.full_name(kafka) for topic in DATASET_TOPICS]
+    # faust can drop fetched records in a rebalance and then commit past them: this consumer re-reads.
+    app.transport.Consumer = ordered_consumer_class(source_names)  # type: ignore[misc]  # read per instance
     sources = app.topic(
-        *(topic.full_name(kafka) for topic in DATASET_TOPICS),
+        *source_names,
         key_type=bytes,
         value_type=bytes,
         key_serializer="raw",

@@ -1,0 +1,140 @@
+"""The processor's Kafka consumer: faust's aiokafka consumer, delivering the source topics without holes.
+
+See `exchange.sequencing` for why. Three changes to faust's consumer, for the source topics only:
+
+- every record passes `Sequencer.judge` before faust's delivery callback: records already delivered
+  are skipped, and a record past a hole makes the consumer seek its partition back to the first
+  missing offset (and skip records until that one comes);
+- faust's own read offset is not consulted for them (`_ReadOffsets`): it would drop the re-read
+  records as already seen, and would mark the hole as a gap whose offsets may be committed;
+- every second, `_rewind_stalled` finds a hole at the end of a partition, which no
+  later record reveals;
+- the sequencer starts over from the committed offsets (the log's first offset where none is
+  committed) at each seek to them: after every assignment, whatever was revoked.
+
+Other topics (the table's changelog, read during recovery) keep faust's behaviour.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Collection
+from typing import Any
+
+from aiokafka.errors import IllegalStateError, KafkaError
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
+from mode import Service
+
+from exchange.sequencing import Sequencer, Verdict
+
+_log = logging.getLogger(__name__)
+
+
+class _ReadOffsets(dict[TP, int | None]):
+    """faust's read offsets, except that a guarded topic's always reads as unknown."""
+
+    def __init__(self, guarded: Collection[str]) -> None:
+        super().__init__()
+        self.guarded = frozenset(guarded)
+
+    def __missing__(self, partition: TP) -> None:
+        return None
+
+    def __getitem__(self, partition: TP) -> int | None:
+        if partition.topic in self.guarded:
+            return None
+        return super().__getitem__(partition)
+
+
+def ordered_consumer_class(guarded: Collection[str]) -> type[faust_aiokafka.Consumer]:
+    """faust's aiokafka consumer class, delivering the records of the `guarded` topics without holes."""
+    topics = frozenset(guarded)
+
+    class OrderedConsumer(faust_aiokafka.Consumer):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.sequencer: Sequencer[TP] = Sequencer()
+            self._read_offset = _ReadOffsets(topics)
+            self.callback = _guarded(self, self.callback, topics)
+
+        async def perform_seek(self) -> None:
+            await super().perform_seek()
+            start: dict[TP, int | None] = dict(self._committed_offset)
+            # A partition with no committed offset is read from its beginning: expect that offset,
+            # so that a record dropped before the group's first commit is read again too.
+            fresh = [tp for tp in self.assignment() if tp.topic in topics and start.get(tp) is None]
+            if fresh:
+                start.update(await self.earliest_offsets(*fresh))
+            self.sequencer.reset(start)
+
+        @Service.timer(1.0)
+        async def _rewind_stalled(self) -> None:
+            """Every second, seek back each source partition fetched past a hole with no record after it."""
+            if not self.flow_active:
+                return  # a rebalance is under way; it ends with a seek to the committed offsets
+            for tp in self.assignment():
+                if tp.topic not in topics:
+                    continue
+                try:
+                    position = await asyncio.wait_for(self.position(tp), timeout=1.0)
+                except (TimeoutError, KafkaError, IllegalStateError):
+                    continue  # unknown for now (revoked, or being reset): looked at next time
+                expected = self.sequencer.expected(tp)
+                if expected is None or position is None:
+                    continue
+                if self.sequencer.stalled(tp, position, time.monotonic()):
+                    _log.warning(
+                        "records %s to %d of %s/%d were fetched but not delivered, and none came "
+                        "after them; reading them again",
+                        expected,
+                        position - 1,
+                        tp.topic,
+                        tp.partition,
+                    )
+                    await self.seek(tp, expected)
+
+    return OrderedConsumer
+
+
+def _guarded(
+    consumer: Any, deliver: Callable[[Any], Awaitable[None]], topics: frozenset[str]
+) -> Callable[[Any], Awaitable[None]]:
+    sequencer: Sequencer[TP] = consumer.sequencer
+
+    async def on_message(message: Any) -> None:
+        tp = message.tp
+        if tp.topic not in topics:
+            await deliver(message)
+            return
+        verdict = sequencer.judge(tp, message.offset, time.monotonic())
+        if verdict is Verdict.DELIVER:
+            expected = sequencer.expected(tp)
+            if expected is not None and message.offset > expected:
+                _log.error(
+                    "offsets %d to %d of %s/%d are not in the log (deleted by retention?); "
+                    "folding goes on from %d",
+                    expected,
+                    message.offset - 1,
+                    tp.topic,
+                    tp.partition,
+                    message.offset,
+                )
+            await deliver(message)
+            sequencer.delivered(tp, message.offset)
+        elif verdict is Verdict.REWIND:
+            expected = sequencer.expected(tp)
+            assert expected is not None  # a rewind always has a target
+            _log.warning(
+                "records %d to %d of %s/%d were fetched but not delivered (faust dropped them in a "
+                "rebalance); reading them again",
+                expected,
+                message.offset - 1,
+                tp.topic,
+                tp.partition,
+            )
+            await consumer.seek(tp, expected)
+
+    return on_message

@@ -1,0 +1,174 @@
+"""The processor's source partitions are delivered in offset order without holes, whatever faust drops:
+the sequencer's rule, and the consumer that applies it."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from faust.types import TP
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from exchange.ordered_consumer import _guarded, _ReadOffsets
+from exchange.sequencing import Sequencer, Verdict
+from exchange.settings import ExchangeSettings
+from exchange.streams import create_app
+
+P = TP("t", 0)
+
+
+def test_a_partition_without_committed_offset_accepts_its_first_record_then_expects_the_next() -> None:
+    sequencer = Sequencer()
+    assert sequencer.judge(P, 7, 0.0) is Verdict.DELIVER
+    sequencer.delivered(P, 7)
+    assert sequencer.expected(P) == 8
+    assert sequencer.judge(P, 7, 0.0) is Verdict.SKIP
+
+
+def test_a_record_past_a_hole_rewinds_once_and_later_records_wait_for_the_missing_one() -> None:
+    sequencer = Sequencer(retry_seconds=1.0)
+    sequencer.reset({P: 10})
+    assert sequencer.judge(P, 13, 0.0) is Verdict.REWIND
+    assert sequencer.expected(P) == 10
+    assert sequencer.judge(P, 14, 0.5) is Verdict.SKIP  # still in flight from before the seek
+    assert sequencer.judge(P, 10, 0.6) is Verdict.DELIVER
+    sequencer.delivered(P, 10)
+    assert sequencer.judge(P, 11, 0.7) is Verdict.DELIVER
+
+
+def test_a_hole_still_there_after_the_retry_time_is_rewound_again_and_finally_accepted() -> None:
+    sequencer = Sequencer(retry_seconds=1.0, max_attempts=3)
+    sequencer.reset({P: 10})
+    verdicts = [sequencer.judge(P, 12, float(second)) for second in range(5)]
+    assert verdicts == [Verdict.REWIND, Verdict.REWIND, Verdict.REWIND, Verdict.DELIVER, Verdict.DELIVER]
+
+
+def test_a_partition_fetched_past_its_expected_offset_with_nothing_coming_is_stalled() -> None:
+    sequencer = Sequencer(stall_seconds=5.0)
+    sequencer.reset({P: 10})
+    assert not sequencer.stalled(P, 10, 0.0)  # nothing fetched past it
+    assert not sequencer.stalled(P, 12, 1.0)  # first look: the clock starts
+    assert sequencer.judge(P, 11, 2.0) is Verdict.REWIND  # a record came: not stalled yet
+    assert not sequencer.stalled(P, 12, 6.0)
+    assert sequencer.stalled(P, 12, 7.5)
+    assert not sequencer.stalled(P, 12, 8.0)  # asked again only after another stall time
+
+
+def test_reset_starts_over_from_the_committed_offsets_only() -> None:
+    other = TP("t", 1)
+    sequencer = Sequencer()
+    sequencer.delivered(P, 50)
+    sequencer.delivered(other, 5)
+    sequencer.reset({P: 40, other: None})
+    assert sequencer.expected(P) == 40
+    assert sequencer.expected(other) is None
+
+
+@dataclass
+class _Log:
+    """A partition's log read by a fetcher that may drop records (as faust does) and prefetches."""
+
+    length: int
+    position: int = 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    length=st.integers(1, 60),
+    committed=st.integers(0, 10),
+    drops=st.sets(st.integers(0, 200), max_size=20),
+    stale=st.integers(0, 4),
+)
+def test_whatever_the_fetcher_drops_every_record_is_delivered_once_in_order(
+    length: int, committed: int, drops: set[int], stale: int
+) -> None:
+    committed = min(committed, length - 1)
+    log = _Log(length, committed)
+    sequencer = Sequencer(retry_seconds=0.0, max_attempts=10_000)
+    sequencer.reset({P: committed})
+    delivered: list[int] = []
+    in_flight: list[int] = []  # fetched before a seek, still handed over after it
+    step = 0
+    while step < 10_000:
+        step += 1
+        if not in_flight and log.position >= length:
+            # Nothing more comes: the periodic check finds a hole at the end, if any.
+            looks = (float(step) + 60, float(step) + 120)  # the first look starts the clock
+            if not any(sequencer.stalled(P, log.position, now) for now in looks):
+                break
+            log.position = sequencer.expected(P) or 0
+            continue
+        if in_flight:
+            offset = in_flight.pop(0)
+        else:
+            offset = log.position
+            log.position += 1
+            if step in drops:  # fetched, then dropped by faust: the position moved on
+                continue
+        verdict = sequencer.judge(P, offset, float(step))
+        if verdict is Verdict.DELIVER:
+            delivered.append(offset)
+            sequencer.delivered(P, offset)
+        elif verdict is Verdict.REWIND:
+            in_flight = list(range(offset + 1, min(offset + 1 + stale, length)))
+            log.position = sequencer.expected(P) or 0
+    assert delivered == list(range(committed, length))
+
+
+class _Consumer:
+    def __init__(self) -> None:
+        self.sequencer = Sequencer()
+        self.seeks: list[tuple[TP, int]] = []
+
+    async def seek(self, tp: TP, offset: int) -> None:
+        self.seeks.append((tp, offset))
+
+
+@dataclass
+class _Message:
+    tp: TP
+    offset: int
+
+
+def test_the_consumer_seeks_back_to_a_hole_and_passes_other_topics_through() -> None:
+    consumer = _Consumer()
+    consumer.sequencer.reset({P: 0})
+    passed: list[tuple[str, int]] = []
+
+    async def deliver(message: Any) -> None:
+        passed.append((message.tp.topic, message.offset))
+
+    on_message = _guarded(consumer, deliver, frozenset({"t"}))
+
+    async def feed() -> None:
+        for message in [_Message(P, 0), _Message(P, 2), _Message(TP("changelog", 0), 9), _Message(P, 1)]:
+            await on_message(message)
+
+    asyncio.run(feed())
+    assert passed == [("t", 0), ("changelog", 9), ("t", 1)]
+    assert consumer.seeks == [(P, 1)]
+
+
+def test_faust_read_offsets_of_the_guarded_topics_read_as_unknown() -> None:
+    # faust's drain loop drops a record below the read offset and computes gaps from it.
+    offsets = _ReadOffsets({"t"})
+    offsets[P] = 40
+    offsets[TP("changelog", 0)] = 7
+    assert offsets[P] is None
+    assert offsets[TP("changelog", 0)] == 7
+    assert offsets[TP("changelog", 1)] is None
+
+
+def test_the_processor_app_consumes_with_the_ordered_consumer(tmp_path: Any) -> None:
+    base = ExchangeSettings()
+    settings_ = base.model_copy(
+        update={"processor": base.processor.model_copy(update={"store": "memory://", "datadir": tmp_path})}
+    )
+    consumer = create_app(settings_).consumer
+    assert type(consumer).__name__ == "OrderedConsumer"
+    assert isinstance(consumer._read_offset, _ReadOffsets)
+    assert "identity.person.v1" in consumer._read_offset.guarded
+    # The check for a hole at the end of a partition runs as one of the consumer's service tasks.
+    assert "_rewind_stalled" in type(consumer)._tasks[type(consumer)._get_class_id()]
