@@ -1,6 +1,6 @@
 """The processor's Kafka consumer: faust's aiokafka consumer, delivering the source topics without holes.
 
-See `exchange.sequencing` for why. Three changes to faust's consumer, for the source topics only:
+See `exchange.sequencing` for why. Four changes to faust's consumer, for the source topics only:
 
 - every record passes `Sequencer.judge` before faust's delivery callback: records already delivered
   are skipped, and a record past a hole makes the consumer seek its partition back to the first
@@ -87,7 +87,7 @@ def ordered_consumer_class(guarded: Collection[str]) -> type[faust_aiokafka.Cons
                     continue
                 if self.sequencer.stalled(tp, position, time.monotonic()):
                     _log.warning(
-                        "records %s to %d of %s/%d were fetched but not delivered, and none came "
+                        "records %d to %d of %s/%d were fetched but not delivered, and none came "
                         "after them; reading them again",
                         expected,
                         position - 1,
