@@ -1,5 +1,5 @@
 """The processor's source partitions are delivered in offset order without holes, whatever faust drops:
-the sequencer's rule, and the consumer that applies it."""
+the sequencer's rule, and the consumer that applies it (the app using it: test_streams.py)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,6 @@ from hypothesis import strategies as st
 
 from exchange.ordered_consumer import _guarded, _ReadOffsets
 from exchange.sequencing import Sequencer, Verdict
-from exchange.settings import ExchangeSettings
-from exchange.streams import create_app
 
 P = TP("t", 0)
 
@@ -159,16 +157,3 @@ def test_faust_read_offsets_of_the_guarded_topics_read_as_unknown() -> None:
     assert offsets[P] is None
     assert offsets[TP("changelog", 0)] == 7
     assert offsets[TP("changelog", 1)] is None
-
-
-def test_the_processor_app_consumes_with_the_ordered_consumer(tmp_path: Any) -> None:
-    base = ExchangeSettings()
-    settings_ = base.model_copy(
-        update={"processor": base.processor.model_copy(update={"store": "memory://", "datadir": tmp_path})}
-    )
-    consumer = create_app(settings_).consumer
-    assert type(consumer).__name__ == "OrderedConsumer"
-    assert isinstance(consumer._read_offset, _ReadOffsets)
-    assert "identity.person.v1" in consumer._read_offset.guarded
-    # The check for a hole at the end of a partition runs as one of the consumer's service tasks.
-    assert "_rewind_stalled" in type(consumer)._tasks[type(consumer)._get_class_id()]

@@ -18,6 +18,7 @@ from prometheus_client import REGISTRY
 from exchange import admin, profile_avro
 from exchange import profile as aggregate
 from exchange.cli import pipeline
+from exchange.ordered_consumer import _ReadOffsets
 from exchange.serialization import AvroCodec
 from exchange.settings import ExchangeSettings, ProcessorSettings
 from exchange.streams import BatchFolder, ProfileCache, create_app
@@ -163,6 +164,16 @@ def test_the_app_batches_what_it_produces(tmp_path: Path) -> None:
     app = create_app(settings)
     assert app.conf.producer_linger == 0.03
     assert app.conf.producer_max_batch_size == 65536
+
+
+def test_the_app_consumes_with_the_ordered_consumer(tmp_path: Path) -> None:
+    settings = ExchangeSettings(processor=ProcessorSettings(datadir=tmp_path, store="memory://"))
+    consumer = create_app(settings).consumer
+    assert type(consumer).__name__ == "OrderedConsumer"
+    assert isinstance(consumer._read_offset, _ReadOffsets)
+    assert "identity.person.v1" in consumer._read_offset.guarded
+    # The check for a hole at the end of a partition runs as one of the consumer's service tasks.
+    assert "_rewind_stalled" in type(consumer)._tasks[type(consumer)._get_class_id()]
 
 
 def test_the_process_command_runs_the_worker_on_uvloop(
