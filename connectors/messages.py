@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any, NamedTuple
 
+from connectors.avro import RecordEncoder
 from connectors.records import Converted, Rejection
 from exchange.partitioning import partition_for
-from exchange.serialization import AvroCodec
 from exchange.settings import KafkaSettings
 from exchange.subjects import subject_key
 from exchange.topics import DEADLETTER, Topic
@@ -46,7 +46,7 @@ class MessageEncoder:
         self._secret = secret
         self._partitions = dict(partitions)
         self._deadletter_topic = DEADLETTER.full_name(kafka)
-        self._codec = AvroCodec()
+        self._codec = RecordEncoder()
         self._addressed = lru_cache(maxsize=_REMEMBERED_KEYS)(self._address)
 
     def __reduce__(self) -> tuple[Any, ...]:
