@@ -12,6 +12,12 @@ See `exchange.sequencing` for why. Four changes to faust's consumer, for the sou
 - the sequencer starts over from the committed offsets (the log's first offset where none is
   committed) at each seek to them: after every assignment, whatever was revoked.
 
+And one for speed: faust delivers every record with `Service.wait_first(callback(message),
+suspend_flow.wait())`, four tasks and an `asyncio.wait` per record, so that a delivery blocked when a
+rebalance starts can be abandoned. `wait_first` here first steps the delivery itself: most complete
+without waiting (the stream's buffer has room), and then no task is made; one that waits goes on,
+from where it stopped, under faust's `wait_first`, as before.
+
 Other topics (the table's changelog, read during recovery) keep faust's behaviour.
 """
 
@@ -20,13 +26,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Collection
+import types
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Generator
 from typing import Any
 
 from aiokafka.errors import IllegalStateError, KafkaError
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 from mode import Service
+from mode.services import WaitArgT, WaitResults
+from mode.utils.times import Seconds
 
 from exchange.sequencing import Sequencer, Verdict
 
@@ -59,6 +68,11 @@ def ordered_consumer_class(guarded: Collection[str]) -> type[faust_aiokafka.Cons
             self.sequencer: Sequencer[TP] = Sequencer()
             self._read_offset = _ReadOffsets(topics)
             self.callback = _guarded(self, self.callback, topics)
+
+        async def wait_first(self, *coros: WaitArgT, timeout: Seconds | None = None) -> WaitResults:
+            if timeout is not None or self.suspend_flow.is_set() or self.should_stop:
+                return await super().wait_first(*coros, timeout=timeout)  # type: ignore[arg-type]  # None: none
+            return await step_first(super().wait_first, *coros)
 
         async def perform_seek(self) -> None:
             await super().perform_seek()
@@ -97,6 +111,69 @@ def ordered_consumer_class(guarded: Collection[str]) -> type[faust_aiokafka.Cons
                     await self.seek(tp, expected)
 
     return OrderedConsumer
+
+
+async def step_first(wait_first: Callable[..., Awaitable[WaitResults]], *coros: WaitArgT) -> WaitResults:
+    """`wait_first(*coros)` (mode's `Service.wait_first`) for faust's `(delivery, suspend_flow.wait())`,
+    stepping the delivery first: done at once, it is returned without a task; else it goes on under
+    `wait_first` from where it stopped. Anything else goes to `wait_first` unchanged."""
+    delivery = coros[0] if len(coros) == 2 else None
+    if not isinstance(delivery, types.CoroutineType):
+        return await wait_first(*coros)
+    other = coros[1]
+    try:
+        waiting_on = delivery.send(None)
+    except StopIteration as done:
+        _close(other)
+        return WaitResults([delivery], [done.value], False)
+    except BaseException:
+        _close(other)
+        raise
+    return await wait_first(_resume(delivery, waiting_on), other)
+
+
+def _close(waitable: WaitArgT) -> None:
+    """Close a coroutine that will not be awaited (faust's `suspend_flow.wait()`), so it is not reported."""
+    if isinstance(waitable, types.CoroutineType):
+        waitable.close()
+
+
+async def _resume(coroutine: Coroutine[Any, Any, Any], waiting_on: Any) -> Any:
+    """Run `coroutine` on from where it stopped, waiting on `waiting_on`, as a task would have.
+
+    What a coroutine yields to its task is the future it waits on (None: a bare yield, as in
+    `asyncio.sleep(0)`); the task resumes it once that future is done. Cancelling this coroutine
+    (`wait_first` cancels what is left once the flow is suspended) throws the cancellation into it.
+    """
+    while True:
+        try:
+            if waiting_on is None:
+                await asyncio.sleep(0)
+            else:
+                await _Yield(waiting_on)
+        except BaseException as error:  # handed to the coroutine, as a task would
+            try:
+                waiting_on = coroutine.throw(error)
+            except StopIteration as done:
+                return done.value
+            continue
+        try:
+            waiting_on = coroutine.send(None)
+        except StopIteration as done:
+            return done.value
+
+
+class _Yield:
+    """Yields `future` to the task once, as the coroutine that yielded it did, without taking its
+    result: the coroutine reads it when resumed."""
+
+    __slots__ = ("future",)
+
+    def __init__(self, future: Any) -> None:
+        self.future = future
+
+    def __await__(self) -> Generator[Any, None, None]:
+        yield self.future
 
 
 def _guarded(

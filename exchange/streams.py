@@ -20,11 +20,12 @@ import os
 import time
 import weakref
 from collections import Counter, OrderedDict, defaultdict
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any, cast
 
 import faust
 from faust.streams import _current_event
+from mode import ServiceT
 from prometheus_client import generate_latest
 
 from exchange import profile as aggregate
@@ -49,11 +50,24 @@ def changelog_topic_name(settings: ExchangeSettings) -> str:
     return f"{settings.kafka.topic_prefix}{settings.processor.app_id}.profiles.changelog"
 
 
+class _App(faust.App):
+    """faust's app without its Monitor sensor.
+
+    The Monitor keeps in-memory stats for faust's web views (turned off here) and is called for every
+    record and event, in and out; the processor's metrics are its own (`monitoring.metrics`).
+    """
+
+    def on_init_dependencies(self) -> Iterable[ServiceT]:
+        dependencies = super().on_init_dependencies()
+        self.sensors.remove(self.monitor)
+        return dependencies
+
+
 def create_app(settings: ExchangeSettings) -> faust.App:
     """Build the processor app, its table and its agent from the settings."""
     kafka = settings.kafka
     processor = settings.processor
-    app = faust.App(
+    app = _App(
         f"{kafka.topic_prefix}{processor.app_id}",
         broker=f"kafka://{kafka.bootstrap_servers}",
         store=processor.store,

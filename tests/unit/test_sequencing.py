@@ -10,8 +10,9 @@ from typing import Any
 from faust.types import TP
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from mode import Service
 
-from exchange.ordered_consumer import _guarded, _ReadOffsets
+from exchange.ordered_consumer import _guarded, _ReadOffsets, step_first
 from exchange.sequencing import Sequencer, Verdict
 
 P = TP("t", 0)
@@ -157,3 +158,75 @@ def test_faust_read_offsets_of_the_guarded_topics_read_as_unknown() -> None:
     assert offsets[P] is None
     assert offsets[TP("changelog", 0)] == 7
     assert offsets[TP("changelog", 1)] is None
+
+
+# faust delivers each record with `wait_first(deliver(message), suspend_flow.wait())`; `step_first` is what
+# the ordered consumer's `wait_first` does with that pair.
+
+
+def test_a_delivery_done_at_once_is_not_handed_to_faust_wait_first() -> None:
+    handed: list[tuple[Any, ...]] = []
+
+    async def wait_first(*coros: Any) -> Any:
+        handed.append(coros)
+        raise AssertionError("a delivery done at once needs no tasks")
+
+    async def deliver() -> str:
+        return "delivered"
+
+    async def main() -> Any:
+        return await step_first(wait_first, deliver(), asyncio.Event().wait())
+
+    result = asyncio.run(main())
+    assert (result.results, result.stopped) == (["delivered"], False)
+    assert handed == []
+
+
+def test_a_delivery_that_waits_goes_on_from_where_it_stopped_under_faust_wait_first() -> None:
+    steps: list[str] = []
+
+    async def main() -> Any:
+        gate: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+        async def deliver() -> str:
+            steps.append("started")
+            value = await gate
+            steps.append(value)
+            await asyncio.sleep(0)  # a bare yield, as a queue or lock may do
+            steps.append("done")
+            return value
+
+        waiting = asyncio.create_task(step_first(Service().wait_first, deliver(), asyncio.Event().wait()))
+        await asyncio.sleep(0.01)
+        assert steps == ["started"]
+        gate.set_result("opened")
+        return await waiting
+
+    result = asyncio.run(main())
+    assert result.results == ["opened"]
+    assert steps == ["started", "opened", "done"]
+
+
+def test_a_waiting_delivery_is_abandoned_and_unwound_when_the_flow_is_suspended() -> None:
+    async def main() -> tuple[Any, bool, bool]:
+        lock = asyncio.Lock()
+        gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        suspended = asyncio.Event()
+
+        async def deliver() -> None:
+            async with lock:  # released only if the cancellation reaches the delivery
+                await gate
+
+        waiting = asyncio.create_task(step_first(Service().wait_first, deliver(), suspended.wait()))
+        await asyncio.sleep(0.01)
+        assert lock.locked()
+        suspended.set()
+        result = await waiting
+        for _ in range(3):
+            await asyncio.sleep(0)
+        return result, lock.locked(), gate.cancelled()
+
+    result, locked, cancelled = asyncio.run(main())
+    assert result.results == [True]  # suspend_flow.wait() won
+    assert not locked
+    assert cancelled

@@ -176,6 +176,13 @@ def test_the_app_consumes_with_the_ordered_consumer(tmp_path: Path) -> None:
     assert "_rewind_stalled" in type(consumer)._tasks[type(consumer)._get_class_id()]
 
 
+def test_the_app_leaves_out_faust_monitor_sensor(tmp_path: Path) -> None:
+    # The Monitor is called for every record and event; nothing here reads it.
+    app = create_app(ExchangeSettings(processor=ProcessorSettings(datadir=tmp_path, store="memory://")))
+    list(app.on_init_dependencies())  # what starting the app does, where faust adds the Monitor
+    assert app.monitor not in set(app.sensors)
+
+
 def test_the_process_command_runs_the_worker_on_uvloop(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
