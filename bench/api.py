@@ -9,6 +9,7 @@ A population is generated and run through the real pipeline (connectors, `exchan
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -39,6 +40,7 @@ from bench.bare_api import ROUTE as BARE_ROUTE
 from bench.cpu_usage import CpuClock, Usage, cores
 from connectors.synth import generate
 from exchange import admin, database
+from exchange.api.relay_process import MODULE as RELAY_MODULE
 from exchange.api.serving import server_options
 from exchange.demo import Progress, wait_until_complete
 from exchange.demo_api import KEYS
@@ -213,6 +215,7 @@ def _measure(bench: ExchangeSettings, options: Options, folder: Path) -> list[Ph
         clock = CpuClock(
             {
                 "api": api.process.pid,
+                "relay": _relay_pid(api.process.pid),
                 "bare": baseline.process.pid,
                 "generator": os.getpid(),
                 "processor": processor.process.pid,
@@ -257,6 +260,20 @@ def _under_load(
     return phases
 
 
+def _relay_pid(api_pid: int, timeout: float = 30) -> int:
+    """The API's audit relay process (exchange.api.relay_process): its CPU is the API's too."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for task in Path(f"/proc/{api_pid}/task").iterdir():
+            for pid in (task / "children").read_text().split():
+                with contextlib.suppress(FileNotFoundError):
+                    if RELAY_MODULE.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                        return int(pid)
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the API's audit relay process did not start within {timeout:.0f} s")
+        time.sleep(0.2)
+
+
 def _registered(expected: dict[str, Any]) -> list[str]:
     """The subjects with a 户籍 record: every request then reads a profile row, and every household
     proof can be issued (for anyone else the API cannot issue one)."""
@@ -292,7 +309,7 @@ def _print(settings: ExchangeSettings, phases: list[Phase], options: Options) ->
     )
     for phase in phases:
         usage = phase.usage.processes
-        server = usage["bare" if phase.kind == "bare route" else "api"]
+        server = usage["bare"] if phase.kind == "bare route" else usage["api"] + usage["relay"]
         table.add_row(
             phase.kind,
             phase.load,
@@ -333,8 +350,8 @@ def _notes(settings: ExchangeSettings, phases: list[Phase]) -> None:
     notes = [
         f"each server is one uvicorn worker (event loop {loop}, HTTP parser {http}) with a pool of "
         f"{settings.api.pool_max} PostgreSQL connections, as `exchange api` runs; the API also appends "
-        "an audit entry per request (committed in batches) and relays it to Kafka, the bare route only "
-        "reads the profile row",
+        "an audit entry per request (committed in batches) and relays it to Kafka from its relay process "
+        "(whose CPU its server cores include), the bare route only reads the profile row",
         f"the load generator (raw asyncio, this process) shares the machine's {cores()} cores with "
         "the servers, PostgreSQL, the pipeline and anything else running; cores are CPU time per second "
         "of the phase ('machine' is all processes, other jobs included)",

@@ -57,7 +57,47 @@ def _scrub(value: Any) -> Any:
 
 def plain_json(value: Any) -> Any:
     """`value` as it reads back from a jsonb column: JSON types only, tuples as lists, storable text."""
-    return _scrub(json.loads(json.dumps(value, ensure_ascii=False, default=str)))
+    try:
+        return _plain(value, 0)
+    except _NotPlain:
+        return _scrub(json.loads(json.dumps(value, ensure_ascii=False, default=str)))
+
+
+class _NotPlain(Exception):
+    """A value the direct copy does not take (another type, a non-text key, too deep): use the round trip."""
+
+
+_MAX_DEPTH = 64
+_SCALARS = (int, float, bool, type(None))
+
+
+def _plain(value: Any, depth: int) -> Any:
+    # What the JSON round trip returns, built directly for JSON's own types (the exact types only:
+    # a subclass such as an enum is whatever its JSON encoding makes it, so it takes the round trip).
+    kind = type(value)
+    if kind is str:
+        return _storable_fast(value)
+    if kind in _SCALARS:
+        return value
+    if depth >= _MAX_DEPTH:
+        raise _NotPlain
+    if kind is dict:
+        copied = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                raise _NotPlain
+            copied[_storable_fast(key)] = _plain(item, depth + 1)
+        return copied
+    if kind is list or kind is tuple:
+        return [_plain(item, depth + 1) for item in value]
+    raise _NotPlain
+
+
+def _storable_fast(text: str) -> str:
+    # `storable` without the copies for text that has neither NUL nor a lone surrogate (almost all).
+    if text.isascii():
+        return text if "\x00" not in text else text.replace("\x00", "\ufffd")
+    return storable(text)
 
 
 @dataclass(frozen=True, slots=True)

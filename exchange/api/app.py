@@ -11,18 +11,16 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import make_asgi_app
 
-from exchange import admin
+from exchange.api import relay_process
 from exchange.api.context import Services
 from exchange.api.exceptions import ApiError, InvalidRequestError, RefusedError, StorageUnavailableError
 from exchange.api.metrics import RequestMetrics
-from exchange.api.relay import AuditRelay
 from exchange.api.routes import applications, proofs, subjects, verifications
 from exchange.api.signing import load_signer
 from exchange.api.storage.pool import create_pool
-from exchange.exceptions import ExchangeError, StorageError
+from exchange.exceptions import StorageError
 from exchange.policy import load_policy
 from exchange.settings import ExchangeSettings
-from exchange.topics import AUDIT
 
 _log = logging.getLogger("exchange.api")
 
@@ -68,7 +66,8 @@ def _handlers(app: FastAPI, services: Services) -> None:
 
 
 def create_api(settings: ExchangeSettings, *, relay: bool = True) -> FastAPI:
-    """The app: policy and signing key loaded now; the pool (and the audit relay) opened by the lifespan."""
+    """The app: policy and signing key loaded now; the pool opened (and the audit relay's process
+    started) by the lifespan."""
     policy = load_policy(settings.api.policy_dir)
     services = Services(settings, policy, create_pool(settings), load_signer(settings.api))
 
@@ -76,19 +75,14 @@ def create_api(settings: ExchangeSettings, *, relay: bool = True) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await services.pool.open(wait=True, timeout=settings.api.pool_timeout_seconds)
         stop = asyncio.Event()
-        relaying = None
-        if relay:
-            with contextlib.suppress(ExchangeError):  # Kafka down: the relay retries later
-                await asyncio.to_thread(admin.ensure_topics, settings.kafka, (AUDIT,))
-            audit_relay = AuditRelay(settings, services.pool)
-            relaying = asyncio.create_task(audit_relay.run(stop), name="audit-relay")
+        # The relay runs in a child process (exchange.api.relay_process), off this event loop.
+        relaying = asyncio.create_task(relay_process.supervise(settings, stop)) if relay else None
         try:
             yield
         finally:
             stop.set()
             if relaying is not None:
                 await relaying
-                await audit_relay.close()
             await services.audit.close()
             await services.pool.close()
 

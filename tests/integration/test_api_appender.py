@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,7 +22,7 @@ from psycopg_pool import AsyncConnectionPool
 from exchange import database
 from exchange.api.appender import AuditAppender
 from exchange.api.storage import audit as audit_table
-from exchange.api.storage.pool import Connection, create_pool
+from exchange.api.storage.pool import Connection, create_pool, transaction
 from exchange.audit import AuditEntry, verify
 from exchange.exceptions import StorageError
 from exchange.settings import ExchangeSettings
@@ -136,3 +138,32 @@ async def test_requests_whose_audit_cannot_be_written_get_no_data(
     assert all("results" not in response.json() for response in responses)
     rows, head = _chain(settings)
     assert rows == [] and head[0] == 0
+
+
+async def test_a_batch_keeps_every_column_exactly_as_hashed(settings: ExchangeSettings) -> None:
+    # The batch travels as one JSON document: text beyond ASCII, scrubbed NULs, big and negative
+    # numbers, nested values, nulls and an instant with microseconds at another offset all come back
+    # as they were chained, and the chain verifies.
+    database.migrate(settings.postgres)
+    shanghai = dt.timezone(dt.timedelta(hours=8))
+    entries = [
+        AuditEntry(
+            caller="housing-bureau",
+            action="verification",
+            outcome="refused",
+            policy_version="v-测试",
+            purpose="公租房\x00",
+            subject_key="ab" * 32,
+            reason="consent_missing",
+            request={"名": "数据跑腿 😀", "nul": "a\x00b", "big": 10**30, "neg": -7, "nested": [{"x": None}]},
+            response={"ok": False, "n": 1.5, "list": [1, "二", True]},
+            at=dt.datetime(2026, 11, 15, 8, 30, 1, 123456, tzinfo=shanghai),
+        ),
+        AuditEntry(caller="public", action="proof.verify", outcome="allowed", policy_version="v1"),
+    ]
+    async with _pool(settings) as pool, transaction(pool) as conn:
+        chained_rows = await audit_table.append_batch(conn, entries)
+    rows, head = _chain(settings)
+    assert rows == [{**row, "event_id": uuid.UUID(row["event_id"])} for row in chained_rows]
+    assert rows[0]["at"] == entries[0].at and rows[0]["request"]["nul"] == "a\ufffdb"
+    assert verify(rows, head) is None

@@ -4,8 +4,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -13,7 +17,7 @@ import pytest
 from api_support import client, key_of, run, with_key
 
 from exchange import admin, database
-from exchange.api import create_api
+from exchange.api import create_api, relay_process
 from exchange.audit import verify
 from exchange.logs import read_all
 from exchange.settings import ExchangeSettings
@@ -132,3 +136,45 @@ async def test_a_proxys_verified_certificate_subject_identifies_the_caller(
         )
         unknown = await http.post("/v1/verifications", json=body, headers={"X-Client-Subject": "CN=someone"})
     assert known.status_code == 200 and unknown.status_code == 401
+
+
+def _relay_children() -> list[int]:
+    """This process's children running the audit relay."""
+    found = []
+    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            with contextlib.suppress(FileNotFoundError):
+                if relay_process.MODULE.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    found.append(int(pid))
+    return found
+
+
+async def _wait_for(condition: Callable[[], bool], seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.1)
+
+
+async def test_the_relay_runs_in_its_own_process_restarted_until_the_api_stops(
+    settings: ExchangeSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Off the API's event loop: a child process, started again when it dies, gone when the API stops.
+    monkeypatch.setattr(relay_process, "_RESTART_SECONDS", (0.1, 0.1))
+    settings = with_key(settings, tmp_path)
+    database.migrate(settings.postgres)
+    app = create_api(settings)
+    async with app.router.lifespan_context(app):
+        await _wait_for(lambda: len(_relay_children()) == 1)
+        (first,) = _relay_children()
+        os.kill(first, signal.SIGKILL)
+        await _wait_for(lambda: len(_relay_children()) == 1 and _relay_children() != [first])
+        await _requests(settings, 3)
+        await _wait_for(lambda: _relayed(settings) == 4)  # relayed by the restarted process
+    assert _relay_children() == []
+
+
+def _relayed(settings: ExchangeSettings) -> int:
+    with psycopg.connect(settings.postgres.conninfo()) as conn:
+        (next_seq,) = conn.execute("SELECT next_seq FROM audit_relay").fetchone() or (0,)
+    return int(next_seq)

@@ -11,7 +11,7 @@ from exchange.api.applications import Application, decide
 from exchange.api.auditing import audited
 from exchange.api.models.applications import APPLICATION_EXAMPLE, ApplicationRequest, ApplicationResponse
 from exchange.api.models.common import ERRORS
-from exchange.api.routes.deps import CallerDep, ServicesDep
+from exchange.api.routes.deps import AuthDep
 from exchange.api.storage.pool import transaction
 
 router = APIRouter(tags=["applications"])
@@ -21,10 +21,10 @@ ROUTE = "/v1/applications"
 @router.post(ROUTE, response_model=ApplicationResponse, responses={**ERRORS, 409: {}}, name="application")
 async def apply(
     body: Annotated[ApplicationRequest, Body(openapi_examples={"talent": {"value": APPLICATION_EXAMPLE}})],
-    caller: CallerDep,
-    services: ServicesDep,
+    auth: AuthDep,
 ) -> ApplicationResponse:
     """Decide an application automatically (秒批): approved, rejected or manual review, with the reasons."""
+    caller, services = auth.caller, auth.services
     purpose = body.purpose or body.service_item
     asked = body.model_dump(mode="json", exclude={"subject", "applicant"})
     async with audited(services, ROUTE, caller.code, "application", purpose, asked) as audit:

@@ -1,8 +1,13 @@
-"""Dependencies every route uses: the process's services and the authenticated caller."""
+"""Dependencies every route uses: the process's services and the authenticated caller.
+
+An authenticated route takes one dependency, `AuthDep`, that yields both: FastAPI resolves each
+dependency on every request (a nested resolution, a cache key, a call), so one costs less than two.
+"""
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
@@ -30,6 +35,21 @@ async def services(request: Request) -> Services:
 def _services(request: Request) -> Services:
     built: Services = request.app.state.services
     return built
+
+
+@dataclass(frozen=True, slots=True)
+class Authenticated:
+    """The caller of a request and the services to answer it with."""
+
+    caller: Caller
+    services: Services
+
+
+async def authenticated(
+    request: Request, key: Annotated[str | None, Security(_api_key)] = None
+) -> Authenticated:
+    """The authenticated caller (see `caller`) with the process's services."""
+    return Authenticated(await caller(request, key), _services(request))
 
 
 async def caller(request: Request, key: Annotated[str | None, Security(_api_key)] = None) -> Caller:
@@ -60,3 +80,4 @@ async def caller(request: Request, key: Annotated[str | None, Security(_api_key)
 
 ServicesDep = Annotated[Services, Depends(services)]
 CallerDep = Annotated[Caller, Depends(caller)]
+AuthDep = Annotated[Authenticated, Depends(authenticated)]

@@ -21,7 +21,7 @@ from exchange.api.models.proofs import (
     VerifyRequest,
     VerifyResponse,
 )
-from exchange.api.routes.deps import CallerDep, ServicesDep
+from exchange.api.routes.deps import AuthDep, ServicesDep
 from exchange.api.storage.pool import connection
 from exchange.api.storage.proofs import get_proof
 from exchange.policy import Access
@@ -46,10 +46,10 @@ def _period(body: ProofRequest) -> tuple[dt.date, dt.date]:
 @router.post(PROOFS, response_model=ProofResponse, responses=ERRORS, name="proof.issue")
 async def issue_proof(
     body: Annotated[ProofRequest, Body(openapi_examples={"talent": {"value": PROOF_EXAMPLE}})],
-    caller: CallerDep,
-    services: ServicesDep,
+    auth: AuthDep,
 ) -> ProofResponse:
     """Issue a signed electronic proof (JWS) of a proof type of the 证明事项 catalogue."""
+    caller, services = auth.caller, auth.services
     asked = body.model_dump(mode="json", exclude={"subject"})
     async with audited(services, PROOFS, caller.code, "proof.issue", body.purpose, asked) as audit:
         subject = services.subject(body.subject)
@@ -71,8 +71,9 @@ async def issue_proof(
 
 
 @router.get(PROOF, response_model=ProofResponse, responses=ERRORS, name="proof.read")
-async def read_proof(proof_id: uuid.UUID, caller: CallerDep, services: ServicesDep) -> ProofResponse:
+async def read_proof(proof_id: uuid.UUID, auth: AuthDep) -> ProofResponse:
     """A proof issued earlier, to a caller granted its proof type for its purpose."""
+    caller, services = auth.caller, auth.services
     async with audited(
         services, PROOF, caller.code, "proof.read", None, {"proof_id": str(proof_id)}
     ) as audit:

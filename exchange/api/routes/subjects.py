@@ -13,7 +13,7 @@ from exchange.api.auditing import audited
 from exchange.api.exceptions import InvalidRequestError
 from exchange.api.models.common import CODE_PATTERN, ERRORS, EXAMPLE_SUBJECT, ID_PATTERN
 from exchange.api.models.profile import ProfileResponse, SubjectAuditResponse
-from exchange.api.routes.deps import CallerDep, ServicesDep
+from exchange.api.routes.deps import AuthDep
 from exchange.api.storage import audit as audit_table
 from exchange.api.storage.pool import connection
 from exchange.facts import FACT_NAMES
@@ -49,8 +49,7 @@ def _fields(raw: list[str] | None) -> list[str] | None:
 async def read_profile(
     subject_id: SubjectPath,
     purpose: PurposeQuery,
-    caller: CallerDep,
-    services: ServicesDep,
+    auth: AuthDep,
     fields: Annotated[
         list[str] | None,
         Query(description="fact names, repeated or comma-separated", examples=[["identity.status"]]),
@@ -59,6 +58,7 @@ async def read_profile(
     reference_date: Annotated[dt.date | None, Query(examples=["2026-11-15"])] = None,
 ) -> ProfileResponse:
     """The values of granted facts about a subject; all granted ones when `fields` is not given."""
+    caller, services = auth.caller, auth.services
     asked = {"fields": fields, "as_of": as_of, "reference_date": reference_date}
     async with audited(services, PROFILE, caller.code, "profile.read", purpose, asked) as audit:
         wanted = _fields(fields)
@@ -84,10 +84,9 @@ async def read_profile(
 
 
 @router.get(HISTORY, response_model=SubjectAuditResponse, responses=ERRORS, name="subject_audit.read")
-async def read_history(
-    subject_id: SubjectPath, purpose: PurposeQuery, caller: CallerDep, services: ServicesDep
-) -> SubjectAuditResponse:
+async def read_history(subject_id: SubjectPath, purpose: PurposeQuery, auth: AuthDep) -> SubjectAuditResponse:
     """Who used the subject's data, for which purpose, when (for the subject's own portal)."""
+    caller, services = auth.caller, auth.services
     async with audited(services, HISTORY, caller.code, "subject_audit.read", purpose, {}) as audit:
         audit.subject_key = services.subject_key(subject_id, ("path", "subject_id"))
         grant_for(services, Access(caller.code, purpose, subject_audit=True))

@@ -12,7 +12,7 @@ from exchange.api.auditing import audited
 from exchange.api.exceptions import InvalidRequestError
 from exchange.api.models.common import ERRORS
 from exchange.api.models.verifications import VERIFICATION_EXAMPLE, VerificationRequest, VerificationResponse
-from exchange.api.routes.deps import CallerDep, ServicesDep
+from exchange.api.routes.deps import AuthDep
 from exchange.api.storage.pool import connection
 from exchange.facts import FACT_NAMES
 from exchange.policy import Access
@@ -24,10 +24,10 @@ ROUTE = "/v1/verifications"
 @router.post(ROUTE, response_model=VerificationResponse, responses=ERRORS, name="verification")
 async def verify_claims(
     body: Annotated[VerificationRequest, Body(openapi_examples={"talent": {"value": VERIFICATION_EXAMPLE}})],
-    caller: CallerDep,
-    services: ServicesDep,
+    auth: AuthDep,
 ) -> VerificationResponse:
     """Evaluate claims about a subject: true or false per claim, with the times used and the lineage."""
+    caller, services = auth.caller, auth.services
     asked = {
         "claims": [claim.model_dump(exclude={"value"}) for claim in body.claims],
         "reference_date": body.reference_date,
