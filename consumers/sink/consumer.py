@@ -4,6 +4,12 @@ Exactly once by offsets in the same transaction: the next offset of every partit
 stored in `consumer_offsets` by the transaction that writes the batch's rows, and an assigned
 partition resumes from there (see rebalance.py). Kafka's own group offsets are committed
 afterwards for lag tools only; they are never read.
+
+Taking and writing overlap: while one batch is written (on a thread of its own, waiting mostly on
+PostgreSQL, without the GIL), the loop polls and decodes the next. A batch is handed to the writer
+only once the one before it committed, with the offsets that commit left, so the fencing is as if
+they ran one after the other; an assignment waits for the write in flight before it reads the
+stored offsets, so it never resumes from offsets that write is about to move.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -146,7 +153,10 @@ class _Loop:
             )
         except KafkaError as exc:
             raise ConsumerError(f"cannot reach Kafka at {settings.kafka.bootstrap_servers}: {exc}") from exc
-        self._seeker = OffsetSeeker(self._consumer, self._load_offsets)
+        # One write at a time, beside the loop; `_writing` is the one in flight, if any.
+        self._writer_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="exchange-sink-writer")
+        self._writing: tuple[Batch, Future[None]] | None = None
+        self._seeker = OffsetSeeker(self._consumer, self._load_offsets, settle=self._settle)
 
     def _await_metadata(self, timeout_seconds: float = 30.0) -> None:
         """Wait until the client knows every topic: the group leader assigns only partitions it knows
@@ -168,11 +178,17 @@ class _Loop:
         self._consumer.subscribe(self._decoder.topics, listener=self._seeker)
         while not stop.is_set():
             batch = self._take(stop)
+            # The batch before this one was written meanwhile; a conflict there made this one moot.
+            if not self._finish_write():
+                continue
+            if stop.is_set():
+                break  # this batch is not written: its offsets are not stored, so it is read again
             if batch:
-                self._write(batch)
+                self._start_write(batch)
             elif until_idle and self._at_end():
                 break
             self.summary.seconds = time.monotonic() - started
+        self._finish_write()
         self.summary.seconds = time.monotonic() - started
         return self.summary
 
@@ -223,19 +239,40 @@ class _Loop:
         error.__cause__ = failure
         return error
 
-    def _write(self, batch: Batch) -> None:
+    def _start_write(self, batch: Batch) -> None:
+        """Hand `batch` to the writer, fenced on the offsets the writes before it left."""
+        expected = self._seeker.expected(batch.next_offsets)
+        self._writing = (batch, self._writer_thread.submit(self._writer.write, batch, expected))
+
+    def _finish_write(self) -> bool:
+        """Wait for the write in flight, if any, and account for it; False if it met an offset conflict
+        (then every assigned partition is sought to its stored offset, and what was taken since is moot).
+
+        Raises what the write raised otherwise (`SinkWriteError`, or whatever `before_commit` raised).
+        """
+        if self._writing is None:
+            return True
+        batch, writing = self._writing
+        self._writing = None
         try:
-            self._writer.write(batch, self._seeker.expected(batch.next_offsets))
+            writing.result()
         except OffsetConflictError as exc:
             _log.warning("%s", exc)
             self.summary.conflicts += 1
             self._seeker.seek(
                 self._consumer.assignment(), self._load_offsets(sorted(self._consumer.assignment()))
             )
-            return
+            return False
         self._seeker.advance(batch.next_offsets)
         self._count(batch)
         self._commit_to_kafka(batch)
+        return True
+
+    def _settle(self) -> None:
+        """Wait until the write in flight, if any, has committed or failed (for the rebalance listener)."""
+        writing = self._writing
+        if writing is not None:
+            wait([writing[1]])
 
     def _count(self, batch: Batch) -> None:
         self.summary.batches += 1
@@ -282,6 +319,7 @@ class _Loop:
         )
 
     def close(self) -> None:
+        self._writer_thread.shutdown(wait=True)
         self._consumer.close(autocommit=False)
         self._writer.close()
         self._reader.close()

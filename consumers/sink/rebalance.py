@@ -20,12 +20,16 @@ class OffsetSeeker(ConsumerRebalanceListener):  # type: ignore[misc]  # kafka-py
     kafka-python calls the listener on its IO thread, from inside `poll` (or from its heartbeat when
     the group drops this member), so the state shared with the sink's loop is behind a lock and
     `load` must use a PostgreSQL connection of its own. Every partition revoked or newly sought is
-    reported once by `take_dropped`: rows taken from it before must not be written.
+    reported once by `take_dropped`: rows taken from it before must not be written. `settle` waits for
+    the sink's write in flight, so that an assignment reads the offsets that write leaves.
     """
 
-    def __init__(self, consumer: KafkaConsumer, load: LoadOffsets) -> None:
+    def __init__(
+        self, consumer: KafkaConsumer, load: LoadOffsets, settle: Callable[[], None] = lambda: None
+    ) -> None:
         self._consumer = consumer
         self._load = load
+        self._settle = settle
         self._lock = threading.Lock()
         self._expected: dict[TopicPartition, int | None] = {}
         self._dropped: set[TopicPartition] = set()
@@ -43,6 +47,8 @@ class OffsetSeeker(ConsumerRebalanceListener):  # type: ignore[misc]  # kafka-py
         """Seek each assigned partition to its stored next offset, or to its beginning when none is stored."""
         partitions = sorted(assigned)
         try:
+            # A write in flight may be about to move the stored offsets: read them once it is done.
+            self._settle()
             stored = self._load(partitions)
             self.seek(partitions, stored)
         except BaseException as exc:

@@ -21,6 +21,7 @@ from kafka import KafkaProducer, TopicPartition
 
 from consumers.exceptions import OffsetConflictError, UndecodableRecordError
 from consumers.sink import Sink, SinkOptions, SinkSummary, sink_group
+from consumers.sink.batch import Batch, Decoder
 from consumers.sink.offsets import load_offsets, save_offsets
 from consumers.sink.tables import RECORD_TABLES
 from exchange import admin, database
@@ -530,3 +531,31 @@ def test_a_trickle_is_written_as_it_comes_not_held_for_a_full_batch(settings: Ex
     producer.join()
     assert summary.total == lines
     assert summary.batches > 1
+
+
+def test_the_next_batch_is_taken_while_one_is_written(
+    settings: ExchangeSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    records(settings, SOCIAL, CITIZEN, *(contribution(f"P{n}") for n in range(300)))
+    second_taken = threading.Event()
+    decode = Decoder.add
+
+    def add(self: Decoder, batch: Batch, partition: TopicPartition, messages: Any) -> None:
+        decode(self, batch, partition, messages)
+        if messages and messages[-1].offset >= 100:
+            second_taken.set()
+
+    monkeypatch.setattr(Decoder, "add", add)
+    seen: list[tuple[str, bool]] = []
+
+    def first_commit_waits_for_the_second_batch() -> None:
+        if not seen:
+            # Written one after the other, the second batch would be taken only after this returns.
+            seen.append((threading.current_thread().name, second_taken.wait(timeout=20)))
+
+    summary = run_sink(settings, batch=100, before_commit=first_commit_waits_for_the_second_batch)
+    assert seen == [(seen[0][0], True)] and seen[0][0].startswith("exchange-sink-writer")
+    assert summary.total == 300
+    rows = "SELECT count(*), count(DISTINCT kafka_offset) FROM social_contribution_records"
+    assert query(settings, rows) == [(300, 300)]
+    assert offsets(settings) == log_ends(settings, SOCIAL)
