@@ -124,13 +124,19 @@ def _same(values: _Items) -> _Items:
     return values
 
 
+def _itself(value: Any) -> Any:
+    return value
+
+
 class _Column(NamedTuple):
-    """One field of a section's records on the wire: how it is packed, and its converters."""
+    """One field of a section's records on the wire: how it is packed, and its converters; `parse` reads
+    one value back from the JSON of a profile document (`section_columns`)."""
 
     name: str
     kind: str  # a struct code, _TEXT or _CODED
     encode: Callable[[_Items], _Items] = _same
     decode: Callable[[_Items], _Items] = _same
+    parse: Callable[[Any], Any] = _itself
 
 
 def _symbol(name: str, symbols: tuple[str, ...]) -> _Column:
@@ -146,11 +152,11 @@ def _symbol(name: str, symbols: tuple[str, ...]) -> _Column:
 
 
 def _date(name: str) -> _Column:
-    return _Column(name, _INT32, _days, _dates)
+    return _Column(name, _INT32, _days, _dates, dt.date.fromisoformat)
 
 
 def _decimal(name: str) -> _Column:
-    return _Column(name, _INT64, _hundredths, _decimals)
+    return _Column(name, _INT64, _hundredths, _decimals, Decimal)
 
 
 def _codes(columns: Iterable[_Column]) -> str:
@@ -219,7 +225,7 @@ _FORMS: Mapping[str, _Form] = {
         _Column("employer_ids", _CODED),
         _Column("employer_names", _CODED),
         _symbol("statuses", CONTRIBUTION_STATUSES),
-        _Column("occurred_at", _INT64, _millis, _instants),
+        _Column("occurred_at", _INT64, _millis, _instants, dt.datetime.fromisoformat),
     ),
     "titles": _form(
         PROPERTY,
@@ -399,50 +405,64 @@ def from_avro(record: Mapping[str, Any]) -> Profile:
 
 # The sections of a profile record, in schema order.
 SECTIONS: tuple[str, ...] = tuple(_FORMS)
-_REF_FIELDS = RecordRef._fields
+# The shape of the profile documents `section_columns` makes, named in each document's "form".
+DOCUMENT_FORM = "columns"
+# A section's lineage columns in a document: RecordRef's fields but the dataset, which is the section's.
+REF_COLUMNS: tuple[str, ...] = tuple(field for field in RecordRef._fields if field != "dataset")
 
 
-def section_items(
-    name: str, section: Mapping[str, Any], revoked: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
-    """Section `name` of a profile record as plain items, straight from its packed columns: each live
-    record as {"ref": lineage, "data": fields}; each revoked record's lineage is appended to `revoked`.
-    Values are as `from_avro` gives them. For documents (the sink's jsonb); cheaper than `from_avro`.
+def section_columns(name: str, section: Mapping[str, Any]) -> dict[str, Any]:
+    """Section `name` of a profile record as the columns of a profile document, straight from its packed
+    columns: a list per lineage field (`REF_COLUMNS`) and "live" over every record, and under "data" a
+    list per field of the record type over the live records. Values are as `from_avro` gives them.
+    For the sink's jsonb, where a dict per record cost most of the time; `section_from_columns` reads it.
 
     Raises ValueError, IndexError or struct.error when the columns do not fit together.
     """
     form = _FORMS[name]
     records, packed = section["records"], section["numbers"]
-    if not records:
-        return []
     lineage_format = "<" + _format(_LINEAGE_CODES, records)
     lineage_size = struct.calcsize(lineage_format)
     lineage = struct.unpack_from(lineage_format, packed)
-    live = lineage[-records:]
-    alive = sum(live)
+    alive = sum(lineage[-records:])
     data_format = "<" + _format(form.codes, alive)
     if lineage_size + struct.calcsize(data_format) != len(packed):
         raise ValueError(f"{len(packed)} bytes of numbers for {records} records, {alive} of them live")
     numbers = lineage + struct.unpack_from(data_format, packed, lineage_size)
     layout = [(column, records) for column in _LINEAGE] + [(column, alive) for column in form.columns]
-    event_ids, record_ids, versions, topics, partitions, offsets, _, *columns = _from_wire(
-        layout, numbers, section
-    )
-    refs = map(
-        dict,
-        map(
-            zip,
-            repeat(_REF_FIELDS),
-            zip(event_ids, repeat(form.dataset), record_ids, versions, topics, partitions, offsets),
+    values = _from_wire(layout, numbers, section)
+    refs = len(REF_COLUMNS)
+    return {
+        **dict(zip(REF_COLUMNS, values[:refs], strict=True)),
+        "live": values[refs],
+        "data": dict(zip(form.record._fields, values[refs + 1 :], strict=True)),
+    }
+
+
+def section_from_columns(name: str, columns: Mapping[str, Any]) -> dict[str, Entry[Any]]:
+    """The section `name` of a profile from its document columns (`section_columns`, through JSON).
+
+    Raises KeyError, TypeError, ValueError or ArithmeticError when the columns do not fit together.
+    """
+    form = _FORMS[name]
+    live = columns["live"]
+    record_ids = columns["source_record_id"]
+    count = len(record_ids)
+    lineage = [columns[field] for field in REF_COLUMNS]
+    if any(len(items) != count for items in (*lineage, live)):
+        raise ValueError(f"the lineage columns of {name} differ in length")
+    refs = _rows(RecordRef, (lineage[0], [form.dataset] * count, *lineage[1:]))
+    fields = columns["data"]
+    data: list[Any] = _rows(
+        form.record,
+        (
+            fields[field] if column.parse is _itself else [*map(column.parse, fields[field])]
+            for column, field in zip(form.columns, form.record._fields, strict=True)
         ),
     )
-    data = map(dict, map(zip, repeat(form.record._fields), zip(*columns, strict=True)))
-    if alive == records:
-        return [{"ref": ref, "data": item} for ref, item in zip(refs, data, strict=True)]
-    items: list[dict[str, Any]] = []
-    for ref, is_live in zip(refs, live, strict=True):
-        if is_live:
-            items.append({"ref": ref, "data": next(data)})
-        else:
-            revoked.append(ref)
-    return items
+    if len(data) != sum(map(bool, live)):
+        raise ValueError(f"{len(data)} live records of {name} for {sum(map(bool, live))} live flags")
+    if len(data) != count:  # tombstones: no data, and no item in the data columns
+        found = iter(data)
+        data = [next(found) if is_live else None for is_live in live]
+    return dict(zip(record_ids, _rows(Entry, (refs, data)), strict=True))

@@ -15,7 +15,7 @@ from typing import Any
 from consumers.sink.documents import to_json
 from consumers.sink.tables import Record, Row
 from exchange.profile import ProfileFormError
-from exchange.profile_avro import SECTIONS, section_items
+from exchange.profile_avro import DOCUMENT_FORM, SECTIONS, section_columns
 
 # Columns of a profile row, in order; the writer stages them, then fills both profile tables.
 PROFILE_COLUMNS: tuple[str, ...] = (
@@ -50,26 +50,26 @@ def latest_published_at(record: Record) -> dt.datetime | None:
 
 
 def profile_document(record: Record) -> dict[str, Any]:
-    """The profile as a document for jsonb: per dataset its live records, each with its data and its
-    lineage (`ref`), then the revoked records' lineage — what the packed Avro columns hold, in a form
-    SQL and the API can read (exchange/api/storage/documents.py). Records are in source record id
-    order, as in the Avro form. Values are as `from_avro` gives them (Decimal, date, datetime).
+    """The profile as a document for jsonb: per section its records as columns (`section_columns`): a
+    list per lineage field and "live" over every record, in source record id order as in the Avro form,
+    and under "data" a list per field over the live records. `form` names this shape; the API reads it
+    back (exchange/api/storage/documents.py). Values are as `from_avro` gives them (Decimal, date,
+    datetime). A dict per record, as documents once were, cost three times as much to build and store.
 
     Raises `exchange.profile.ProfileFormError` when the record's columns do not fit together.
     """
     document: dict[str, Any] = {
+        "form": DOCUMENT_FORM,
         "subject_key": record["subject_key"],
         "version": record["version"],
         "updated_at": record["updated_at"],
         "latest_published_at": latest_published_at(record),
     }
-    revoked: list[dict[str, Any]] = []
     try:
         for name in SECTIONS:
-            document[name] = section_items(name, record[name], revoked)
+            document[name] = section_columns(name, record[name])
     except (ValueError, IndexError, struct.error) as exc:
         raise ProfileFormError(f"profile record {record['subject_key']} is inconsistent: {exc}") from exc
-    document["revoked"] = revoked
     return document
 
 

@@ -1,10 +1,13 @@
 """The profile as the sink stores it in jsonb, read back into the exact `Profile`.
 
-The sink writes each profile version as a document (consumers/sink/profiles.py `profile_document`):
-per section its live records as `{"ref": RecordRef fields, "data": record fields}`, then every
-revoked record's `ref` under "revoked"; amounts are decimal strings, dates and instants ISO 8601.
-Every value survives that round trip exactly (two-decimal strings keep their scale), so this
-adapter rebuilds the very profile the processor folded, for `exchange.facts.compute`.
+The sink writes each profile version as a document (consumers/sink/profiles.py `profile_document`)
+of form "columns": per section a list per lineage field and "live" flags over its records, and its
+live records' fields as lists under "data" (`exchange.profile_avro.section_columns`). Documents
+written before that hold per section its live records as `{"ref": RecordRef fields, "data": record
+fields}`, then every revoked record's `ref` under "revoked"; both are read. Amounts are decimal
+strings, dates and instants ISO 8601. Every value survives the round trip exactly (two-decimal
+strings keep their scale), so this adapter rebuilds the very profile the processor folded, for
+`exchange.facts.compute`.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from exchange.profile import (
     Title,
     from_avro,
 )
+from exchange.profile_avro import DOCUMENT_FORM, SECTIONS, section_from_columns
 
 Convert = Callable[[Any], Any]
 # Profile field -> (its dataset, its record type, converters of the fields JSON does not keep as is).
@@ -65,8 +69,10 @@ def _same(value: Any) -> Any:
 def profile_from_document(document: Mapping[str, Any]) -> Profile:
     """The `Profile` of a stored profile document; `ProfileFormError` when it is not one.
 
-    A document without "revoked" is taken to be the profile's Avro record itself (`from_avro`).
+    A document of neither form is taken to be the profile's Avro record itself (`from_avro`).
     """
+    if document.get("form") == DOCUMENT_FORM:
+        return _from_columns(document)
     if "revoked" not in document:
         return from_avro(document)
     try:
@@ -81,6 +87,14 @@ def profile_from_document(document: Mapping[str, Any]) -> Profile:
         for raw in document["revoked"]:
             ref = RecordRef(**raw)
             sections[field_of[ref.dataset]][ref.source_record_id] = Entry(ref, None)
+        return Profile(document["subject_key"], int(document["version"]), **sections)
+    except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+        raise ProfileFormError(f"a stored profile document does not fit the profile: {exc!r}") from exc
+
+
+def _from_columns(document: Mapping[str, Any]) -> Profile:
+    try:
+        sections = {name: section_from_columns(name, document[name]) for name in SECTIONS}
         return Profile(document["subject_key"], int(document["version"]), **sections)
     except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
         raise ProfileFormError(f"a stored profile document does not fit the profile: {exc!r}") from exc

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -94,3 +95,39 @@ def test_the_sinks_document_reads_back_into_the_same_profile() -> None:
 def test_a_document_that_is_no_profile_is_a_profile_form_error() -> None:
     with pytest.raises(ProfileFormError):
         profile_from_document({"subject_key": "k", "version": 1, "revoked": [], "persons": [{"ref": {}}]})
+
+
+def _rows_form(profile: Profile) -> dict[str, Any]:
+    """A document as the sink wrote them before form "columns": a dict per live record, then "revoked"."""
+    document: dict[str, Any] = {"subject_key": profile.subject_key, "version": profile.version}
+    revoked: list[dict[str, Any]] = []
+    for name in ("persons", "payments", "contributions", "titles"):
+        section = getattr(profile, name)
+        document[name] = []
+        for record_id in sorted(section):
+            ref, data = section[record_id]
+            if data is None:
+                revoked.append(ref._asdict())
+            else:
+                document[name].append({"ref": ref._asdict(), "data": data._asdict()})
+    document["revoked"] = revoked
+    return document
+
+
+def test_documents_stored_before_the_columns_form_still_read_back() -> None:
+    profile = sample()
+    stored = json.loads(to_json(_rows_form(profile)))
+    assert "form" not in stored and stored["payments"][0]["ref"]["source_record_id"] == "V-1"
+    assert profile_from_document(stored) == profile
+
+
+def test_columns_that_do_not_fit_together_are_a_profile_form_error() -> None:
+    record = {**to_avro(sample()), "updated_at": AT, "latest_published_at": AT}
+    stored = json.loads(to_json(profile_document(record)))
+    stored["payments"]["live"].pop()
+    with pytest.raises(ProfileFormError, match="differ in length"):
+        profile_from_document(stored)
+    stored = json.loads(to_json(profile_document(record)))
+    stored["titles"]["data"]["area"] = ["not an area"]
+    with pytest.raises(ProfileFormError):
+        profile_from_document(stored)

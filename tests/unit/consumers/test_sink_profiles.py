@@ -20,7 +20,8 @@ from consumers.sink.profiles import (
     profile_row,
     valid_from,
 )
-from exchange.profile import ProfileFormError, from_avro
+from exchange.profile import Contribution, Payment, Person, ProfileFormError, Title, from_avro
+from exchange.profile_avro import REF_COLUMNS
 from exchange.serialization import AvroCodec
 
 UPDATED = dt.datetime(2026, 3, 5, 8, 0, 0, 250000, tzinfo=dt.UTC)
@@ -35,29 +36,26 @@ def test_a_profile_row_holds_the_profile_as_a_readable_document() -> None:
     assert (row["subject_key"], row["version"], row["updated_at"]) == ("k" * 64, 4, UPDATED)
     assert (row["topic"], row["kafka_partition"], row["kafka_offset"]) == ("exchange.profile.v1", 2, 77)
     document = json.loads(row["profile"])
+    assert document["form"] == "columns"
     assert document["subject_key"] == "k" * 64 and document["version"] == 4
     assert document["updated_at"] == "2026-03-05T08:00:00.250000+00:00"
     assert document["latest_published_at"] == PUBLISHED.isoformat()
-    assert document["persons"] == []
-    [line] = document["contributions"]
-    assert line["data"]["month"] == "2026-01-01" and line["data"]["status"] == "paid"
-    assert line["ref"] == {
-        "event_id": contribution("L-1")["envelope"]["event_id"],
-        "dataset": "social.contribution",
-        "source_record_id": "L-1",
-        "source_version": 1,
-        "topic": "social.contribution.v1",
-        "partition": 0,
-        "offset": 0,
+    assert document["persons"]["source_record_id"] == [] and document["persons"]["data"]["name"] == []
+    lines = document["contributions"]
+    assert {name: lines[name] for name in ("event_id", "source_record_id", "source_version", "live")} == {
+        "event_id": [contribution(line)["envelope"]["event_id"] for line in ("L-1", "L-2")],
+        "source_record_id": ["L-1", "L-2"],
+        "source_version": [1, 1],
+        "live": [True, False],  # L-2 was revoked: lineage, and no data
     }
-    [paid] = document["payments"]
-    assert paid["data"]["income"] == "12345.67" and paid["data"]["tax_paid"] == "-0.01"
-    assert paid["data"]["withholding_agent"] == EMPLOYER
-    [owned] = document["titles"]
-    assert owned["data"]["share"] == "62.50" and owned["data"]["area"] == "89.07"
-    assert owned["data"]["mortgaged"] is True
-    [revoked] = document["revoked"]
-    assert (revoked["source_record_id"], revoked["dataset"]) == ("L-2", "social.contribution")
+    assert lines["topic"] == ["social.contribution.v1"] * 2
+    assert lines["data"]["month"] == ["2026-01-01"] and lines["data"]["status"] == ["paid"]
+    paid = document["payments"]["data"]
+    assert paid["income"] == ["12345.67"] and paid["tax_paid"] == ["-0.01"]
+    assert paid["withholding_agent"] == [EMPLOYER]
+    owned = document["titles"]["data"]
+    assert owned["share"] == ["62.50"] and owned["area"] == ["89.07"]
+    assert owned["mortgaged"] == [True]
 
 
 def test_valid_from_is_updated_at_or_the_kafka_timestamp_for_the_default() -> None:
@@ -80,27 +78,24 @@ def test_json_keeps_unicode_and_exact_values() -> None:
         to_json({"original": b"\x00"})
 
 
-def _document_through_profile(record: dict[str, Any]) -> dict[str, Any]:
-    """The document as the sink built it through `from_avro` and `Profile`: the reference it must match."""
+RECORD_TYPES = {"persons": Person, "payments": Payment, "contributions": Contribution, "titles": Title}
+
+
+def _columns_through_profile(record: dict[str, Any]) -> dict[str, Any]:
+    """The sections as columns built through `from_avro` and `Profile`: the reference they must match."""
     folded = from_avro(record)
-    document: dict[str, Any] = {
-        "subject_key": folded.subject_key,
-        "version": folded.version,
-        "updated_at": record["updated_at"],
-        "latest_published_at": latest_published_at(record),
-    }
-    revoked: list[dict[str, Any]] = []
+    document: dict[str, Any] = {}
     for name in SECTIONS:
         section = getattr(folded, name)
-        live: list[dict[str, Any]] = []
-        for record_id in sorted(section):
-            ref, data = section[record_id]
-            if data is None:
-                revoked.append(ref._asdict())
-            else:
-                live.append({"ref": ref._asdict(), "data": data._asdict()})
-        document[name] = live
-    document["revoked"] = revoked
+        entries = [section[record_id] for record_id in sorted(section)]
+        fields = RECORD_TYPES[name]._fields
+        columns: dict[str, Any] = {
+            field: [entry.ref._asdict()[field] for entry in entries] for field in REF_COLUMNS
+        }
+        columns["live"] = [entry.data is not None for entry in entries]
+        live = [entry.data for entry in entries if entry.data is not None]
+        columns["data"] = {field: [getattr(data, field) for data in live] for field in fields}
+        document[name] = columns
     return document
 
 
@@ -119,8 +114,10 @@ def test_the_document_read_straight_from_the_packed_columns_is_the_profiles() ->
     codec = AvroCodec()
     _, record = codec.decode(codec.encode("profile", profile("k" * 64, folded, UPDATED)))
     document = profile_document(record)
-    assert document == _document_through_profile(record)
-    assert [item["ref"]["source_record_id"] for item in document["contributions"]] == ["L-0", "L-1", "L-3"]
+    for name, columns in _columns_through_profile(record).items():
+        assert json.loads(to_json(document[name])) == json.loads(to_json(columns))
+    assert document["contributions"]["source_record_id"] == ["L-0", "L-1", "L-2", "L-3"]
+    assert document["persons"]["data"]["name"] == []  # its only record was revoked
 
 
 def test_a_profile_whose_packed_columns_do_not_fit_together_is_a_profile_form_error() -> None:
