@@ -152,8 +152,9 @@ def raw_copy(postgres: PostgresSettings, rows: Rows) -> float:
     """COPY `rows` into fresh copies of the tables, `RAW_BATCH_ROWS` per transaction; the seconds taken.
 
     The record tables are copied with their index and defaults; `profile_history`, the table that gets
-    every profile row, with its primary key's index made non-unique, as the same profile version may
-    sit on the topic twice (the sink skips it, a raw COPY cannot).
+    every profile row, with its compression (migration 0004) and its primary key's index made
+    non-unique, as the same profile version may sit on the topic twice (the sink skips it, a raw COPY
+    cannot).
     """
     with psycopg.connect(postgres.conninfo(), autocommit=True) as conn:
         _create_raw_tables(conn)
@@ -185,9 +186,9 @@ def _create_raw_tables(conn: psycopg.Connection[tuple[object, ...]]) -> None:
         )
     history = sql.Identifier(RAW_SCHEMA, "profile_history")
     conn.execute(
-        sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)").format(
-            history, sql.Identifier("public", "profile_history")
-        )
+        sql.SQL(
+            "CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING COMPRESSION)"
+        ).format(history, sql.Identifier("public", "profile_history"))
     )
     conn.execute(sql.SQL("CREATE INDEX ON {} (subject_key, version)").format(history))
 

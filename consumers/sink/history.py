@@ -96,6 +96,16 @@ def write_profiles(cursor: psycopg.Cursor[Any], rows: Sequence[Row]) -> None:
     cursor.execute(_CURRENT)
 
 
+# The compression method of profile_history.profile (migration 0004): 'l' lz4, 'p' pglz, '' the default.
+_HISTORY_COMPRESSION = """
+SELECT attcompression FROM pg_attribute WHERE attrelid = 'profile_history'::regclass AND attname = 'profile'
+"""
+
+
 def create_staging(conn: Connection) -> None:
-    """Create this connection's staging table (once per connection)."""
+    """Create this connection's staging table (once per connection), its documents compressed as
+    profile_history's are: each is compressed once, here, and moved into both tables as it is."""
     conn.execute(CREATE_STAGING)
+    row = conn.execute(_HISTORY_COMPRESSION).fetchone()
+    if row is not None and row[0] == "l":
+        conn.execute(f"ALTER TABLE {STAGING} ALTER COLUMN profile SET COMPRESSION lz4")

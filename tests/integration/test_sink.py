@@ -3,7 +3,9 @@ exactly once across restarts, crashes, lost connections and a second sink in the
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import json
 import os
 import signal
 import subprocess
@@ -19,12 +21,14 @@ import psycopg
 import pytest
 from kafka import KafkaProducer, TopicPartition
 
+from bench.profile_codec import build_profile
 from consumers.exceptions import OffsetConflictError, UndecodableRecordError
 from consumers.sink import Sink, SinkOptions, SinkSummary, sink_group
 from consumers.sink.batch import Batch, Decoder
 from consumers.sink.offsets import load_offsets, save_offsets
 from consumers.sink.tables import RECORD_TABLES
 from exchange import admin, database
+from exchange.api.storage.documents import profile_from_document
 from exchange.profile import Event, apply, empty_profile, to_avro
 from exchange.serialization import AvroCodec
 from exchange.settings import ExchangeSettings
@@ -559,3 +563,21 @@ def test_the_next_batch_is_taken_while_one_is_written(
     rows = "SELECT count(*), count(DISTINCT kafka_offset) FROM social_contribution_records"
     assert query(settings, rows) == [(300, 300)]
     assert offsets(settings) == log_ends(settings, SOCIAL)
+
+
+def test_profile_documents_are_compressed_with_lz4_where_the_server_has_it(
+    settings: ExchangeSettings,
+) -> None:
+    key = key_of(settings, CITIZEN).decode()
+    folded = dataclasses.replace(build_profile(3), subject_key=key)  # a document of ~50 KB
+    profiles(settings, {**to_avro(folded), "updated_at": AT, "latest_published_at": AT})
+    run_sink(settings)
+    [(available,)] = query(
+        settings,
+        "SELECT 'lz4' = ANY (enumvals) FROM pg_settings WHERE name = 'default_toast_compression'",
+    )
+    method = "lz4" if available else "pglz"
+    for table in ("profiles", "profile_history"):
+        assert query(settings, f"SELECT pg_column_compression(profile) FROM {table}") == [(method,)]
+    [(document,)] = query(settings, "SELECT profile::text FROM profile_history")
+    assert profile_from_document(json.loads(document)) == folded
