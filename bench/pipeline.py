@@ -284,8 +284,9 @@ def _sink(bench: ExchangeSettings) -> tuple[float, float]:
     _console.log(
         f"sink: {sunk.total_rows:,} rows in {sunk.batches} batches, {sunk.wall_seconds:.1f} s from start to "
         f"{end}; {sunk.rows:,} rows from its first to its last commit in {sunk.seconds:.1f} s "
-        f"= {sunk.per_second:,.0f} rows/s, {sunk.transaction_seconds / sunk.seconds:.0%} of that in "
-        f"PostgreSQL transactions, the rest polling Kafka, decoding and mapping; CPU: {_cores(usage)}"
+        f"= {sunk.per_second:,.0f} rows/s, a PostgreSQL transaction in flight "
+        f"{sunk.transaction_seconds / sunk.seconds:.0%} of that time (polling Kafka, decoding and mapping "
+        f"the next batch go on beside it); CPU: {_cores(usage)}"
     )
     _console.log(
         f"raw COPY: the same {rows.total:,} rows ({records:,} records, {len(rows.profiles):,} profiles) in "
