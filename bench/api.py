@@ -300,7 +300,7 @@ def _print(settings: ExchangeSettings, phases: list[Phase], options: Options) ->
         "requests/s",
         "p50 ms",
         "p99 ms",
-        "server cores",
+        "server cores (api + relay)",
         "generator cores",
         "pipeline cores",
         "machine cores",
@@ -309,7 +309,12 @@ def _print(settings: ExchangeSettings, phases: list[Phase], options: Options) ->
     )
     for phase in phases:
         usage = phase.usage.processes
-        server = usage["bare"] if phase.kind == "bare route" else usage["api"] + usage["relay"]
+        # The API's own process and its audit relay's, apart: they are not the same cost.
+        server = (
+            f"{usage['bare']:.2f}"
+            if phase.kind == "bare route"
+            else f"{usage['api'] + usage['relay']:.2f} ({usage['api']:.2f} + {usage['relay']:.2f})"
+        )
         table.add_row(
             phase.kind,
             phase.load,
@@ -318,7 +323,7 @@ def _print(settings: ExchangeSettings, phases: list[Phase], options: Options) ->
             f"{phase.outcome.per_second:,.0f}",
             _ms(phase.outcome.percentile(0.50)),
             _ms(phase.outcome.percentile(0.99)),
-            f"{server:.2f}",
+            server,
             f"{usage['generator']:.2f}",
             f"{usage['processor'] + usage['sink']:.2f}",
             f"{phase.usage.machine_cores:.2f} of {cores()}",

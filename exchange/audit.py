@@ -69,6 +69,8 @@ class _NotPlain(Exception):
 
 _MAX_DEPTH = 64
 _SCALARS = (int, float, bool, type(None))
+# A verification's request names its reference date and instant: the exact types, as `str` writes them.
+_INSTANTS = (dt.date, dt.datetime)
 
 
 def _plain(value: Any, depth: int) -> Any:
@@ -79,6 +81,8 @@ def _plain(value: Any, depth: int) -> Any:
         return _storable_fast(value)
     if kind in _SCALARS:
         return value
+    if kind in _INSTANTS:
+        return _storable_fast(str(value))  # as the round trip's `default=str` writes it
     if depth >= _MAX_DEPTH:
         raise _NotPlain
     if kind is dict:

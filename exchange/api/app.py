@@ -14,6 +14,7 @@ from prometheus_client import make_asgi_app
 from exchange.api import relay_process
 from exchange.api.context import Services
 from exchange.api.exceptions import ApiError, InvalidRequestError, RefusedError, StorageUnavailableError
+from exchange.api.lean import LeanRoutes
 from exchange.api.metrics import RequestMetrics
 from exchange.api.routes import applications, proofs, subjects, verifications
 from exchange.api.signing import load_signer
@@ -65,9 +66,10 @@ def _handlers(app: FastAPI, services: Services) -> None:
         return JSONResponse({"error": "internal", "message": "the exchange could not answer"}, 500)
 
 
-def create_api(settings: ExchangeSettings, *, relay: bool = True) -> FastAPI:
+def create_api(settings: ExchangeSettings, *, relay: bool = True, lean: bool = True) -> FastAPI:
     """The app: policy and signing key loaded now; the pool opened (and the audit relay's process
-    started) by the lifespan."""
+    started) by the lifespan. `lean`: verifications take the lean path (exchange.api.lean) where it
+    answers as FastAPI would; without it every request goes through FastAPI (the tests compare both)."""
     policy = load_policy(settings.api.policy_dir)
     services = Services(settings, policy, create_pool(settings), load_signer(settings.api))
 
@@ -100,5 +102,7 @@ def create_api(settings: ExchangeSettings, *, relay: bool = True) -> FastAPI:
         app.include_router(module.router)
     _handlers(app, services)
     app.mount("/metrics", make_asgi_app())
+    if lean:
+        app.add_middleware(LeanRoutes, api=app)  # inside RequestMetrics: lean answers are measured too
     app.add_middleware(RequestMetrics)
     return app

@@ -15,6 +15,8 @@ class RequestMetrics:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        # The histogram's child per label set, looked up once: `labels()` validates and locks every call.
+        self._children: dict[tuple[str, str, str], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -32,9 +34,15 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, sending)
         finally:
-            metrics.API_REQUEST_SECONDS.labels(
-                route=_template(scope), method=scope["method"], status=str(status)
-            ).observe(time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            labels = (_template(scope), scope["method"], str(status))
+            child = self._children.get(labels)
+            if child is None:
+                child = metrics.API_REQUEST_SECONDS.labels(
+                    route=labels[0], method=labels[1], status=labels[2]
+                )
+                self._children[labels] = child
+            child.observe(elapsed)
 
 
 def _template(scope: Scope) -> str:

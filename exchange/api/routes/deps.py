@@ -56,12 +56,8 @@ async def caller(request: Request, key: Annotated[str | None, Security(_api_key)
     """The caller the proxy's verified certificate subject (mutual TLS, when configured) or the API key
     names; an unknown or missing one is audited, then 401."""
     exchange = _services(request)  # not a sub-dependency: each one costs FastAPI a resolution per request
-    found = None
     header = exchange.settings.api.tls_subject_header
-    if header and request.headers.get(header):
-        found = exchange.policy.caller_by_tls_subject(request.headers[header])
-    elif key:
-        found = exchange.policy.caller_by_key_hash(hashlib.sha256(key.encode()).hexdigest())
+    found = identify(exchange, request.headers.get(header) if header else None, key)
     if found is None:
         route = request.scope.get("route")
         action = getattr(route, "name", "unknown")
@@ -76,6 +72,16 @@ async def caller(request: Request, key: Annotated[str | None, Security(_api_key)
         )
         raise NotAuthenticatedError("send the caller's API key in the X-API-Key header")
     return found
+
+
+def identify(services: Services, tls_subject: str | None, key: str | None) -> Caller | None:
+    """The caller a verified certificate subject (when the proxy sends one) or else an API key names, or
+    None: the lookup `caller` makes, without its refusal (also used by exchange.api.lean)."""
+    if tls_subject:
+        return services.policy.caller_by_tls_subject(tls_subject)
+    if key:
+        return services.policy.caller_by_key_hash(hashlib.sha256(key.encode()).hexdigest())
+    return None
 
 
 ServicesDep = Annotated[Services, Depends(services)]

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Body
 from exchange.api import evaluation, proofing
 from exchange.api.access import check_consent, grant_for
 from exchange.api.auditing import audited
+from exchange.api.context import Services
 from exchange.api.exceptions import InvalidRequestError, NotFoundError
 from exchange.api.models.common import ERRORS, Problem
 from exchange.api.models.proofs import (
@@ -24,7 +25,7 @@ from exchange.api.models.proofs import (
 from exchange.api.routes.deps import AuthDep, ServicesDep
 from exchange.api.storage.pool import connection
 from exchange.api.storage.proofs import get_proof
-from exchange.policy import Access
+from exchange.policy import Access, Caller
 from exchange.proofs import default_period
 
 router = APIRouter(tags=["proofs"])
@@ -32,6 +33,7 @@ PROOFS = "/v1/proofs"
 PROOF = "/v1/proofs/{proof_id}"
 VERIFY = "/v1/proofs/verify"
 KEYS = "/v1/keys"
+ISSUE = "proof.issue"
 PUBLIC = "public"  # the audit caller of the unauthenticated verification endpoint
 
 
@@ -43,15 +45,20 @@ def _period(body: ProofRequest) -> tuple[dt.date, dt.date]:
     return period
 
 
-@router.post(PROOFS, response_model=ProofResponse, responses=ERRORS, name="proof.issue")
+@router.post(PROOFS, response_model=ProofResponse, responses=ERRORS, name=ISSUE)
 async def issue_proof(
     body: Annotated[ProofRequest, Body(openapi_examples={"talent": {"value": PROOF_EXAMPLE}})],
     auth: AuthDep,
 ) -> ProofResponse:
     """Issue a signed electronic proof (JWS) of a proof type of the 证明事项 catalogue."""
-    caller, services = auth.caller, auth.services
+    return await issue(body, auth.caller, auth.services)
+
+
+async def issue(body: ProofRequest, caller: Caller, services: Services) -> ProofResponse:
+    """The proof a validated request by an authenticated caller asks for, audited: what both the route
+    above and its lean path (exchange.api.lean) run."""
     asked = body.model_dump(mode="json", exclude={"subject"})
-    async with audited(services, PROOFS, caller.code, "proof.issue", body.purpose, asked) as audit:
+    async with audited(services, PROOFS, caller.code, ISSUE, body.purpose, asked) as audit:
         subject = services.subject(body.subject)
         audit.subject_key = subject[1]
         grant = grant_for(services, Access(caller.code, body.purpose, proof_type=body.proof_type))

@@ -9,25 +9,32 @@ from fastapi import APIRouter, Body
 from exchange.api import evaluation
 from exchange.api.access import check_consent, grant_for
 from exchange.api.auditing import audited
+from exchange.api.context import Services
 from exchange.api.exceptions import InvalidRequestError
 from exchange.api.models.common import ERRORS
 from exchange.api.models.verifications import VERIFICATION_EXAMPLE, VerificationRequest, VerificationResponse
 from exchange.api.routes.deps import AuthDep
 from exchange.api.storage.pool import connection
 from exchange.facts import FACT_NAMES
-from exchange.policy import Access
+from exchange.policy import Access, Caller
 
 router = APIRouter(tags=["verifications"])
 ROUTE = "/v1/verifications"
+NAME = "verification"
 
 
-@router.post(ROUTE, response_model=VerificationResponse, responses=ERRORS, name="verification")
+@router.post(ROUTE, response_model=VerificationResponse, responses=ERRORS, name=NAME)
 async def verify_claims(
     body: Annotated[VerificationRequest, Body(openapi_examples={"talent": {"value": VERIFICATION_EXAMPLE}})],
     auth: AuthDep,
 ) -> VerificationResponse:
     """Evaluate claims about a subject: true or false per claim, with the times used and the lineage."""
-    caller, services = auth.caller, auth.services
+    return await answer(body, auth.caller, auth.services)
+
+
+async def answer(body: VerificationRequest, caller: Caller, services: Services) -> VerificationResponse:
+    """The verification of a validated request by an authenticated caller, audited: what both the route
+    above and its lean path (exchange.api.lean) run."""
     asked = {
         "claims": [claim.model_dump(exclude={"value"}) for claim in body.claims],
         "reference_date": body.reference_date,

@@ -47,6 +47,11 @@ VALUES: list[Any] = [
     {"nan": float("nan"), "inf": float("inf")},
     {"nested": ({"x": (1, [2, (3,)])},)},
     {"date": dt.date(2026, 11, 15), "at": dt.datetime(2026, 11, 15, 8, 30, 1, 5, tzinfo=dt.UTC)},
+    {
+        "naive": dt.datetime(2026, 11, 15, 8, 30),
+        "dates": [dt.date.min, dt.datetime.max],
+        "at": (dt.date.max,),
+    },
     {"id": uuid.UUID(int=7), "colour": Colour.RED, "level": Level.HIGH, "tag": Tag("t")},
     {1: "int key", None: "none key", False: "bool key", 2.5: "float key"},
     {"set": frozenset()},
@@ -64,6 +69,23 @@ def test_plain_json_is_exactly_the_json_round_trip(value: Any) -> None:
     # Compared as JSON text (NaN equals itself there; key order and -0.0 count).
     assert json.dumps(copied, ensure_ascii=False) == json.dumps(expected, ensure_ascii=False)
     assert _types(copied) == _types(expected)
+
+
+def test_a_verification_s_request_is_copied_without_the_round_trip(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_round_trip(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("plain_json took the JSON round trip")
+
+    monkeypatch.setattr("exchange.audit.json.dumps", no_round_trip)
+    asked = {
+        "claims": [{"fact": "identity.status", "operator": "eq"}],
+        "reference_date": dt.date(2026, 11, 15),
+        "as_of": dt.datetime(2026, 11, 15, 8, 30, tzinfo=dt.timezone(dt.timedelta(hours=8))),
+    }
+    assert plain_json(asked) == {
+        "claims": [{"fact": "identity.status", "operator": "eq"}],
+        "reference_date": "2026-11-15",
+        "as_of": "2026-11-15 08:30:00+08:00",
+    }
 
 
 def test_plain_json_copies_rather_than_shares() -> None:
