@@ -5,9 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import make_asgi_app
 
@@ -64,6 +68,23 @@ def _handlers(app: FastAPI, services: Services) -> None:
     async def storage(request: Request, exc: StorageError) -> JSONResponse:
         _log.error("storage error on %s", request.scope.get("route") and request.scope["route"].path)
         return JSONResponse({"error": "internal", "message": "the exchange could not answer"}, 500)
+
+    @app.exception_handler(RequestValidationError)
+    async def unprocessable(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own 422, except that a NaN or Infinity the body held (Python's JSON parser takes
+        # them) is named as a string: JSON has no such number, and rendering it was a 500.
+        return JSONResponse({"detail": _finite(jsonable_encoder(exc.errors()))}, status_code=422)
+
+
+def _finite(value: Any) -> Any:
+    """`value` with every float that is not finite as its name ("nan", "inf", "-inf")."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value
 
 
 def create_api(settings: ExchangeSettings, *, relay: bool = True, lean: bool = True) -> FastAPI:

@@ -350,3 +350,15 @@ async def test_a_proof_issued_by_the_lean_path_is_the_one_fastapi_issues(
     assert audit[0][:-2] == plain_audit[0][:-2] and audit[0][-1] == plain_audit[0][-1]
     assert set(audit[0][-2]) == set(plain_audit[0][-2]) == {"proof_id", "records"}
 
+
+async def test_a_body_holding_nan_is_a_422_naming_it_not_a_500(
+    apps: tuple[FastAPI, FastAPI, list[bool]], settings: ExchangeSettings
+) -> None:
+    lean_app, plain_app, _ = apps
+    body = _body(claims=[{"fact": "identity.age", "operator": "ge", "value": float("nan")}])
+    async with lean_app.router.lifespan_context(lean_app), plain_app.router.lifespan_context(plain_app):
+        for app in (lean_app, plain_app):
+            answered, _, _ = await _ask(app, settings, HOUSING, body)
+            assert answered.status_code == 422
+            inputs = [error.get("input") for error in answered.json()["detail"]]
+            assert "nan" in json.dumps(inputs)
