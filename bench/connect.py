@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.exports import WRITERS
-from connectors.files import run_file
+from connectors.files import PREPARING_WORKERS, run_file
 from connectors.mappings import MAPPINGS, SOURCES
 from connectors.positions import PositionStore
 from connectors.publisher import Publisher
@@ -133,7 +133,7 @@ def run(settings: ExchangeSettings, records: int, departments: list[str]) -> lis
         "connector records/s",
         "bare send loop records/s",
         "ratio",
-        title="exchange bench connect",
+        title=f"exchange bench connect ({PREPARING_WORKERS} preparing processes per connector)",
     )
     for r in results:
         table.add_row(

@@ -1,27 +1,40 @@
 """The file connectors (identity CSV, tax CSV, social JSON Lines): resumable by byte offset.
 
-Two halves: a preparing process reads, converts, validates and encodes the export a chunk ahead
+Two halves: preparing processes read, convert, validate and encode the export a chunk ahead
 (`connectors.preparing`), and this process sends each chunk, waits until the broker acknowledged
 all of it, and only then stores the position just past it.
+
+Preparing costs more than sending, so a large export is prepared by `PREPARING_WORKERS` processes
+taking the chunks in turn (chunk i by process i mod n), which this process takes back in turn: the
+chunks, and so every record, dead letter, event id and stored position, are exactly the ones a
+single process prepares. Each pass reads the file up to the size it had when the pass began, so the
+processes agree on where it ends even while it grows; following, the next pass reads what it grew by.
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from pathlib import Path
 
-from connectors.exceptions import ResumeError
+from connectors.exceptions import ConnectorError, ResumeError
 from connectors.mappings import MAPPINGS
 from connectors.positions import PositionStore
 from connectors.preparing import PreparedChunk, prepare_file
 from connectors.publisher import Publisher
-from connectors.runner import ProgressCallback, Summary, account, flush, stopped
+from connectors.runner import ProgressCallback, Summary, stopped
+from connectors.sending import account, flush
 from connectors.worker import in_worker
 
 # Below this many bytes left to read, preparing in a worker process (about a second to start) is not
 # worth it.
 WORKER_MIN_BYTES = 4 << 20
+# Preparing processes of a large export. Preparing a record costs about twice what sending it does,
+# so one process leaves the sender waiting; with two, the sender and the preparing share both cores.
+PREPARING_WORKERS = 2
+
+Chunks = Generator[PreparedChunk, None, None]
 
 
 def run_file(
@@ -36,12 +49,14 @@ def run_file(
     stop: threading.Event | None = None,
     progress: ProgressCallback | None = None,
     worker_min_bytes: int = WORKER_MIN_BYTES,
+    workers: int = PREPARING_WORKERS,
 ) -> Summary:
     """Publish `path` from the saved position to its end (and, with `follow`, as it grows).
 
     When at least `worker_min_bytes` are left to read, records are prepared in a process of their
     own; a smaller rest — a small export, or what a followed file grew by — is prepared in this one
     (the same steps on one core), where starting an interpreter would cost more than it saves.
+    `workers` processes share a large export.
     """
     source_key = str(path.resolve())
     saved = positions.load(department, source_key)
@@ -54,13 +69,11 @@ def run_file(
     summary = Summary()
     first = True
     while True:
+        size = path.stat().st_size
         # Following, a file that did not grow is not read again (nor a preparing process started).
-        if first or path.stat().st_size > offset:
-            arguments = (department, path, offset, chunk_records, publisher.encoder)
-            chunks: Generator[PreparedChunk, None, None] = (
-                in_worker(prepare_file, *arguments, name=f"{department} connector's preparing")
-                if path.stat().st_size - offset >= worker_min_bytes
-                else prepare_file(*arguments)
+        if first or size > offset:
+            chunks = _prepared(
+                department, path, offset, size, chunk_records, publisher, worker_min_bytes, workers
             )
             offset = _send(
                 department, chunks, offset, publisher, positions, source_key, summary, stop, progress
@@ -72,9 +85,54 @@ def run_file(
             stop.wait(follow_interval)
 
 
+def _prepared(
+    department: str,
+    path: Path,
+    offset: int,
+    size: int,
+    chunk_records: int,
+    publisher: Publisher,
+    worker_min_bytes: int,
+    workers: int,
+) -> Chunks:
+    """The chunks of `path` from `offset` up to `size`: prepared here, in a process, or in several."""
+    arguments = (department, path, offset, chunk_records, publisher.encoder, size)
+    if size - offset < worker_min_bytes:
+        return prepare_file(*arguments)
+    name = f"{department} connector's preparing"
+    if workers <= 1:
+        return in_worker(prepare_file, *arguments, name=name)
+    return _in_turn(
+        [
+            in_worker(prepare_file, *arguments, (k, workers), name=f"{name} process {k + 1} of {workers}")
+            for k in range(workers)
+        ]
+    )
+
+
+def _in_turn(workers: Sequence[Chunks]) -> Chunks:
+    """Chunk 0 from the first worker, 1 from the second… in turn, until the one whose turn it is ends.
+
+    The others must end there too; a worker that fails or dies fails this (`in_worker`), and closing
+    this closes (ends) them all.
+    """
+    try:
+        for turn in itertools.count():
+            chunk = next(workers[turn % len(workers)], None)
+            if chunk is None:
+                break
+            yield chunk
+        for worker in workers:
+            if next(worker, None) is not None:
+                raise ConnectorError("the preparing processes disagree on where the export's chunks end")
+    finally:
+        for worker in workers:
+            worker.close()
+
+
 def _send(
     department: str,
-    chunks: Generator[PreparedChunk, None, None],
+    chunks: Chunks,
     offset: int,
     publisher: Publisher,
     positions: PositionStore,

@@ -37,6 +37,10 @@ class Message(NamedTuple):
     value: bytes
 
 
+# A message as a plain tuple (topic, partition, key, value): what crosses from a preparing process.
+RawMessage = tuple[str, int, bytes, bytes]
+
+
 class MessageEncoder:
     """Encodes one connector's records and dead letters; `partitions` is each topic's partition count,
     by full (prefixed) name."""

@@ -16,7 +16,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 from connectors.exceptions import ConnectorError
-from connectors.messages import Message, MessageEncoder
+from connectors.messages import Message, MessageEncoder, RawMessage
 from connectors.records import Converted
 from exchange.settings import ExchangeSettings
 from exchange.topics import DATASET_TOPICS, DEADLETTER, Topic
@@ -76,10 +76,16 @@ class Publisher:
             message.topic, key=message.key, value=message.value, partition=message.partition
         ).add_errback(self._failed)
 
-    def send_all(self, messages: Iterable[Message]) -> None:
-        """Queue ready messages in order."""
-        for message in messages:
-            self.send(message)
+    def send_all(self, messages: Iterable[RawMessage]) -> None:
+        """Queue ready messages — `Message`s or their plain tuples — in order.
+
+        `send` inlined: this loop, with kafka-python's `send`, is the sending process's whole work.
+        """
+        send, failed = self._producer.send, self._failed
+        for topic, partition, key, value in messages:
+            if self._failure is not None:
+                raise ConnectorError(f"the broker refused a record: {self._failure}") from self._failure
+            send(topic, key=key, value=value, partition=partition).add_errback(failed)
 
     def publish(self, topic: Topic, dataset: str, converted: Converted) -> None:
         """Queue one canonical record, keyed by its subject's HMAC key."""

@@ -17,10 +17,8 @@ from typing import Any, Protocol
 
 from connectors.exceptions import RecordRejected
 from connectors.mappings import Mapping
-from connectors.publisher import Publisher
 from connectors.records import Converted, Rejection, SourceRecord
 from exchange.topics import Topic
-from monitoring import metrics
 
 
 @dataclass
@@ -59,7 +57,7 @@ class ChunkPublisher:
     """Converts and publishes records of one department, counting as it goes; shared by every connector.
 
     Counts go to `summary`; the process that sends them counts them into the metrics (`account`),
-    as the converting may happen in another process.
+    as the converting may happen in another process (`connectors.sending.account`).
     """
 
     def __init__(self, mapping: Mapping, publisher: RecordSink, source: str, summary: Summary) -> None:
@@ -103,20 +101,6 @@ class ChunkPublisher:
             self.publisher.publish(self.mapping.topic, self.mapping.dataset, converted)
             count += 1
         self.summary.published += count
-
-
-def account(mapping: Mapping, chunk: Summary) -> None:
-    """Count a sent and acknowledged chunk into the connector metrics."""
-    metrics.CONNECTOR_RECORDS_READ.labels(mapping.department).inc(chunk.read)
-    metrics.CONNECTOR_RECORDS_PUBLISHED.labels(mapping.department, mapping.dataset).inc(chunk.published)
-    for reason, count in chunk.rejected.items():
-        metrics.CONNECTOR_RECORDS_REJECTED.labels(mapping.department, reason).inc(count)
-
-
-def flush(mapping: Mapping, publisher: Publisher) -> None:
-    """Wait for the broker to acknowledge everything queued, timing it."""
-    with metrics.CONNECTOR_PUBLISH_SECONDS.labels(mapping.department).time():
-        publisher.flush()
 
 
 def publish_source_record(chunk: ChunkPublisher, record: SourceRecord) -> None:

@@ -20,7 +20,8 @@ from connectors.mappings import MAPPINGS
 from connectors.mappings.property import PropertyMapping
 from connectors.positions import PositionStore
 from connectors.publisher import Publisher
-from connectors.runner import ChunkPublisher, ProgressCallback, Summary, account, flush, stopped
+from connectors.runner import ChunkPublisher, ProgressCallback, Summary, stopped
+from connectors.sending import account, flush
 
 # The registry's own column names, as the property mapping declares them.
 COLUMNS = PropertyMapping.columns

@@ -3,24 +3,48 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from connectors.records import Rejection, SourceRecord
+from connectors.sources.lines import Line
+
+
+@dataclass(frozen=True)
+class Scan:
+    """A file's records found but not yet parsed: `raws` in file order, `parse` to make one a record.
+
+    Finding where records are is cheap and parsing them is not, so a preparing process can count the
+    records of chunks another process prepares and parse only its own.
+    """
+
+    raws: Iterator[Line]
+    parse: Callable[[Line], SourceRecord]
 
 
 class Source(ABC):
     """A reader of one kind of export file; stateless, so one instance serves every file and every run."""
 
-    @abstractmethod
-    def read(self, path: Path, start_offset: int = 0) -> Iterator[SourceRecord]:
+    def read(
+        self, path: Path, start_offset: int = 0, stop_offset: int | None = None
+    ) -> Iterator[SourceRecord]:
         """Yield the records of `path` from `start_offset` (0, or the `end` of a record read before).
 
         Called by the connector once per file and run. A record that cannot be parsed is yielded with its
         `problem` set, never skipped. Raises `SourceFileError` when the file cannot be opened,
         `HeaderError` when its header is wrong (the whole file is refused), and `ResumeError` when
-        `start_offset` is not where a record starts.
+        `start_offset` is not where a record starts. With `stop_offset`, no record starting at or after
+        it is read (one starting before it is read whole).
         """
+        scan = self.scan(path, start_offset, stop_offset)
+        parse = scan.parse
+        for raw in scan.raws:
+            yield parse(raw)
+
+    @abstractmethod
+    def scan(self, path: Path, start_offset: int = 0, stop_offset: int | None = None) -> Scan:
+        """The records `read` yields, unparsed; raises what `read` raises before its first record."""
 
 
 def position(line: int, start: int) -> str:

@@ -10,7 +10,7 @@ from typing import BinaryIO
 
 from connectors.exceptions import HeaderError, ResumeError
 from connectors.records import Rejection, SourceRecord
-from connectors.sources.base import Source, position, rejected
+from connectors.sources.base import Scan, Source, position, rejected
 from connectors.sources.csvrecords import parse_fields, split_records
 from connectors.sources.lines import (
     DEFAULT_MAX_RECORD_BYTES,
@@ -40,18 +40,33 @@ class CsvSource(Source):
         self.bom = bom
         self.max_record_bytes = max_record_bytes
 
-    def read(self, path: Path, start_offset: int = 0) -> Iterator[SourceRecord]:
-        """Yield the records after the header from `start_offset`; the header is checked on every read."""
-        with open_binary(path) as file:
+    def scan(self, path: Path, start_offset: int = 0, stop_offset: int | None = None) -> Scan:
+        """The records after the header from `start_offset`; the header is checked on every read."""
+        file = open_binary(path)
+        try:
             header_end, has_bom = self._check_header(file)
             if 0 < start_offset < header_end:
                 raise ResumeError(f"resume offset {start_offset} of {path} is inside the header")
             offset = max(start_offset, header_end)
-            lines = read_lines(file, offset, resume_line_number(file, offset), self.max_record_bytes)
-            missing_bom = self.bom and not has_bom
+            number = resume_line_number(file, offset)
+        except BaseException:
+            file.close()
+            raise
+        missing_bom = self.bom and not has_bom
+
+        def parse(raw: Line) -> SourceRecord:
+            return self._record(raw, missing_bom)
+
+        return Scan(self._raws(file, offset, number, stop_offset), parse)
+
+    def _raws(self, file: BinaryIO, offset: int, number: int, stop: int | None) -> Iterator[Line]:
+        with file:
+            lines = read_lines(file, offset, number, self.max_record_bytes)
             for raw in split_records(lines, self.max_record_bytes):
+                if stop is not None and raw.start >= stop:
+                    return
                 if raw.data not in _BLANK:
-                    yield self._record(raw, missing_bom)
+                    yield raw
 
     def _record(self, raw: Line, missing_bom: bool) -> SourceRecord:
         number, start, end, data = raw

@@ -6,10 +6,10 @@ import json
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from connectors.records import Rejection, SourceRecord
-from connectors.sources.base import Source, position, rejected
+from connectors.sources.base import Scan, Source, position, rejected
 from connectors.sources.lines import (
     DEFAULT_MAX_RECORD_BYTES,
     Line,
@@ -27,15 +27,23 @@ class JsonlSource(Source):
     def __init__(self, *, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> None:
         self.max_record_bytes = max_record_bytes
 
-    def read(self, path: Path, start_offset: int = 0) -> Iterator[SourceRecord]:
-        """Yield one record per non-empty line from `start_offset`."""
-        with open_binary(path) as file:
-            lines = read_lines(
-                file, start_offset, resume_line_number(file, start_offset), self.max_record_bytes
-            )
-            for line in lines:
+    def scan(self, path: Path, start_offset: int = 0, stop_offset: int | None = None) -> Scan:
+        """One record per non-empty line from `start_offset`."""
+        file = open_binary(path)
+        try:
+            number = resume_line_number(file, start_offset)
+        except BaseException:
+            file.close()
+            raise
+        return Scan(self._raws(file, start_offset, number, stop_offset), self._record)
+
+    def _raws(self, file: BinaryIO, offset: int, number: int, stop: int | None) -> Iterator[Line]:
+        with file:
+            for line in read_lines(file, offset, number, self.max_record_bytes):
+                if stop is not None and line.start >= stop:
+                    return
                 if line.data.strip():
-                    yield self._record(line)
+                    yield line
 
     def _record(self, line: Line) -> SourceRecord:
         if line.truncated:

@@ -4,13 +4,16 @@ does not take."""
 from __future__ import annotations
 
 import datetime as dt
+import io
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import fastavro
 import pytest
 
 from bench.exports import WRITERS
+from connectors import avro
 from connectors.avro import RecordEncoder
 from connectors.mappings import MAPPINGS, SOURCES
 from connectors.messages import MessageEncoder
@@ -164,3 +167,75 @@ def test_message_encoder_encodes_with_the_compiled_path() -> None:
     name, decoded = AvroCodec().decode(message.value)
     assert name == "deadletter"
     assert decoded["original"] == b"x" and decoded["field"] == "SE"
+
+
+# Every inline writer, with values on both sides of the one-byte shortcut and of the type's range.
+_SHORTCUTS = {
+    "type": "record",
+    "name": "unit.Shortcuts",
+    "fields": [
+        {"name": "long", "type": "long"},
+        {"name": "int", "type": "int"},
+        {"name": "text", "type": "string"},
+        {"name": "data", "type": "bytes"},
+        {
+            "name": "symbol",
+            "type": {"type": "enum", "name": "unit.Many", "symbols": [f"S{n}" for n in range(200)]},
+        },
+        {"name": "maybe", "type": ["null", "long"]},
+        {
+            "name": "inner",
+            "type": {"type": "record", "name": "unit.Inner", "fields": [{"name": "flag", "type": "boolean"}]},
+        },
+    ],
+}
+_NUMBERS = [*range(-200, 200), -(1 << 31), (1 << 31) - 1, 1 << 20, -(1 << 20)]
+_SIZES = [0, 1, 62, 63, 64, 65, 127, 128, 129, 8191, 8192, 20000]
+
+
+def _shortcut_records() -> list[dict[str, Any]]:
+    records = []
+    for n in range(max(len(_NUMBERS), len(_SIZES))):
+        number, size = _NUMBERS[n % len(_NUMBERS)], _SIZES[n % len(_SIZES)]
+        records.append(
+            {
+                "long": number * (1 << 20) if n % 3 == 0 else number,
+                "int": number,
+                "text": ("税" if n % 2 else "a") * size,
+                "data": b"b" * size,
+                "symbol": f"S{n % 200}",
+                "maybe": None if n % 2 else number,
+                "inner": {"flag": n % 2 == 0},
+            }
+        )
+    return records
+
+
+def test_generated_writers_write_fastavros_bytes_around_every_shortcut() -> None:
+    parsed = fastavro.parse_schema(_SHORTCUTS)
+    write = avro.compile_schema(parsed, parsed.get("__named_schemas", {}))
+    for record in _shortcut_records():
+        expected = io.BytesIO()
+        fastavro.schemaless_writer(expected, parsed, record)
+        out = bytearray()
+        write(out, record)
+        assert bytes(out) == expected.getvalue(), record
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"int": 1 << 31},
+        {"long": 1 << 63},
+        {"text": b"bytes"},
+        {"symbol": "S200"},
+        {"maybe": "x"},
+        {"inner": []},
+    ],
+)
+def test_generated_writers_refuse_what_they_do_not_take_exactly(change: dict[str, Any]) -> None:
+    parsed = fastavro.parse_schema(_SHORTCUTS)
+    write = avro.compile_schema(parsed, parsed.get("__named_schemas", {}))
+    record = _shortcut_records()[5] | change
+    with pytest.raises((avro._NotTaken, KeyError)):
+        write(bytearray(), record)

@@ -1,0 +1,166 @@
+"""A large export prepared by two processes taking chunks in turn publishes exactly what one process
+publishes: the same records in the same order on every partition, the same event ids, the same dead
+letters, the same stored position."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connectors.files import run_file
+from connectors.mappings import MAPPINGS
+from connectors.positions import PositionStore
+from connectors.publisher import Publisher
+from connectors.runner import Summary
+from connectors.synth.generator import generate
+from exchange import admin
+from exchange.logs import read_all
+from exchange.settings import ExchangeSettings
+from exchange.topics import DEADLETTER, Topic
+
+SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "samples"
+FILES = {"identity": "identity.csv", "tax": "tax.csv", "social": "social.jsonl"}
+# What differs between two runs over the same records: when they ran, and their traces.
+VOLATILE = frozenset({"published_at", "rejected_at", "trace_id"})
+
+
+def _stable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _stable(item) for key, item in value.items() if key not in VOLATILE}
+    return value
+
+
+def _by_partition(settings: ExchangeSettings, topic: Topic) -> dict[int, list[tuple[bytes, Any]]]:
+    partitions: dict[int, list[tuple[bytes, Any]]] = {}
+    for record in read_all(settings.kafka, topic.full_name(settings.kafka)):
+        partitions.setdefault(record.partition, []).append((record.key, _stable(record.value)))
+    return partitions
+
+
+def _run(
+    settings: ExchangeSettings, department: str, path: Path, state: Path, workers: int
+) -> tuple[Summary, dict[str, Any]]:
+    admin.ensure_topics(settings.kafka)
+    publisher = Publisher(settings, client_id=f"test-{department}-{workers}")
+    positions = PositionStore(state)
+    try:
+        summary = run_file(
+            department,
+            path,
+            publisher=publisher,
+            positions=positions,
+            chunk_records=7,
+            worker_min_bytes=0,
+            workers=workers,
+        )
+    finally:
+        publisher.close()
+    return summary, positions.load(department, str(path.resolve()))
+
+
+def _prefixed(settings: ExchangeSettings, suffix: str) -> ExchangeSettings:
+    kafka = settings.kafka.model_copy(update={"topic_prefix": f"{settings.kafka.topic_prefix}{suffix}."})
+    return settings.model_copy(update={"kafka": kafka})
+
+
+@pytest.fixture(scope="module")
+def synth_exports(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Synthetic exports of every department with one bad row per five good ones."""
+    folder = tmp_path_factory.mktemp("synth")
+    generate(60, 11, folder, bad_rate=0.2)
+    return folder
+
+
+@pytest.mark.parametrize("department", ["identity", "tax", "social"])
+@pytest.mark.parametrize("export", ["samples", "synth"])
+def test_two_preparing_processes_publish_exactly_what_one_publishes(
+    settings: ExchangeSettings, tmp_path: Path, synth_exports: Path, export: str, department: str
+) -> None:
+    path = (SAMPLES if export == "samples" else synth_exports) / FILES[department]
+    one, two = _prefixed(settings, "one"), _prefixed(settings, "two")
+    summary_one, position_one = _run(one, department, path, tmp_path / "one", workers=1)
+    summary_two, position_two = _run(two, department, path, tmp_path / "two", workers=2)
+
+    assert position_two == position_one
+    assert position_one["offset"] == path.stat().st_size
+    assert (summary_two.read, summary_two.published, summary_two.rejected) == (
+        summary_one.read,
+        summary_one.published,
+        summary_one.rejected,
+    )
+    topic = MAPPINGS[department].topic
+    records = _by_partition(two, topic)
+    assert records == _by_partition(one, topic)
+    assert sum(len(partition) for partition in records.values()) == summary_one.published > 0
+    letters = _by_partition(two, DEADLETTER)
+    assert letters == _by_partition(one, DEADLETTER)
+    assert sum(len(partition) for partition in letters.values()) == summary_one.rejected_total
+    if export == "synth":
+        assert summary_one.rejected_total > 0
+
+
+def test_following_a_growing_export_with_two_preparing_processes_publishes_each_record_once(
+    settings: ExchangeSettings, tmp_path: Path
+) -> None:
+    admin.ensure_topics(settings.kafka)
+    lines = (SAMPLES / "social.jsonl").read_bytes().splitlines(keepends=True)
+    export = tmp_path / "social.jsonl"
+    export.write_bytes(b"".join(lines[:300]))
+    progress: list[int | None] = []
+    stop = threading.Event()
+    publisher = Publisher(settings, client_id="test-follow")
+    summaries: list[Summary] = []
+
+    def follow() -> None:
+        summaries.append(
+            run_file(
+                "social",
+                export,
+                publisher=publisher,
+                positions=PositionStore(tmp_path / "state"),
+                chunk_records=40,
+                follow=True,
+                follow_interval=0.1,
+                stop=stop,
+                progress=lambda summary: progress.append(summary.position),
+                worker_min_bytes=0,
+                workers=2,
+            )
+        )
+
+    thread = threading.Thread(target=follow)
+    thread.start()
+    try:
+        for start, end in ((300, 600), (600, len(lines))):
+            _wait_for(_stored(progress, export.stat().st_size))
+            with export.open("ab") as out:
+                out.write(b"".join(lines[start:end]))
+        _wait_for(_stored(progress, export.stat().st_size))
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+        publisher.close()
+    assert not thread.is_alive()
+    [summary] = summaries
+    assert summary.read == len(lines)
+    published = [
+        record.value["envelope"]["event_id"]
+        for record in read_all(settings.kafka, MAPPINGS["social"].topic.full_name(settings.kafka))
+    ]
+    assert len(published) == len(set(published)) == summary.published == len(lines)
+
+
+def _stored(progress: list[int | None], position: int) -> Callable[[], bool]:
+    return lambda: position in progress
+
+
+def _wait_for(condition: Callable[[], bool], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
