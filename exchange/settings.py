@@ -74,6 +74,9 @@ class ConnectorSettings(BaseModel):
     state_dir: Path = Path(".stack/connectors")
     # Records per acknowledged chunk: the position is saved after the broker acknowledged a chunk.
     chunk_records: int = 20_000
+    # Processes preparing a large export (parse, convert, encode), taking its chunks in turn: preparing
+    # costs more than sending, so with one the sending main process waits on it.
+    preparing_workers: int = Field(default=2, ge=1)
     follow_interval_seconds: float = 1.0
     # The 不动产登记中心's database the property connector polls when no DSN is given.
     registry_dsn: SecretStr = SecretStr(

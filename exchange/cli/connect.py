@@ -75,7 +75,8 @@ def _connect(settings: ExchangeSettings, args: argparse.Namespace) -> int:
             else:
                 if not args.source:
                     raise SystemExit(f"exchange connect {args.department}: give the export file")
-                summary = run_file(args.department, Path(args.source), **common)
+                workers = settings.connectors.preparing_workers
+                summary = run_file(args.department, Path(args.source), workers=workers, **common)
     finally:
         publisher.close()
     _print_summary(args.department, summary, time.monotonic() - reporter.started)

@@ -205,6 +205,7 @@ def _exchange(settings: ExchangeSettings, state: Path, *args: str) -> subprocess
         "EXCHANGE_KAFKA__TOPIC_PREFIX": settings.kafka.topic_prefix,
         "EXCHANGE_CONNECTORS__STATE_DIR": str(state),
         "EXCHANGE_CONNECTORS__CHUNK_RECORDS": "500",
+        "EXCHANGE_CONNECTORS__PREPARING_WORKERS": "3",
     }
     command = [sys.executable, "-m", "exchange", *args]
     return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -246,10 +247,10 @@ def test_a_connector_killed_mid_file_and_restarted_publishes_every_record(
         f"the connector ended before it could be killed: {victim.communicate()[1]!r}"
     )
     preparing = _children(victim.pid)
-    assert preparing, "the connector prepares its records in a process of its own"
+    assert len(preparing) == 3, "the connector prepares its records in as many processes as configured"
     victim.send_signal(signal.SIGKILL)
     victim.wait()
-    # Its preparing process notices and ends too: a killed connector leaves nothing running.
+    # Its preparing processes notice and end too: a killed connector leaves nothing running.
     deadline = time.monotonic() + 10
     while any(Path(f"/proc/{pid}").exists() for pid in preparing) and time.monotonic() < deadline:
         time.sleep(0.1)
