@@ -57,7 +57,7 @@ def empty_sink_tables(postgres: PostgresSettings) -> None:
 
 def run_sink(settings: ExchangeSettings, limit_seconds: float) -> Sunk:
     """The sink in this process, `until_idle` or at most `limit_seconds` after its first commit (it then
-    writes the batch in hand and stops), timed at each committed batch."""
+    commits the write in flight and stops), timed at each committed batch."""
     marks: list[tuple[float, int, float]] = []
     stop = threading.Event()
 

@@ -102,8 +102,9 @@ class Sink:
         self._progress = progress
 
     def run(self, stop: threading.Event | None = None, *, until_idle: bool = False) -> SinkSummary:
-        """Consume until `stop` is set (the batch in hand is written first) or, with `until_idle`,
-        until the group has written every partition of its topics up to the end offset.
+        """Consume until `stop` is set (the write in flight commits first; what was taken since is read
+        again by the next run) or, with `until_idle`, until the group has written every partition of its
+        topics up to the end offset.
 
         Raises `UndecodableRecordError` for a record its topic should not hold (nothing of its batch
         is written), `SinkWriteError` when PostgreSQL refuses a batch, `ConsumerError` when Kafka fails.

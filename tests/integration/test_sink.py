@@ -315,7 +315,7 @@ def test_a_stopped_and_restarted_sink_loses_nothing_and_doubles_nothing(settings
 
     def stop_after_two_batches(summary: SinkSummary) -> None:
         if summary.batches == 2:
-            stop.set()  # what SIGTERM does: the batch in hand is committed, then the sink returns
+            stop.set()  # what SIGTERM does: the write in flight commits, then the sink returns
 
     options = SinkOptions(max_batch_records=100)
     first = Sink(settings, options, progress=stop_after_two_batches).run(stop)
