@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -19,6 +21,8 @@ from kafka import KafkaAdminClient
 from psycopg import sql
 from support import exchange_env, free_port, latest_profiles
 
+from consumers.sink.documents import to_json
+from consumers.sink.profiles import profile_document
 from exchange import profile as aggregate
 from exchange.api import create_api
 from exchange.facts import FactValue, as_json, compute
@@ -101,6 +105,33 @@ def with_key(settings: ExchangeSettings, state: Path) -> ExchangeSettings:
 
 def key_of(settings: ExchangeSettings, citizen_id: str) -> str:
     return subject_key(citizen_id, settings.subject_secret.get_secret_value().encode())
+
+
+def person_document(
+    subject_key: str, citizen_id: str, version: int, status: str | None, offset: int
+) -> dict[str, Any]:
+    """A profile document as the sink stores it: a subject with one 户籍 record of `status` (none when
+    None), version `version`, read at `offset` of identity.person.v1."""
+    persons = {}
+    if status is not None:
+        ref = aggregate.RecordRef(
+            f"00000000-0000-0000-0000-{version:012d}",
+            aggregate.IDENTITY,
+            citizen_id,
+            version,
+            "identity.person.v1",
+            0,
+            offset,
+        )
+        person = aggregate.Person(
+            citizen_id, "张三", "male", "01", dt.date(1984, 3, 3), "广州市越秀区", "440104", status
+        )
+        persons[citizen_id] = aggregate.Entry(ref, person)
+    folded = aggregate.Profile(subject_key, version, persons, {}, {}, {})
+    at = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+    record = {**aggregate.to_avro(folded), "updated_at": at, "latest_published_at": at}
+    document: dict[str, Any] = json.loads(to_json(profile_document(record)))
+    return document
 
 
 def fold_topics(settings: ExchangeSettings, topics: Iterable[Topic]) -> dict[str, aggregate.Profile]:

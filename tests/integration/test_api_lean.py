@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from api_support import KEYS, key_of
+from api_support import KEYS, key_of, person_document
 from fastapi import FastAPI
 from prometheus_client import REGISTRY
 from psycopg.types.json import Jsonb
@@ -20,7 +20,6 @@ from exchange import database
 from exchange.api import create_api
 from exchange.api.lean import LeanRoutes
 from exchange.api.models.proofs import ProofResponse
-from exchange.profile import IDENTITY
 from exchange.settings import ExchangeSettings
 
 CITIZEN = "440103198403037020"
@@ -29,33 +28,9 @@ AS_OF = "2026-11-20T10:00:00+00:00"
 JSON = {"content-type": "application/json"}
 
 
-def _document(subject_key: str) -> dict[str, Any]:
-    ref = {
-        "event_id": "00000000-0000-0000-0000-000000000001",
-        "dataset": IDENTITY,
-        "source_record_id": CITIZEN,
-        "source_version": 1,
-        "topic": "identity.person.v1",
-        "partition": 0,
-        "offset": 7,
-    }
-    data = {
-        "citizen_id": CITIZEN,
-        "name": "张三",
-        "sex": "male",
-        "ethnicity": "01",
-        "birth_date": "1984-03-03",
-        "address": "广州市越秀区",
-        "district": "440104",
-        "status": "normal",
-    }
-    sections = {"payments": [], "contributions": [], "titles": [], "revoked": []}
-    return {"subject_key": subject_key, "version": 1, "persons": [{"ref": ref, "data": data}], **sections}
-
-
 def _store(settings: ExchangeSettings) -> None:
     key = key_of(settings, CITIZEN)
-    document = Jsonb(_document(key))
+    document = Jsonb(person_document(key, CITIZEN, 1, "normal", offset=7))
     with psycopg.connect(settings.postgres.conninfo()) as conn:
         conn.execute(
             "INSERT INTO profiles (subject_key, version, profile, updated_at, topic, kafka_partition, "

@@ -4,46 +4,19 @@ document is sent and decoded once per subject and version, and a newer version i
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 import psycopg
+from api_support import person_document
 from psycopg.types.json import Jsonb
 
 from exchange import database
 from exchange.api.profile_cache import ProfileCache
 from exchange.api.storage.pool import create_pool
 from exchange.api.storage.profiles import load_profile
-from exchange.profile import IDENTITY
 from exchange.settings import ExchangeSettings
 
 KEY = "k" * 64
-
-
-def _document(version: int, status: str | None) -> dict[str, Any]:
-    persons = []
-    if status is not None:
-        ref = {
-            "event_id": f"00000000-0000-0000-0000-{version:012d}",
-            "dataset": IDENTITY,
-            "source_record_id": "440103198403037020",
-            "source_version": version,
-            "topic": "identity.person.v1",
-            "partition": 0,
-            "offset": version,
-        }
-        data = {
-            "citizen_id": "440103198403037020",
-            "name": "张三",
-            "sex": "male",
-            "ethnicity": "01",
-            "birth_date": "1984-03-03",
-            "address": "广州市越秀区",
-            "district": "440104",
-            "status": status,
-        }
-        persons.append({"ref": ref, "data": data})
-    sections = {"payments": [], "contributions": [], "titles": [], "revoked": []}
-    return {"subject_key": KEY, "version": version, "persons": persons, **sections}
+CITIZEN = "440103198403037020"
 
 
 def _store(settings: ExchangeSettings, version: int, status: str | None) -> None:
@@ -52,7 +25,7 @@ def _store(settings: ExchangeSettings, version: int, status: str | None) -> None
             "INSERT INTO profiles (subject_key, version, profile, updated_at, topic, kafka_partition, "
             "kafka_offset) VALUES (%s, %s, %s, now(), 'profiles', 0, %s) ON CONFLICT (subject_key) DO "
             "UPDATE SET version = excluded.version, profile = excluded.profile",
-            (KEY, version, Jsonb(_document(version, status)), version),
+            (KEY, version, Jsonb(person_document(KEY, CITIZEN, version, status, offset=version)), version),
         )
 
 
