@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from faust.types import TP
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from mode import Service
 
@@ -74,6 +74,9 @@ class _Log:
 
 
 @settings(max_examples=200, deadline=None)
+# Found by CI: a record dropped twice at the end. The model's times went back from one look (step + 120)
+# to the next (a later step + 60), which then saw no stall; the consumer's clock never goes back.
+@example(length=1, committed=0, drops={0, 1, 3}, stale=0)
 @given(
     length=st.integers(1, 60),
     committed=st.integers(0, 10),
@@ -90,11 +93,14 @@ def test_whatever_the_fetcher_drops_every_record_is_delivered_once_in_order(
     delivered: list[int] = []
     in_flight: list[int] = []  # fetched before a seek, still handed over after it
     step = 0
+    clock = 0.0  # monotonic, as the consumer's time.monotonic(): a second a record, looks a minute apart
     while step < 10_000:
         step += 1
+        clock += 1
         if not in_flight and log.position >= length:
             # Nothing more comes: the periodic check finds a hole at the end, if any.
-            looks = (float(step) + 60, float(step) + 120)  # the first look starts the clock
+            looks = (clock + 60, clock + 120)  # the first look starts the clock
+            clock = looks[-1]
             if not any(sequencer.stalled(P, log.position, now) for now in looks):
                 break
             log.position = sequencer.expected(P) or 0
@@ -106,7 +112,7 @@ def test_whatever_the_fetcher_drops_every_record_is_delivered_once_in_order(
             log.position += 1
             if step in drops:  # fetched, then dropped by faust: the position moved on
                 continue
-        verdict = sequencer.judge(P, offset, float(step))
+        verdict = sequencer.judge(P, offset, clock)
         if verdict is Verdict.DELIVER:
             delivered.append(offset)
             sequencer.delivered(P, offset)
