@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import tempfile
 import time
 import uuid
@@ -15,6 +16,7 @@ from kafka import KafkaAdminClient, KafkaProducer
 from rich.console import Console
 from rich.table import Table
 
+from bench import send_ceiling
 from bench.exports import WRITERS
 from connectors.files import PREPARING_WORKERS, run_file
 from connectors.mappings import MAPPINGS, SOURCES
@@ -36,6 +38,7 @@ class Result:
     records: int
     connector_per_second: float
     baseline_per_second: float
+    ceiling: send_ceiling.Ceiling
 
     @property
     def ratio(self) -> float:
@@ -97,7 +100,9 @@ def _prefixed(settings: ExchangeSettings, prefix: str) -> ExchangeSettings:
     return settings.model_copy(update={"kafka": settings.kafka.model_copy(update={"topic_prefix": prefix})})
 
 
-def run(settings: ExchangeSettings, records: int, departments: list[str]) -> list[Result]:
+def run(
+    settings: ExchangeSettings, records: int, departments: list[str], ceiling_processes: int = 3
+) -> list[Result]:
     """Run the benchmark for `departments` on `records`-record exports; print and return the figures."""
     # kafka-python's IO thread warns whenever a busy process makes it wait; here that is expected.
     logging.getLogger("kafka.net.selector").setLevel(logging.ERROR)
@@ -117,12 +122,22 @@ def run(settings: ExchangeSettings, records: int, departments: list[str]) -> lis
                     write(path, records)
                 with _console.status(f"{department}: encoding the baseline's records…"):
                     encoded = _pre_encoded(bench, department, path)
+                topic = MAPPINGS[department].topic.full_name(base.kafka)
                 with _console.status(f"{department}: bare kafka-python send loop…"):
-                    baseline = _baseline(base, MAPPINGS[department].topic.full_name(base.kafka), encoded)
+                    baseline = _baseline(base, topic, encoded)
+                with _console.status(f"{department}: the machine's send ceiling…"):
+                    ceiling = send_ceiling.measure(
+                        base,
+                        topic,
+                        MAPPINGS[department].topic.partitions(base.kafka),
+                        encoded,
+                        ceiling_processes,
+                        Path(folder),
+                    )
                 del encoded
                 with _console.status(f"{department}: connector…"):
                     read, rate = _connector(bench, department, path, Path(folder) / "state")
-                results.append(Result(department, read, rate, baseline))
+                results.append(Result(department, read, rate, baseline, ceiling))
     finally:
         client = KafkaAdminClient(bootstrap_servers=bench.kafka.bootstrap_servers)
         client.delete_topics([t for t in client.list_topics() if t.startswith(prefix)])
@@ -133,6 +148,8 @@ def run(settings: ExchangeSettings, records: int, departments: list[str]) -> lis
         "connector records/s",
         "bare send loop records/s",
         "ratio",
+        "ceiling: 1 loop, partitions given",
+        f"ceiling: {ceiling_processes} loops in parallel",
         title=f"exchange bench connect ({PREPARING_WORKERS} preparing processes per connector)",
     )
     for r in results:
@@ -142,6 +159,14 @@ def run(settings: ExchangeSettings, records: int, departments: list[str]) -> lis
             f"{r.connector_per_second:,.0f}",
             f"{r.baseline_per_second:,.0f}",
             f"{r.ratio:.2f}",
+            f"{r.ceiling.one_loop:,.0f}",
+            f"{r.ceiling.parallel:,.0f}",
         )
     _console.print(table)
+    _console.print(
+        "ratio = connector / bare send loop (the issue's baseline: one kafka-python producer choosing\n"
+        "partitions with its default partitioner). Ceilings: the same records sent with their partitions\n"
+        f"computed beforehand, by one loop and split over {ceiling_processes} loops in parallel processes:\n"
+        f"the most kafka-python sends on this machine's {os.cpu_count()} cores with nothing else to do."
+    )
     return results

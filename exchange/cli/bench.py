@@ -20,6 +20,12 @@ def register(commands: Any) -> None:
         default=["identity", "tax", "social"],
         choices=["identity", "tax", "social"],
     )
+    connect.add_argument(
+        "--ceiling-processes",
+        type=int,
+        default=3,
+        help="parallel bare send loops measuring the machine's ceiling (default 3: two cores and the broker)",
+    )
     connect.set_defaults(run=_connect)
     pipeline = kinds.add_parser(
         "pipeline",
@@ -41,7 +47,7 @@ def register(commands: Any) -> None:
 def _connect(settings: ExchangeSettings, args: argparse.Namespace) -> int:
     from bench import connect
 
-    connect.run(settings, args.records, args.departments)
+    connect.run(settings, args.records, args.departments, args.ceiling_processes)
     return 0
 
 
