@@ -164,9 +164,9 @@ def run(
         )
     _console.print(table)
     _console.print(
-        "ratio = connector / bare send loop (the issue's baseline: one kafka-python producer choosing\n"
-        "partitions with its default partitioner). Ceilings: the same records sent with their partitions\n"
-        f"computed beforehand, by one loop and split over {ceiling_processes} loops in parallel processes:\n"
+        "ratio = connector / bare send loop (the issue's baseline: one kafka-python producer choosing "
+        "partitions with its default partitioner). Ceilings: the same records sent with their partitions "
+        f"computed beforehand, by one loop and split over {ceiling_processes} loops in parallel processes: "
         f"the most kafka-python sends on this machine's {os.cpu_count()} cores with nothing else to do."
     )
     return results
