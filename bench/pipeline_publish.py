@@ -108,7 +108,8 @@ def publish_paced(settings: ExchangeSettings, vouchers: list[dict[str, Any]], pe
 
     Each step publishes what is due, stamped with one published_at taken just before it converts, and
     waits for the broker's acknowledgement — a connector's chunk, made small, so that published_at is
-    when the record really left.
+    when the record really left. The clock starts after the publisher is built, as a connector's first
+    chunk does: a `Publisher` learns its topics' partitions when it is built (about half a second).
     """
     publisher = Publisher(settings, client_id="bench-paced")
     chunk = ChunkPublisher(MAPPINGS["tax"], publisher, "bench-paced", Summary())

@@ -28,7 +28,6 @@ class Publisher:
     def __init__(self, settings: ExchangeSettings, *, client_id: str) -> None:
         self._settings = settings
         self._failure: BaseException | None = None
-        self._encoder: MessageEncoder | None = None
         try:
             self._producer = KafkaProducer(
                 bootstrap_servers=settings.kafka.bootstrap_servers,
@@ -41,6 +40,16 @@ class Publisher:
             )
         except KafkaError as exc:
             raise ConnectorError(f"cannot reach Kafka at {settings.kafka.bootstrap_servers}: {exc}") from exc
+        # Learn the partitions now, not at the first record: kafka-python fetches one topic's metadata
+        # at a time, about 0.5 s for the five, which would otherwise land inside the first chunk
+        # (after its `published_at`), and a missing topic is reported before anything is read.
+        try:
+            partitions = self.partition_counts()
+        except ConnectorError:
+            self._producer.close()
+            raise
+        secret = settings.subject_secret.get_secret_value().encode()
+        self.encoder = MessageEncoder(secret, settings.kafka, partitions)
 
     def partition_counts(self) -> dict[str, int]:
         """How many partitions each topic a connector writes to has, by full name, from the broker."""
@@ -55,14 +64,6 @@ class Publisher:
                 raise ConnectorError(f"topic {name} has no partitions: run `exchange topics ensure`")
             counts[name] = len(partitions)
         return counts
-
-    @property
-    def encoder(self) -> MessageEncoder:
-        """The encoder of this publisher's messages (asks the broker for the partition counts once)."""
-        if self._encoder is None:
-            secret = self._settings.subject_secret.get_secret_value().encode()
-            self._encoder = MessageEncoder(secret, self._settings.kafka, self.partition_counts())
-        return self._encoder
 
     def _failed(self, exc: BaseException) -> None:
         if self._failure is None:

@@ -28,7 +28,7 @@ from exchange import admin
 from exchange.logs import LoggedRecord, read_all
 from exchange.settings import ExchangeSettings
 from exchange.subjects import subject_key
-from exchange.topics import BY_DATASET
+from exchange.topics import BY_DATASET, DATASET_TOPICS, DEADLETTER
 
 SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "samples"
 FILES = {"identity": "identity.csv", "tax": "tax.csv", "social": "social.jsonl"}
@@ -296,3 +296,16 @@ def test_a_file_is_prepared_in_a_worker_only_when_enough_is_left_to_read(
         publisher.close()
     assert bool(started) is expect_worker
     assert summary.published == len(_published(settings, "tax.payment")) == EXPECTED_COUNTS["tax"]
+
+
+def test_a_publisher_learns_its_topics_partitions_when_built(settings: ExchangeSettings) -> None:
+    # kafka-python fetches one topic's metadata at a time (~0.5 s for all of them). Learnt lazily at the
+    # first record, that landed inside the first chunk, after its published_at: its freshness.
+    admin.ensure_topics(settings.kafka)
+    publisher = Publisher(settings, client_id="test-topics")
+    try:
+        known = publisher._producer._metadata.partitions_for_topic
+        for topic in (*DATASET_TOPICS, DEADLETTER):
+            assert known(topic.full_name(settings.kafka)), f"{topic.name}: partitions not learnt yet"
+    finally:
+        publisher.close()
