@@ -11,14 +11,19 @@ import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import murmur2
 from api_support import client, key_of, run, with_key
 
 from exchange import admin, database
-from exchange.api import create_api, relay_process
-from exchange.audit import verify
+from exchange.api import create_api, relay, relay_process
+from exchange.api.storage import audit as audit_table
+from exchange.api.storage.pool import create_pool, transaction
+from exchange.audit import AuditEntry, verify
 from exchange.logs import read_all
 from exchange.settings import ExchangeSettings
 from exchange.topics import AUDIT
@@ -117,6 +122,62 @@ async def test_the_relay_puts_the_chain_on_the_audit_topic(
     ]
     assert [row["seq"] for row in rows] == list(range(1, 10))
     assert verify(rows, (9, rows[-1]["hash"])) is None
+
+
+async def test_a_relay_pass_goes_out_in_produce_batches_in_chain_order_on_the_keys_partition(
+    settings: ExchangeSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database.migrate(settings.postgres)
+    admin.ensure_topics(settings.kafka)
+    monkeypatch.setattr(relay, "MAX_BATCH_BYTES", 4096)  # a few rows a batch: one pass spans several
+    calls = {"send": 0, "send_batch": 0}
+
+    def counting(name: str) -> Callable[..., Any]:
+        original = getattr(AIOKafkaProducer, name)
+
+        async def counted(self: AIOKafkaProducer, *args: object, **kwargs: object) -> object:
+            calls[name] += 1
+            return await original(self, *args, **kwargs)
+
+        return counted
+
+    for name in calls:
+        monkeypatch.setattr(AIOKafkaProducer, name, counting(name))
+    entries = [
+        AuditEntry(
+            caller="housing-bureau",
+            action="verification",
+            outcome="allowed",
+            policy_version="test",
+            # Row 20 is bigger than a whole batch: it goes alone in one, in its place in the chain.
+            request={"n": n, "pad": "x" * (10_000 if n == 20 else 10)},
+        )
+        for n in range(1, 41)
+    ]
+    pool = create_pool(settings)
+    await pool.open(wait=True)
+    audit_relay = relay.AuditRelay(settings, pool)
+    try:
+        async with transaction(pool) as conn:
+            await audit_table.append_batch(conn, entries)
+        assert await audit_relay.publish_pending() == 40
+        assert await audit_relay.publish_pending() == 0
+    finally:
+        await audit_relay.close()
+        await pool.close()
+    # Produce batches of a few rows each (the oversized one alone), not a send per row.
+    assert calls["send"] == 0 and 3 <= calls["send_batch"] < 40
+    records = list(read_all(settings.kafka, AUDIT.full_name(settings.kafka)))
+    # The partition `send(key=KEY)` picks (the default partitioner: murmur2 of the key).
+    partition = (murmur2(relay.KEY) & 0x7FFFFFFF) % settings.kafka.subject_partitions
+    assert {(record.partition, record.key) for record in records} == {(partition, relay.KEY)}
+    rows = [
+        {**r.value, "request": json.loads(r.value["request"]), "response": json.loads(r.value["response"])}
+        for r in records
+    ]
+    assert [row["seq"] for row in rows] == list(range(1, 41))
+    assert [row["request"]["n"] for row in rows] == list(range(1, 41))
+    assert verify(rows, (40, rows[-1]["hash"])) is None
 
 
 async def test_a_proxys_verified_certificate_subject_identifies_the_caller(
