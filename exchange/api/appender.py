@@ -7,6 +7,11 @@ transaction (`audit.append_batch`), commits, and only then resolves each request
 queued while a batch is in flight make the next batch. A batch that fails fails every request in it
 with the same error, and, rolled back, leaves no row of it in the chain. With several processes, each
 batch waits for the chain head's row lock, so their batches interleave and the chain stays gapless.
+
+The appender remembers the head its last batch left; the next batch is chained after it and written
+in one statement that moves the head only from that value (`audit.append_batch_after`: one round
+trip, not five). When another process has appended since, that statement writes nothing and the
+batch takes the locking transaction.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import asyncio
 from psycopg_pool import AsyncConnectionPool
 
 from exchange.api.storage import audit as audit_table
-from exchange.api.storage.pool import Connection, transaction
+from exchange.api.storage.pool import Connection, connection, transaction
 from exchange.audit import AuditEntry
 
 _Waiting = tuple[AuditEntry, "asyncio.Future[None]"]
@@ -30,6 +35,8 @@ class AuditAppender:
         self._max_batch = max_batch
         self._waiting: list[_Waiting] = []
         self._flushing: asyncio.Task[None] | None = None
+        # The chain head (last seq, hash) as this appender's last batch left it, or None: unknown.
+        self._head: tuple[int, str] | None = None
 
     async def append(self, entry: AuditEntry) -> None:
         """Append `entry` and wait until its batch is committed.
@@ -61,10 +68,19 @@ class AuditAppender:
             self._flushing = None
 
     async def _write(self, batch: list[_Waiting]) -> None:
+        entries = [entry for entry, _ in batch]
         try:
-            async with transaction(self._pool) as conn:
-                await audit_table.append_batch(conn, [entry for entry, _ in batch])
+            rows = None
+            if self._head is not None:  # after our own last batch: one statement, if no one appended since
+                async with connection(self._pool) as conn:
+                    if conn.autocommit:
+                        rows = await audit_table.append_batch_after(conn, entries, self._head)
+            if rows is None:
+                async with transaction(self._pool) as conn:
+                    rows = await audit_table.append_batch(conn, entries)
+            self._head = (int(rows[-1]["seq"]), str(rows[-1]["hash"]))
         except BaseException as exc:
+            self._head = None  # whatever was committed, the next batch locks and reads the head
             for _, future in batch:
                 if not future.done():
                     future.set_exception(exc)

@@ -20,6 +20,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from exchange import database
+from exchange.api import appender as appender_module
 from exchange.api.appender import AuditAppender
 from exchange.api.storage import audit as audit_table
 from exchange.api.storage.pool import Connection, create_pool, transaction
@@ -65,13 +66,20 @@ async def test_concurrent_appends_are_committed_in_one_batch(
 ) -> None:
     database.migrate(settings.postgres)
     batches: list[int] = []
-    append_batch = audit_table.append_batch
+    append_batch, append_batch_after = audit_table.append_batch, audit_table.append_batch_after
 
     async def counted(conn: Connection, entries: Sequence[AuditEntry]) -> list[dict[str, Any]]:
         batches.append(len(entries))
         return await append_batch(conn, entries)
 
+    async def counted_after(
+        conn: Connection, entries: Sequence[AuditEntry], head: tuple[int, str]
+    ) -> list[dict[str, Any]] | None:
+        batches.append(len(entries))
+        return await append_batch_after(conn, entries, head)
+
     monkeypatch.setattr(audit_table, "append_batch", counted)
+    monkeypatch.setattr(audit_table, "append_batch_after", counted_after)
     async with _pool(settings) as pool:
         appender = AuditAppender(pool)
         await asyncio.gather(*(appender.append(_entry(n)) for n in range(40)))
@@ -79,6 +87,52 @@ async def test_concurrent_appends_are_committed_in_one_batch(
     rows, head = _chain(settings)
     assert batches == [40, 1]
     assert [row["request"]["n"] for row in rows] == list(range(41))
+    assert verify(rows, head) is None
+
+
+async def test_a_batch_after_the_appenders_own_commits_in_one_statement_without_a_transaction(
+    settings: ExchangeSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database.migrate(settings.postgres)
+    transactions = 0
+    opened = appender_module.transaction
+
+    def counted(pool: AsyncConnectionPool[Connection]) -> Any:
+        nonlocal transactions
+        transactions += 1
+        return opened(pool)
+
+    monkeypatch.setattr(appender_module, "transaction", counted)
+    async with _pool(settings) as pool:
+        appender = AuditAppender(pool)
+        await appender.append(_entry(0))  # the head is not known yet: locked and read in a transaction
+        assert transactions == 1
+        for n in range(1, 4):
+            await asyncio.gather(*(appender.append(_entry(n * 10 + k)) for k in range(3)))
+        assert transactions == 1  # three more batches, each one statement after the head it left
+    rows, head = _chain(settings)
+    assert [row["request"]["n"] for row in rows] == [0, 10, 11, 12, 20, 21, 22, 30, 31, 32]
+    assert verify(rows, head) is None
+
+
+async def test_a_head_moved_by_another_appender_writes_nothing_then_the_batch_takes_the_lock(
+    settings: ExchangeSettings,
+) -> None:
+    database.migrate(settings.postgres)
+    async with _pool(settings) as first, _pool(settings) as second:
+        mine, other = AuditAppender(first), AuditAppender(second)
+        await mine.append(_entry(1, "first"))
+        await mine.append(_entry(2, "first"))  # the one-statement path
+        await other.append(_entry(3, "second"))  # the head moves under `mine`
+        async with first.connection() as conn:
+            stale = (2, _chain(settings)[0][1]["hash"])
+            assert await audit_table.append_batch_after(conn, [_entry(99)], stale) is None
+        assert len(_chain(settings)[0]) == 3  # nothing written after a stale head
+        await mine.append(_entry(4, "first"))  # misses, then appends under the lock after row 3
+        await other.append(_entry(5, "second"))
+        await mine.append(_entry(6, "first"))
+    rows, head = _chain(settings)
+    assert [(row["seq"], row["request"]["n"]) for row in rows] == [(n, n) for n in range(1, 7)]
     assert verify(rows, head) is None
 
 

@@ -3,6 +3,8 @@
 An append takes a batch: the head is locked once, the entries are chained after it and inserted in
 one statement, and the head moves to the last of them, all in the caller's transaction. Of
 several processes appending at once, each batch waits for the head row, so the chain stays gapless.
+`append_batch_after` does the same in one statement when the caller knows the head (its own last
+batch): it writes nothing if the head has moved since.
 """
 
 from __future__ import annotations
@@ -29,6 +31,19 @@ FROM jsonb_to_recordset(%s::jsonb) AS batch(
 )
 """
 _MOVE_HEAD = "UPDATE audit_chain_head SET last_seq = %s, last_hash = %s"
+# The batch after a head the appender believes current, in one statement (autocommit: one round trip
+# instead of BEGIN, lock, insert, move, COMMIT): the head moves only if it is still that one, and the
+# rows are inserted only if it moved. A head moved by another process since matches no row (a waiting
+# UPDATE re-checks its condition on the committed row), so nothing is written.
+_APPEND_AFTER = f"""
+WITH head AS (
+    UPDATE audit_chain_head SET last_seq = %(last_seq)s, last_hash = %(last_hash)s
+    WHERE last_seq = %(after_seq)s AND last_hash = %(after_hash)s
+    RETURNING last_seq
+)
+{_INSERT.strip()}
+WHERE EXISTS (SELECT FROM head)
+""".replace("jsonb_to_recordset(%s::jsonb)", "jsonb_to_recordset(%(rows)s::jsonb)")
 _PAGE = "SELECT * FROM audit_log WHERE seq >= %s ORDER BY seq LIMIT %s"
 _HISTORY = """
 SELECT at, caller, purpose, action, outcome, reason FROM audit_log
@@ -50,15 +65,48 @@ async def append_batch(conn: Connection, entries: Sequence[AuditEntry]) -> list[
     head = await fetch_one(conn, _HEAD_FOR_UPDATE)
     if head is None:
         raise LookupError("audit_chain_head has no row: migration 0003 was not applied")
+    rows = _chain(entries, int(head["last_seq"]), str(head["last_hash"]))
+    await conn.execute(_INSERT, (_batch_document(rows),))
+    await conn.execute(_MOVE_HEAD, (rows[-1]["seq"], rows[-1]["hash"]))
+    return rows
+
+
+async def append_batch_after(
+    conn: Connection, entries: Sequence[AuditEntry], head: tuple[int, str]
+) -> list[dict[str, Any]] | None:
+    """Append `entries` after the chain head `head` (last seq, last hash) in one statement, on a
+    connection in autocommit mode; the rows as chained, or None (nothing written) when the head is no
+    longer `head`: then append with `append_batch` in a transaction."""
+    if not entries:
+        return []
+    rows = _chain(entries, *head)
+    async with conn.cursor() as cursor:
+        await cursor.execute(
+            _APPEND_AFTER,
+            {
+                "rows": _batch_document(rows),
+                "last_seq": rows[-1]["seq"],
+                "last_hash": rows[-1]["hash"],
+                "after_seq": head[0],
+                "after_hash": head[1],
+            },
+        )
+        written = cursor.rowcount
+    if written == 0:
+        return None
+    if written != len(rows):  # cannot happen: the insert is all of the batch or nothing
+        raise LookupError(f"{written} of a batch of {len(rows)} audit rows were inserted")
+    return rows
+
+
+def _chain(entries: Sequence[AuditEntry], last_seq: int, last_hash: str) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
-    seq, prev_hash = int(head["last_seq"]), str(head["last_hash"])
+    seq, prev_hash = last_seq, last_hash
     for entry in entries:
         seq += 1
         row = chained(entry, seq, prev_hash)
         prev_hash = row["hash"]
         rows.append(row)
-    await conn.execute(_INSERT, (_batch_document(rows),))
-    await conn.execute(_MOVE_HEAD, (seq, prev_hash))
     return rows
 
 
