@@ -61,8 +61,12 @@ def _read(path: Path) -> Iterator[tuple[int, bytes, bytes]]:
         at += value_length
 
 
-def _producer(options: dict[str, Any]) -> KafkaProducer:
-    return KafkaProducer(acks="all", enable_idempotence=True, batch_size=256 * 1024, **options)
+def _producer(options: dict[str, Any], topic: str, first: tuple[int, bytes, bytes]) -> KafkaProducer:
+    """A producer with the publisher's configuration, warmed: connected, `first` sent and acknowledged."""
+    producer = KafkaProducer(acks="all", enable_idempotence=True, batch_size=256 * 1024, **options)
+    partition, key, value = first
+    producer.send(topic, key=key, value=value, partition=partition).get(timeout=30)
+    return producer
 
 
 def _send(producer: KafkaProducer, topic: str, records: Sequence[tuple[int, bytes, bytes]]) -> float:
@@ -76,8 +80,7 @@ def _send(producer: KafkaProducer, topic: str, records: Sequence[tuple[int, byte
 
 def _child(options: dict[str, Any], topic: str, path: Path, ready: Any, start: Event, seconds: Any) -> None:
     records = list(_read(path))
-    producer = _producer(options)
-    producer.send(topic, key=records[0][1], value=records[0][2], partition=records[0][0]).get(timeout=30)
+    producer = _producer(options, topic, records[0])
     ready.put(None)
     start.wait()
     seconds.put(_send(producer, topic, records))
@@ -99,8 +102,7 @@ def measure(
         "compression_type": settings.connectors.compression,
         "linger_ms": settings.connectors.linger_ms,
     }
-    producer = _producer(options)
-    producer.send(topic, key=records[0][1], value=records[0][2], partition=records[0][0]).get(timeout=30)
+    producer = _producer(options, topic, records[0])
     one_loop = len(records) / _send(producer, topic, records)
     producer.close()
 
