@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from worker_targets import endless_with_pid
 
 from connectors.exceptions import ConnectorError
 from connectors.files import _in_turn
@@ -18,14 +19,6 @@ from connectors.worker import in_worker
 
 def every_other(start: int, count: int) -> Iterator[int]:
     yield from range(start, count, 2)
-
-
-def endless_with_pid(folder: str) -> Iterator[int]:
-    Path(folder, "worker.pid").write_text(str(os.getpid()))
-    count = 0
-    while True:
-        yield count
-        count += 1
 
 
 def killed_after(count: int) -> Iterator[int]:

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from worker_targets import endless_with_pid
 
 from connectors.exceptions import ConnectorError, HeaderError
 from connectors.worker import in_worker
@@ -34,14 +35,6 @@ class _Unpicklable(Exception):
 def unpicklable_error() -> Iterator[int]:
     yield 1
     raise _Unpicklable("lost", "arguments")
-
-
-def endless_with_pid(folder: str) -> Iterator[int]:
-    Path(folder, "worker.pid").write_text(str(os.getpid()))
-    count = 0
-    while True:
-        yield count
-        count += 1
 
 
 def test_items_come_back_in_order() -> None:
@@ -74,7 +67,7 @@ def test_a_worker_whose_parent_was_killed_ends_itself(tmp_path: Path) -> None:
         f"""
         import time
         from connectors.worker import in_worker
-        from tests.unit.connectors.test_worker import endless_with_pid
+        from worker_targets import endless_with_pid
 
         if __name__ == "__main__":
             items = in_worker(endless_with_pid, {str(tmp_path)!r}, name="test")
@@ -89,7 +82,7 @@ def test_a_worker_whose_parent_was_killed_ends_itself(tmp_path: Path) -> None:
     process = subprocess.Popen(
         [sys.executable, str(script)],
         cwd=root,
-        env={**os.environ, "PYTHONPATH": str(root)},
+        env={**os.environ, "PYTHONPATH": os.pathsep.join((str(root), str(Path(__file__).parent)))},
         stdout=subprocess.PIPE,
     )
     try:
