@@ -1,11 +1,13 @@
-"""The profile codec: what one subject's profile costs the processor per batch, and its size.
+"""The ledger and profile codecs: what one subject costs the processor per batch, and the sizes.
 
     python bench/profile_codec.py
 
-The processor decodes a subject's stored profile (`AvroCodec.decode`, then `from_avro`) and encodes
-the folded one (`to_avro`, then `AvroCodec.encode`) once per subject per batch. This times the four
-steps on a working life of 0, 3 and 30 years (6 contribution lines and one tax payment a month, two
-employers, a few revoked records), with pickle measured in the same run as the reference point.
+The processor decodes a subject's stored ledger (`AvroCodec.decode`, then `ledger_from_avro`) and
+encodes the folded one (`ledger_to_avro`, then `AvroCodec.encode`) once per subject per batch, then
+derives and encodes the profile it publishes (`social_of`, `profile_record`, `AvroCodec.encode`). This
+times those steps on a working life of 0, 3 and 30 years (6 contribution lines and one tax payment a
+month, two employers, a few revoked records), with pickle measured in the same run as the reference
+point.
 As in `connectors/synth/social.py`, 人社 changes a month's lines together (one gxsj for the six); the
 3-year profile is measured once more with every line changed at an instant of its own, the worst case.
 Times are CPU time per call (best of five), so that other load on the machine does not inflate them.
@@ -29,14 +31,19 @@ from exchange.profile import (
     TAX,
     Contribution,
     Entry,
+    Ledger,
     Payment,
     Person,
     Profile,
     RecordRef,
     Title,
     from_avro,
-    to_avro,
+    ledger_from_avro,
+    ledger_to_avro,
+    profile_of,
+    social_of,
 )
+from exchange.profile_avro import profile_record
 from exchange.serialization import AvroCodec
 
 INSURANCE_TYPES = ("enterprise_pension", "unemployment", "medical", "injury", "maternity", "medical")
@@ -82,7 +89,12 @@ def _payments(months: list[dt.date]) -> dict[str, Entry[Payment]]:
 
 
 def build_profile(years: int, apart: bool = False) -> Profile:
-    """A subject's profile after `years` of work: contributions (each line changed at an instant of
+    """The profile of `build_ledger(years, apart)`."""
+    return profile_of(build_ledger(years, apart))
+
+
+def build_ledger(years: int, apart: bool = False) -> Ledger:
+    """A subject's ledger after `years` of work: contributions (each line changed at an instant of
     its own when `apart`), tax payments, a home, a household."""
     months = _months(years)
     person = Person(
@@ -107,7 +119,7 @@ def build_profile(years: int, apart: bool = False) -> Profile:
         True,
         False,
     )
-    return Profile(
+    return Ledger(
         subject_key="c2e8f0a6d1b94c7e8a3f5d2b1c0e9f87a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1",
         version=years * 12 * 7 + 3,
         persons={person.citizen_id: Entry(_ref(IDENTITY, person.citizen_id, 7), person)},
@@ -130,36 +142,43 @@ def _row(label: str, seconds: float, size: int | None = None) -> str:
 
 
 def measure(codec: AvroCodec, years: int, apart: bool = False) -> None:
-    """Print the four steps for one profile, their total, and pickle's round trip."""
-    profile = build_profile(years, apart)
+    """Print the steps for one subject, their total, and pickle's round trip of the ledger."""
+    ledger = build_ledger(years, apart)
     now = dt.datetime.now(dt.UTC)
-
-    def to_record() -> dict[str, Any]:
-        return {**to_avro(profile), "updated_at": now, "latest_published_at": now}
-
-    record = to_record()
-    encoded = codec.encode("profile", record)
+    record = ledger_to_avro(ledger)
+    encoded = codec.encode("ledger", record)
     decoded = codec.decode(encoded)[1]
-    assert from_avro(decoded) == profile, "the profile does not survive the round trip"
-    pickled = pickle.dumps(profile, protocol=pickle.HIGHEST_PROTOCOL)
-    assert pickle.loads(pickled) == profile
+    assert ledger_from_avro(decoded) == ledger, "the ledger does not survive the round trip"
+    pickled = pickle.dumps(ledger, protocol=pickle.HIGHEST_PROTOCOL)
+    assert pickle.loads(pickled) == ledger
+
+    def published() -> dict[str, Any]:
+        social = social_of(ledger.contributions)
+        return {**profile_record(record, social), "updated_at": now, "latest_published_at": now}
+
+    profile = published()
+    profile_bytes = codec.encode("profile", profile)
+    assert from_avro(codec.decode(profile_bytes)[1]) == profile_of(ledger)
 
     times = {
-        "to_avro": _seconds(to_record),
-        "AvroCodec.encode": _seconds(lambda: codec.encode("profile", record)),
-        "AvroCodec.decode": _seconds(lambda: codec.decode(encoded)),
-        "from_avro": _seconds(lambda: from_avro(decoded)),
+        "ledger_to_avro": _seconds(lambda: ledger_to_avro(ledger)),
+        "AvroCodec.encode ledger": _seconds(lambda: codec.encode("ledger", record)),
+        "AvroCodec.decode ledger": _seconds(lambda: codec.decode(encoded)),
+        "ledger_from_avro": _seconds(lambda: ledger_from_avro(decoded)),
+        "social_of + profile_record": _seconds(published),
+        "AvroCodec.encode profile": _seconds(lambda: codec.encode("profile", profile)),
     }
-    sections = (profile.persons, profile.payments, profile.contributions, profile.titles)
+    sizes = {"AvroCodec.encode ledger": len(encoded), "AvroCodec.encode profile": len(profile_bytes)}
+    sections = (ledger.persons, ledger.payments, ledger.contributions, ledger.titles)
     print(
-        f"{years}-year profile{', lines changed apart' if apart else ''}: "
+        f"{years}-year ledger{', lines changed apart' if apart else ''}: "
         f"{' + '.join(str(len(section)) for section in sections)} entries "
         "(persons + payments + contributions + titles)"
     )
     for label, seconds in times.items():
-        print(_row(label, seconds, len(encoded) if label == "AvroCodec.encode" else None))
-    print(_row("total (the processor's cost)", sum(times.values()), len(encoded)))
-    dumps = _seconds(lambda: pickle.dumps(profile, protocol=pickle.HIGHEST_PROTOCOL))
+        print(_row(label, seconds, sizes.get(label)))
+    print(_row("total (the processor's cost)", sum(times.values())))
+    dumps = _seconds(lambda: pickle.dumps(ledger, protocol=pickle.HIGHEST_PROTOCOL))
     loads = _seconds(lambda: pickle.loads(pickled))
     print(_row("pickle dumps + loads (ref.)", dumps + loads, len(pickled)))
 

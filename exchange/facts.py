@@ -4,24 +4,33 @@ A fact is a pure function of a profile and a reference date `D` (DEPARTMENTS.md 
 the calendar month of `D`; "the last 12 months" are the complete months `M-12 … M-1`. Every fact
 carries its lineage: the records it was derived from. Revoked records (tombstones) and arrears
 count for nothing.
+
+The profile keeps contribution months as ranges, not the lines, so a fact over months names its
+lines as a `LineSpan` (an insurance kind, the months counted, the positions the profile was folded
+up to). An edge reads the subject's current lines up to those positions from
+`social_contribution_records` and `with_lines` turns every span into the lines' references.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_UP, Decimal
+from typing import NamedTuple
 
 from exchange.profile import (
     KIND_OF_INSURANCE,
     SOCIAL_KINDS,
+    MonthRange,
     Person,
+    Position,
     Profile,
     RecordRef,
+    clip,
+    count_months,
     live,
     month_index,
-    received_months,
 )
 
 FactValue = int | bool | str | None
@@ -55,12 +64,32 @@ FACT_NAMES: frozenset[str] = frozenset(
 )
 
 
+class LineSpan(NamedTuple):
+    """The received contribution lines of one insurance kind in some months, among the lines folded up
+    to `read_to`: the lineage of a fact over months, until an edge resolves it (`with_lines`)."""
+
+    kind: str
+    months: tuple[MonthRange, ...]
+    read_to: tuple[Position, ...]
+
+
+class Line(NamedTuple):
+    """A contribution line as `social_contribution_records` holds its current version."""
+
+    ref: RecordRef
+    insurance_type: str
+    month: dt.date
+    status: str
+
+
 @dataclass(frozen=True, slots=True)
 class Fact:
-    """A fact's value (amounts as two-decimal strings) and the records it was derived from."""
+    """A fact's value (amounts as two-decimal strings) and the records it was derived from: `lineage`,
+    plus the lines `lines` names while it is not resolved."""
 
     value: FactValue
     lineage: tuple[RecordRef, ...] = ()
+    lines: LineSpan | None = None
 
 
 def _lineage(refs: Iterable[RecordRef]) -> tuple[RecordRef, ...]:
@@ -126,32 +155,27 @@ def tax_facts(profile: Profile, reference_date: dt.date) -> Facts:
     }
 
 
-def _continuous(months: Mapping[int, object], last: int) -> int:
-    """Consecutive months in `months` ending at `last`; 0 when `last` itself is missing."""
-    count = 0
-    while last - count in months:
-        count += 1
-    return count
-
-
-def _refs_of(months: Mapping[int, list[RecordRef]], chosen: Iterable[int]) -> tuple[RecordRef, ...]:
-    return _lineage(ref for month in chosen for ref in months[month])
+def _continuous(months: Iterable[MonthRange], last: int) -> tuple[MonthRange, ...]:
+    """The run of months ending at `last`; none when `last` itself is missing."""
+    return tuple(MonthRange(span.first, last) for span in months if span.first <= last == span.last)
 
 
 def social_facts(profile: Profile, reference_date: dt.date) -> Facts:
     """Per insurance kind: continuous_months, months_paid_12, total_months; and current_employer."""
     last = month_index(reference_date) - 1
-    window = range(last - 11, last + 1)
+    social = profile.social
     facts: Facts = {}
-    received = received_months(profile)
     for kind in SOCIAL_KINDS:
-        months = received[kind]
-        continuous = _continuous(months, last)
-        in_window = [month for month in window if month in months]
-        run = range(last - continuous + 1, last + 1)
-        facts[f"social.{kind}.continuous_months"] = Fact(continuous, _refs_of(months, run))
-        facts[f"social.{kind}.months_paid_12"] = Fact(len(in_window), _refs_of(months, in_window))
-        facts[f"social.{kind}.total_months"] = Fact(len(months), _refs_of(months, months))
+        months = social.received[kind]  # total_months: all received months, ever
+        run = _continuous(months, last)
+        window = clip(months, last - 11, last)
+        for name, counted in (
+            ("continuous_months", run),
+            ("months_paid_12", window),
+            ("total_months", months),
+        ):
+            span = LineSpan(kind, counted, social.read_to) if counted else None
+            facts[f"social.{kind}.{name}"] = Fact(count_months(counted), (), span)
     facts["social.current_employer"] = _current_employer(profile)
     return facts
 
@@ -161,18 +185,33 @@ def _current_employer(profile: Profile) -> Fact:
 
     Of several lines for that month (two jobs, or both schemes), the one changed last names it.
     """
-    latest = max(
-        (
-            (line.month, line.occurred_at, ref.source_record_id, ref, line.employer_id)
-            for ref, line in live(profile.contributions)
-            if line.status == "paid" and KIND_OF_INSURANCE[line.insurance_type] == "pension"
-        ),
-        default=None,
-    )
-    if latest is None:
+    employer = profile.social.employer
+    if employer is None:
         return Fact(None)
-    *_, ref, employer = latest
-    return Fact(employer, (ref,))
+    return Fact(employer.employer_id, (employer.ref,))
+
+
+def with_lines(facts: Mapping[str, Fact], lines: Iterable[Line]) -> Facts:
+    """`facts` with every `LineSpan` resolved: `lines` are the subject's current contribution lines up
+    to the spans' positions; each span's lineage is those of its kind, received, in its months."""
+    paid: dict[str, list[tuple[int, RecordRef]]] = {kind: [] for kind in SOCIAL_KINDS}
+    for line in lines:
+        if line.status == "paid":
+            paid[KIND_OF_INSURANCE[line.insurance_type]].append((month_index(line.month), line.ref))
+    resolved: Facts = {}
+    for name, fact in facts.items():
+        span = fact.lines
+        if span is None:
+            resolved[name] = fact
+            continue
+        refs = (ref for month, ref in paid[span.kind] for s in span.months if s.first <= month <= s.last)
+        resolved[name] = replace(fact, lineage=_lineage((*fact.lineage, *refs)), lines=None)
+    return resolved
+
+
+def spans(facts: Mapping[str, Fact]) -> tuple[Position, ...]:
+    """The positions the facts' unresolved spans read up to; empty when every lineage is resolved."""
+    return next((fact.lines.read_to for fact in facts.values() if fact.lines is not None), ())
 
 
 def property_facts(profile: Profile) -> Facts:

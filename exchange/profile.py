@@ -1,15 +1,23 @@
-"""The profile aggregate: one subject's records from every department, folded event by event.
+"""The profile aggregate and the ledger it is derived from: one subject's records from every department.
 
-`apply(profile, event)` is the fold. It is pure, idempotent and order-safe: per dataset and source
-record the profile keeps exactly one `Entry`, the greatest under a total order (higher source
-version; at equal version a revoke over an upsert; then the earlier log position). Keeping a maximum
-is commutative and idempotent, so any permutation and any duplication of the same events folds to
-the same profile. A revoke keeps its version as a tombstone (`data is None`): the record counts for
+`apply(ledger, event)` is the fold. It is pure, idempotent and order-safe: per dataset and source
+record the ledger keeps exactly one `Entry`, the greatest under a total order (higher source version;
+at equal version a revoke over an upsert; then the earlier log position). Keeping a maximum is
+commutative and idempotent, so any permutation and any duplication of the same events folds to the
+same ledger. A revoke keeps its version as a tombstone (`data is None`): the record counts for
 nothing, and a late lower version cannot bring it back.
 
+The ledger is what the processor keeps per subject (its table, with a changelog). The profile is the
+aggregate everyone else reads (`exchange.profile.v1`, the `profiles` views, the facts), derived from
+the ledger by `profile_of`: its social section keeps received months as ranges per insurance kind,
+not one entry per monthly line, so thirty years of contributions are a few ranges. The lines
+themselves, every version, live in the `social_contribution_records` table; a fact over months names
+them by a `LineSpan` that the edges resolve against that table (`exchange.facts.with_lines`), bounded by the
+positions the profile was folded up to, so the lineage is exactly the lines the profile counted.
+
 Each entry keeps only what facts and proofs need, plus its lineage (`RecordRef`). Sections are
-plain dicts shared between successive profiles: `apply` copies only the section it changes
-(copy-on-write), so every mapping reachable from a `Profile` must be treated as read-only.
+plain dicts shared between successive ledgers: `apply` copies only the section it changes
+(copy-on-write), so every mapping reachable from a `Ledger` must be treated as read-only.
 """
 
 from __future__ import annotations
@@ -130,8 +138,8 @@ class Event:
 
 
 @dataclass(frozen=True, slots=True)
-class Profile:
-    """One subject's aggregate; sections map source record id to its winning `Entry`.
+class Ledger:
+    """What the processor keeps per subject: sections map source record id to its winning `Entry`.
 
     `version` counts the changes `apply` made; it is the only field that depends on arrival order.
     """
@@ -144,9 +152,70 @@ class Profile:
     titles: Mapping[str, Entry[Title]]
 
 
+def empty_ledger(subject_key: str) -> Ledger:
+    """The ledger of a subject the exchange has no record of yet."""
+    return Ledger(subject_key, 0, {}, {}, {}, {})
+
+
+class MonthRange(NamedTuple):
+    """Consecutive calendar months, both ends included, as `month_index` values."""
+
+    first: int
+    last: int
+
+
+class Position(NamedTuple):
+    """A partition of a topic and an offset in it."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+class Employer(NamedTuple):
+    """social.current_employer: the latest received pension month, its employer, the line naming it."""
+
+    month: int
+    employer_id: str
+    ref: RecordRef
+
+
+@dataclass(frozen=True, slots=True)
+class Social:
+    """The social section of the profile: months as ranges, never one entry per monthly line.
+
+    `received`: per insurance kind (`SOCIAL_KINDS`), the months at least one live line paid.
+    `arrears`: per kind, the months a live line is owed and no line paid.
+    `read_to`: per partition of the contribution topic, the last offset that changed the lines (a
+    re-send or a late lower version changes nothing); the lines behind these months are exactly the
+    subject's current lines in `social_contribution_records` up to there, in the fold's order.
+    """
+
+    received: Mapping[str, tuple[MonthRange, ...]]
+    arrears: Mapping[str, tuple[MonthRange, ...]]
+    employer: Employer | None
+    read_to: tuple[Position, ...]
+
+
+NO_SOCIAL = Social({kind: () for kind in SOCIAL_KINDS}, {kind: () for kind in SOCIAL_KINDS}, None, ())
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """One subject's aggregate, as every reader sees it: identity, tax and property records by source
+    record id with their winning `Entry`, and the social section as ranges (`Social`)."""
+
+    subject_key: str
+    version: int
+    persons: Mapping[str, Entry[Person]]
+    payments: Mapping[str, Entry[Payment]]
+    social: Social
+    titles: Mapping[str, Entry[Title]]
+
+
 def empty_profile(subject_key: str) -> Profile:
     """The profile of a subject the exchange has no record of yet."""
-    return Profile(subject_key, 0, {}, {}, {}, {})
+    return Profile(subject_key, 0, {}, {}, NO_SOCIAL, {})
 
 
 def _person(record: Record) -> Person:
@@ -221,8 +290,8 @@ def _supersedes(ref: RecordRef, revoke: bool, held: Entry[Any]) -> bool:
     return (ref.topic, ref.partition, ref.offset) < (old.topic, old.partition, old.offset)
 
 
-def apply(profile: Profile, event: Event) -> Profile:
-    """Fold one event into a profile; return the same object when the event changes nothing."""
+def apply(ledger: Ledger, event: Event) -> Ledger:
+    """Fold one event into a ledger; return the same object when the event changes nothing."""
     try:
         field, convert = _SECTIONS[event.dataset]
     except KeyError:
@@ -241,25 +310,25 @@ def apply(profile: Profile, event: Event) -> Profile:
         event.offset,
     )
     revoke = envelope["op"] == "revoke"
-    section: Mapping[str, Entry[Any]] = getattr(profile, field)
+    section: Mapping[str, Entry[Any]] = getattr(ledger, field)
     held = section.get(ref.source_record_id)
     if held is not None and not _supersedes(ref, revoke, held):
-        return profile
-    # Copy-on-write: only the touched section is copied; the others are shared with `profile`.
+        return ledger
+    # Copy-on-write: only the touched section is copied; the others are shared with `ledger`.
     changed = dict(section)
     changed[ref.source_record_id] = Entry(ref, None if revoke else convert(event.record))
-    return _with_section(profile, field, changed)
+    return _with_section(ledger, field, changed)
 
 
-def _with_section(profile: Profile, field: str, section: dict[str, Entry[Any]]) -> Profile:
-    """The next version of `profile` with one section replaced (cheaper than `dataclasses.replace`)."""
-    return Profile(
-        profile.subject_key,
-        profile.version + 1,
-        section if field == "persons" else profile.persons,
-        section if field == "payments" else profile.payments,
-        section if field == "contributions" else profile.contributions,
-        section if field == "titles" else profile.titles,
+def _with_section(ledger: Ledger, field: str, section: dict[str, Entry[Any]]) -> Ledger:
+    """The next version of `ledger` with one section replaced (cheaper than `dataclasses.replace`)."""
+    return Ledger(
+        ledger.subject_key,
+        ledger.version + 1,
+        section if field == "persons" else ledger.persons,
+        section if field == "payments" else ledger.payments,
+        section if field == "contributions" else ledger.contributions,
+        section if field == "titles" else ledger.titles,
     )
 
 
@@ -279,29 +348,95 @@ def month_label(index: int) -> str:
     return f"{year:04d}-{month + 1:02d}"
 
 
-def received_months(profile: Profile) -> dict[str, dict[int, list[RecordRef]]]:
-    """Per insurance kind, each received month (arrears excluded) and the records that paid it."""
-    months: dict[str, dict[int, list[RecordRef]]] = {kind: {} for kind in SOCIAL_KINDS}
-    for ref, line in live(profile.contributions):
-        if line.status == "paid":
-            kind = months[KIND_OF_INSURANCE[line.insurance_type]]
-            kind.setdefault(month_index(line.month), []).append(ref)
-    return months
+def ranges(months: Iterable[int]) -> tuple[MonthRange, ...]:
+    """Months as the fewest ranges, in order."""
+    found: list[MonthRange] = []
+    ordered = sorted(set(months))
+    if not ordered:
+        return ()
+    first = previous = ordered[0]
+    for month in ordered:
+        if month > previous + 1:
+            found.append(MonthRange(first, previous))
+            first = month
+        previous = month
+    found.append(MonthRange(first, previous))
+    return tuple(found)
 
 
-def _ranges(months: Iterable[int]) -> list[list[str]]:
-    ranges: list[list[int]] = []
-    for month in sorted(months):
-        if ranges and ranges[-1][1] == month - 1:
-            ranges[-1][1] = month
+def count_months(months: Iterable[MonthRange]) -> int:
+    """How many months the ranges cover (they do not overlap)."""
+    return sum(span.last - span.first + 1 for span in months)
+
+
+def clip(months: Iterable[MonthRange], first: int, last: int) -> tuple[MonthRange, ...]:
+    """The parts of the ranges inside `first … last`."""
+    return tuple(
+        MonthRange(max(span.first, first), min(span.last, last))
+        for span in months
+        if span.first <= last and span.last >= first
+    )
+
+
+def social_of(contributions: Mapping[str, Entry[Contribution]]) -> Social:
+    """The social section of the live contribution lines: received and owed months per kind as ranges,
+    the current employer, and the positions the lines were read up to."""
+    if not contributions:
+        return NO_SOCIAL
+    paid: dict[str, set[int]] = {kind: set() for kind in SOCIAL_KINDS}
+    owed: dict[str, set[int]] = {kind: set() for kind in SOCIAL_KINDS}
+    indices: dict[dt.date, int] = {}  # the lines of a month share its date: convert each once
+    latest: tuple[int, dt.datetime, str] | None = None
+    named: tuple[RecordRef, str] | None = None
+    read_to: dict[tuple[str, int], int] = {}
+    for entry in contributions.values():
+        ref, line = entry.ref, entry.data
+        where = (ref.topic, ref.partition)
+        if read_to.get(where, -1) < ref.offset:  # tombstones too: their events were read
+            read_to[where] = ref.offset
+        if line is None:
+            continue
+        kind = KIND_OF_INSURANCE[line.insurance_type]
+        month = indices.get(line.month)
+        if month is None:
+            month = indices[line.month] = month_index(line.month)
+        if line.status != "paid":
+            owed[kind].add(month)
         else:
-            ranges.append([month, month])
-    return [[month_label(first), month_label(last)] for first, last in ranges]
+            paid[kind].add(month)
+            if kind == "pension":
+                # Of several lines for the latest month (two jobs, or both schemes), the one changed
+                # last names the employer; the record id only breaks an exact tie, deterministically.
+                candidate = (month, line.occurred_at, ref.source_record_id)
+                if latest is None or candidate > latest:
+                    latest, named = candidate, (ref, line.employer_id)
+    return Social(
+        {kind: ranges(months) for kind, months in paid.items()},
+        {kind: ranges(owed[kind] - paid[kind]) for kind in SOCIAL_KINDS},
+        None if latest is None or named is None else Employer(latest[0], named[1], named[0]),
+        tuple(Position(topic, partition, offset) for (topic, partition), offset in sorted(read_to.items())),
+    )
+
+
+def profile_of(ledger: Ledger, social: Social | None = None) -> Profile:
+    """The profile a ledger stands for; `social`, when given, is `social_of(ledger.contributions)`
+    computed already (the contributions did not change since)."""
+    return Profile(
+        ledger.subject_key,
+        ledger.version,
+        ledger.persons,
+        ledger.payments,
+        social_of(ledger.contributions) if social is None else social,
+        ledger.titles,
+    )
 
 
 def social_ranges(profile: Profile) -> dict[str, list[list[str]]]:
     """Per insurance kind, the received months as inclusive ranges, e.g. [["2024-01", "2026-10"]]."""
-    return {kind: _ranges(months) for kind, months in received_months(profile).items()}
+    return {
+        kind: [[month_label(span.first), month_label(span.last)] for span in months]
+        for kind, months in profile.social.received.items()
+    }
 
 
 # The canonical schemas' enum symbols; the Avro form stores a symbol as its position here. Append only, so a
@@ -335,7 +470,13 @@ TITLE_STATUSES: tuple[str, ...] = ("current", "historic", "cancelled")
 # The Avro form lives in its own module; it is re-exported here because every consumer of profiles
 # (processor, sink, API) reads `exchange.profile.to_avro` / `from_avro`. Imported last: it needs the
 # types above.
-from exchange.profile_avro import ProfileFormError, from_avro, to_avro  # noqa: E402
+from exchange.profile_avro import (  # noqa: E402
+    ProfileFormError,
+    from_avro,
+    ledger_from_avro,
+    ledger_to_avro,
+    to_avro,
+)
 
 __all__ = [
     "CONTRIBUTION_STATUSES",
@@ -343,6 +484,7 @@ __all__ = [
     "IDENTITY",
     "INCOME_ITEMS",
     "INSURANCE_TYPES",
+    "NO_SOCIAL",
     "PERSON_STATUSES",
     "PROPERTY",
     "PROPERTY_USES",
@@ -351,21 +493,33 @@ __all__ = [
     "TAX",
     "TITLE_STATUSES",
     "Contribution",
+    "Employer",
     "Entry",
     "Event",
+    "Ledger",
+    "MonthRange",
     "Payment",
     "Person",
+    "Position",
     "Profile",
     "ProfileFormError",
     "RecordRef",
+    "Social",
     "Title",
     "apply",
+    "clip",
+    "count_months",
+    "empty_ledger",
     "empty_profile",
     "from_avro",
+    "ledger_from_avro",
+    "ledger_to_avro",
     "live",
     "month_index",
     "month_label",
-    "received_months",
+    "profile_of",
+    "ranges",
+    "social_of",
     "social_ranges",
     "to_avro",
 ]

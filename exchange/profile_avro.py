@@ -1,10 +1,12 @@
-"""The profile's Avro form (schemas/profile.avsc): `to_avro` and `from_avro`, exact both ways.
+"""The Avro forms of the ledger (schemas/ledger.avsc) and the profile (schemas/profile.avsc), exact both ways.
 
 fastavro costs about a microsecond per field and half a microsecond per array item, in Python-level
 calls, and a Python callback per logical-typed value: a 3-year profile as records cost milliseconds
-per step. So a section travels as four Avro values whatever its size: its number of records, its
-columns packed little-endian in one `bytes`, the characters of its text columns in one `string`, and
-the few distinct values of its coded columns. The columns are converted here, each as a whole.
+per step. So a section of records travels as four Avro values whatever its size: its number of
+records, its columns packed little-endian in one `bytes`, the characters of its text columns in one
+`string`, and the few distinct values of its coded columns. The columns are converted here, each as a
+whole. The profile shares the ledger's identity, tax and property sections (the very packed values);
+its social section is months as ranges (`social_to_avro`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import datetime as dt
 import struct
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow
-from itertools import accumulate, repeat
+from itertools import accumulate, pairwise, repeat
 from typing import Any, NamedTuple, TypeVar
 
 from exchange.exceptions import ExchangeError
@@ -27,15 +29,22 @@ from exchange.profile import (
     PROPERTY_USES,
     SEXES,
     SOCIAL,
+    SOCIAL_KINDS,
     TAX,
     TITLE_STATUSES,
     Contribution,
+    Employer,
     Entry,
+    Ledger,
+    MonthRange,
     Payment,
     Person,
+    Position,
     Profile,
     RecordRef,
+    Social,
     Title,
+    social_of,
 )
 
 T = TypeVar("T")
@@ -297,12 +306,12 @@ def _section_to_avro(section: Mapping[str, Entry[Any]], form: _Form) -> dict[str
     return {"records": len(refs), "numbers": packed, "text": text, "dictionary": dictionary}
 
 
-def to_avro(profile: Profile, since: tuple[Profile, Mapping[str, Any]] | None = None) -> dict[str, Any]:
-    """The profile as a record of `schemas/profile.avsc`: each section in packed columns.
+def ledger_to_avro(ledger: Ledger, since: tuple[Ledger, Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    """The ledger as a record of `schemas/ledger.avsc`: each section in packed columns.
 
-    `since` is an earlier profile and its record (`to_avro`'s or as decoded): a section `profile` still
-    shares with it — the very same mapping, as `apply` leaves every section an event does not touch — is
-    taken from that record instead of packed again.
+    `since` is an earlier ledger and its record (`ledger_to_avro`'s or as decoded): a section `ledger`
+    still shares with it — the very same mapping, as `apply` leaves every section an event does not
+    touch — is taken from that record instead of packed again.
 
     Raises `ProfileFormError` when a value cannot travel exactly: an amount of more than two decimal
     places, an instant without time zone or finer than a millisecond, a symbol the schema does not list.
@@ -310,14 +319,14 @@ def to_avro(profile: Profile, since: tuple[Profile, Mapping[str, Any]] | None = 
     sections: dict[str, Any] = {}
     try:
         for field, form in _FORMS.items():
-            section = getattr(profile, field)
+            section = getattr(ledger, field)
             if since is not None and getattr(since[0], field) is section:
                 sections[field] = since[1][field]
             else:
                 sections[field] = _section_to_avro(section, form)
     except (ValueError, TypeError) as exc:
-        raise ProfileFormError(f"profile {profile.subject_key} has no exact Avro form: {exc}") from exc
-    return {"subject_key": profile.subject_key, "version": profile.version, **sections}
+        raise ProfileFormError(f"ledger {ledger.subject_key} has no exact Avro form: {exc}") from exc
+    return {"subject_key": ledger.subject_key, "version": ledger.version, **sections}
 
 
 def _cut(text: str, layout: list[tuple[_Column, int]], numbers: _Items) -> list[str]:
@@ -392,19 +401,140 @@ def _section_from_avro(section: Mapping[str, Any], form: _Form) -> dict[str, Ent
     return dict(zip(record_ids, _rows(Entry, (refs, data)), strict=True))
 
 
-def from_avro(record: Mapping[str, Any]) -> Profile:
-    """The profile a `to_avro` record was made from; `ProfileFormError` if its columns disagree."""
+def ledger_from_avro(record: Mapping[str, Any]) -> Ledger:
+    """The ledger a `ledger_to_avro` record was made from (or a profile record written before the
+    social section, which had the same fields); `ProfileFormError` if its columns disagree."""
     try:
         persons, payments, contributions, titles = (
             _section_from_avro(record[field], form) for field, form in _FORMS.items()
         )
     except (ValueError, IndexError, struct.error) as exc:
+        raise ProfileFormError(f"ledger record {record['subject_key']} is inconsistent: {exc}") from exc
+    return Ledger(record["subject_key"], record["version"], persons, payments, contributions, titles)
+
+
+# The sections of records the profile keeps as packed columns, in schema order; the ledger has these
+# and the contribution lines.
+SECTIONS: tuple[str, ...] = ("persons", "payments", "titles")
+LEDGER_SECTIONS: tuple[str, ...] = tuple(_FORMS)
+
+
+def _flat(months: Iterable[MonthRange]) -> list[int]:
+    return [month for span in months for month in span]
+
+
+def social_to_avro(social: Social) -> dict[str, Any]:
+    """The social section as the `social` field of `schemas/profile.avsc` (kinds with no months left out)."""
+    employer = social.employer
+    return {
+        "received": {kind: _flat(months) for kind, months in social.received.items() if months},
+        "arrears": {kind: _flat(months) for kind, months in social.arrears.items() if months},
+        "employer": None
+        if employer is None
+        else {
+            "month": employer.month,
+            "employer_id": employer.employer_id,
+            **{field: value for field, value in employer.ref._asdict().items() if field != "dataset"},
+        },
+        "read_to": [position._asdict() for position in social.read_to],
+    }
+
+
+def _ranges_of(kinds: Mapping[str, Sequence[int]]) -> dict[str, tuple[MonthRange, ...]]:
+    unknown = set(kinds) - set(SOCIAL_KINDS)
+    if unknown:
+        raise ValueError(f"no insurance kind {', '.join(sorted(unknown))}")
+    found: dict[str, tuple[MonthRange, ...]] = {}
+    for kind in SOCIAL_KINDS:
+        flat = kinds.get(kind, ())
+        spans = tuple(
+            MonthRange(int(first), int(last)) for first, last in zip(flat[::2], flat[1::2], strict=True)
+        )
+        if any(span.first > span.last for span in spans) or any(
+            after.first <= before.last + 1 for before, after in pairwise(spans)
+        ):
+            raise ValueError(f"the {kind} months are not ordered, separate ranges: {list(flat)}")
+        found[kind] = spans
+    return found
+
+
+def social_from_avro(social: Mapping[str, Any]) -> Social:
+    """The social section of a `social_to_avro` value (or of its JSON in a profile document).
+
+    Raises ValueError, KeyError or TypeError when it is not one.
+    """
+    employer = social["employer"]
+    return Social(
+        _ranges_of(social["received"]),
+        _ranges_of(social["arrears"]),
+        None
+        if employer is None
+        else Employer(
+            int(employer["month"]),
+            employer["employer_id"],
+            RecordRef(
+                employer["event_id"],
+                SOCIAL,
+                employer["source_record_id"],
+                int(employer["source_version"]),
+                employer["topic"],
+                int(employer["partition"]),
+                int(employer["offset"]),
+            ),
+        ),
+        tuple(
+            Position(item["topic"], int(item["partition"]), int(item["offset"])) for item in social["read_to"]
+        ),
+    )
+
+
+def social_record(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The `social` field of a profile record; for one written before the social section, derived from
+    the contribution lines it carried instead."""
+    lines = record.get("contributions")
+    if lines and lines["records"]:
+        return social_to_avro(social_of(_section_from_avro(lines, _FORMS["contributions"])))
+    return dict(record["social"])
+
+
+def profile_record(ledger_record: Mapping[str, Any], social: Social) -> dict[str, Any]:
+    """The profile record of a ledger record (`ledger_to_avro`'s): its packed sections as they are, and
+    the social section of its lines."""
+    return {
+        "subject_key": ledger_record["subject_key"],
+        "version": ledger_record["version"],
+        **{name: ledger_record[name] for name in SECTIONS},
+        "social": social_to_avro(social),
+        "contributions": _NO_RECORDS,
+    }
+
+
+def to_avro(profile: Profile) -> dict[str, Any]:
+    """The profile as a record of `schemas/profile.avsc` (without the processor's `updated_at` and
+    `latest_published_at`, which take their defaults unless added)."""
+    try:
+        sections = {name: _section_to_avro(getattr(profile, name), _FORMS[name]) for name in SECTIONS}
+    except (ValueError, TypeError) as exc:
+        raise ProfileFormError(f"profile {profile.subject_key} has no exact Avro form: {exc}") from exc
+    return {
+        "subject_key": profile.subject_key,
+        "version": profile.version,
+        **sections,
+        "social": social_to_avro(profile.social),
+        "contributions": _NO_RECORDS,
+    }
+
+
+def from_avro(record: Mapping[str, Any]) -> Profile:
+    """The profile of a profile record; `ProfileFormError` if it is inconsistent."""
+    try:
+        persons, payments, titles = (_section_from_avro(record[name], _FORMS[name]) for name in SECTIONS)
+        social = social_from_avro(social_record(record))
+    except (ValueError, IndexError, KeyError, TypeError, struct.error) as exc:
         raise ProfileFormError(f"profile record {record['subject_key']} is inconsistent: {exc}") from exc
-    return Profile(record["subject_key"], record["version"], persons, payments, contributions, titles)
+    return Profile(record["subject_key"], record["version"], persons, payments, social, titles)
 
 
-# The sections of a profile record, in schema order.
-SECTIONS: tuple[str, ...] = tuple(_FORMS)
 # The shape of the profile documents `section_columns` makes, named in each document's "form".
 DOCUMENT_FORM = "columns"
 # A section's lineage columns in a document: RecordRef's fields but the dataset, which is the section's.

@@ -28,6 +28,7 @@ RECORD_SCHEMAS: tuple[str, ...] = (
     "property.title",
     "deadletter",
     "profile",
+    "ledger",
     "application",
     "decision",
     "audit",

@@ -1,11 +1,13 @@
 """The processor: a faust app whose one agent folds the four subject topics into one profile per subject.
 
 `Stream.join` is not implemented in faust, so the join is one agent on a multi-topic channel over the
-co-partitioned dataset topics; each subject's profile lives in a table (rocksdb) whose changelog has
-the same partition count. Events are taken in batches and coalesced per subject: each touched profile
-is decoded once, every event of the batch is folded into it (`exchange.profile.apply`, pure and
-idempotent), and it is encoded, stored and published once — at most one profile per subject per batch.
-Only the sections the batch changed are packed again; the others come from the record last stored.
+co-partitioned dataset topics; each subject's ledger (every source record's winning version) lives in
+a table (rocksdb) whose changelog has the same partition count. Events are taken in batches and
+coalesced per subject: each touched ledger is decoded once, every event of the batch is folded into
+it (`exchange.profile.apply`, pure and idempotent), and it is encoded and stored once, and the profile
+derived from it (`profile_of`: the social lines become month ranges) published once — at most one
+profile per subject per batch. Only the sections the batch changed are packed again; the others come
+from the record last stored, and the profile shares the ledger's packed sections.
 
 Delivery is at-least-once (faust flushes the producer — changelog and profiles — before committing
 source offsets) and the fold is idempotent, so a replay after a crash changes nothing. faust's
@@ -30,6 +32,7 @@ from prometheus_client import generate_latest
 
 from exchange import profile as aggregate
 from exchange.ordered_consumer import ordered_consumer_class
+from exchange.profile_avro import profile_record
 from exchange.serialization import AvroCodec
 from exchange.settings import ExchangeSettings
 from exchange.topics import DATASET_TOPICS, PROFILE
@@ -41,8 +44,9 @@ _log = logging.getLogger(__name__)
 # committed for the failed batch, and a restart replays it (EX_SOFTWARE).
 EXIT_AGENT_FAILED = 70
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-# A stored profile as decoded: the profile, and the Avro record it was read from or encoded to.
-_Decoded = tuple[aggregate.Profile, Mapping[str, Any]]
+# A stored ledger as decoded: the ledger, the Avro record it was read from or encoded to, and its social
+# section once computed.
+_Decoded = tuple[aggregate.Ledger, Mapping[str, Any], aggregate.Social | None]
 
 
 def changelog_topic_name(settings: ExchangeSettings) -> str:
@@ -143,10 +147,11 @@ def create_app(settings: ExchangeSettings) -> faust.App:
 
 
 class ProfileCache:
-    """Decoded profiles of recently touched subjects, so a subject's stored profile is decoded only once.
+    """Decoded ledgers of recently touched subjects, so a subject's stored ledger is decoded only once.
 
-    Each entry keeps the profile's Avro record too, so that the next encode packs only the sections the
-    fold changed (`to_avro`'s `since`). An entry is used only while the table still holds the very bytes
+    Each entry keeps the ledger's Avro record too, so that the next encode packs only the sections the
+    fold changed (`ledger_to_avro`'s `since`), and its social section, computed again only when the
+    contribution lines changed. An entry is used only while the table still holds the very bytes
     it was decoded from; anything else (a rebalance, a restore from the changelog) makes it a miss.
     Bounded: least recently used entries go first.
     """
@@ -156,7 +161,7 @@ class ProfileCache:
         self._entries: OrderedDict[bytes, tuple[bytes, _Decoded]] = OrderedDict()
 
     def get(self, key: bytes, stored: bytes) -> _Decoded | None:
-        """The profile and record decoded from `stored`, if cached."""
+        """The ledger, record and social section decoded from `stored`, if cached."""
         entry = self._entries.get(key)
         if entry is None or entry[0] != stored:
             return None
@@ -202,7 +207,7 @@ class BatchFolder:
         # that is the last event taken, so point it at this subject's own event first.
         _current_event.set(weakref.ref(events[-1]))
         stored = self._stored(key, table.get(key))
-        before = after = stored[0] if stored else aggregate.empty_profile(key.decode())
+        before = after = stored[0] if stored else aggregate.empty_ledger(key.decode())
         latest = _EPOCH
         for event in events:
             message = event.message
@@ -214,24 +219,34 @@ class BatchFolder:
             datasets[dataset] += 1
         if after is before:
             return None
-        record = {
-            **aggregate.to_avro(after, since=stored),
+        ledger_record = aggregate.ledger_to_avro(
+            after, since=None if stored is None else (stored[0], stored[1])
+        )
+        social = stored[2] if stored and after.contributions is stored[0].contributions else None
+        if social is None:
+            social = aggregate.social_of(after.contributions)
+        encoded_ledger = self.codec.encode("ledger", ledger_record)
+        table[key] = encoded_ledger
+        self.cache.put(key, encoded_ledger, (after, ledger_record, social))
+        profile = {
+            **profile_record(ledger_record, social),
             "updated_at": dt.datetime.now(dt.UTC),
             "latest_published_at": latest,
         }
-        encoded = self.codec.encode("profile", record)
-        table[key] = encoded
-        self.cache.put(key, encoded, (after, record))
-        return key, encoded
+        return key, self.codec.encode("profile", profile)
 
     def _stored(self, key: bytes, stored: bytes | None) -> _Decoded | None:
-        """The subject's stored profile and its record; None when the table holds none."""
+        """The subject's stored ledger and its record; None when the table holds none.
+
+        A table written before the ledger had its own schema holds profile records of the same fields,
+        which read as ledgers just the same.
+        """
         if not stored:
             return None
         cached = self.cache.get(key, stored)
         if cached is not None:
             return cached
         record = self.codec.decode(stored)[1]
-        decoded = (aggregate.from_avro(record), record)
+        decoded = (aggregate.ledger_from_avro(record), record, None)
         self.cache.put(key, stored, decoded)
         return decoded

@@ -15,7 +15,13 @@ from typing import Any
 from consumers.sink.documents import to_json
 from consumers.sink.tables import Record, Row
 from exchange.profile import ProfileFormError
-from exchange.profile_avro import DOCUMENT_FORM, SECTIONS, section_columns
+from exchange.profile_avro import (
+    DOCUMENT_FORM,
+    SECTIONS,
+    section_columns,
+    social_from_avro,
+    social_record,
+)
 
 # Columns of a profile row, in order; the writer stages them, then fills both profile tables.
 PROFILE_COLUMNS: tuple[str, ...] = (
@@ -50,11 +56,13 @@ def latest_published_at(record: Record) -> dt.datetime | None:
 
 
 def profile_document(record: Record) -> dict[str, Any]:
-    """The profile as a document for jsonb: per section its records as columns (`section_columns`): a
-    list per lineage field and "live" over every record, in source record id order as in the Avro form,
-    and under "data" a list per field over the live records. `form` names this shape; the API reads it
-    back (exchange/api/storage/documents.py). Values are as `from_avro` gives them (Decimal, date,
-    datetime). A dict per record, as documents once were, cost three times as much to build and store.
+    """The profile as a document for jsonb: per section of records its records as columns
+    (`section_columns`): a list per lineage field and "live" over every record, in source record id
+    order as in the Avro form, and under "data" a list per field over the live records; and the social
+    section as its Avro record has it (`social_record`: months as flattened ranges). `form` names this
+    shape; the API reads it back (exchange/api/storage/documents.py). Values are as `from_avro` gives
+    them (Decimal, date, datetime). A dict per record, as documents once were, cost three times as
+    much to build and store.
 
     Raises `exchange.profile.ProfileFormError` when the record's columns do not fit together.
     """
@@ -68,7 +76,9 @@ def profile_document(record: Record) -> dict[str, Any]:
     try:
         for name in SECTIONS:
             document[name] = section_columns(name, record[name])
-    except (ValueError, IndexError, struct.error) as exc:
+        document["social"] = social_record(record)
+        social_from_avro(document["social"])  # a section the API could not read back is refused here
+    except (ValueError, IndexError, KeyError, TypeError, struct.error) as exc:
         raise ProfileFormError(f"profile record {record['subject_key']} is inconsistent: {exc}") from exc
     return document
 

@@ -10,9 +10,10 @@ from zoneinfo import ZoneInfo
 
 from exchange.api.models.verifications import Claim
 from exchange.api.profile_cache import ProfileCache
+from exchange.api.storage.lineage import resolve
 from exchange.api.storage.pool import Connection
 from exchange.api.storage.profiles import load_profile
-from exchange.facts import Fact, compute
+from exchange.facts import Fact, compute, spans
 from exchange.profile import RecordRef
 from exchange.rules import OPERATORS, RuleValue
 
@@ -56,13 +57,17 @@ async def evaluate(
     as_of: dt.datetime | None,
     cache: ProfileCache | None = None,
 ) -> Evaluated:
-    """Compute every fact of a subject on `reference_date` from the profile known at `as_of` (decoded
-    profiles taken from and kept in `cache`, if given)."""
+    """Compute every fact of a subject on `reference_date` from the profile known at `as_of`, lineage
+    resolved (decoded profiles and resolved facts taken from and kept in `cache`, if given)."""
     if as_of is not None and as_of.tzinfo is None:
         as_of = as_of.replace(tzinfo=LOCAL)  # a local time without a zone, as the departments write it
     stored = await load_profile(conn, subject_key, as_of, cache)
     day = reference_date or today()
     facts = compute(stored.profile, day) if cache is None else cache.facts(stored.profile, day)
+    if spans(facts):
+        facts = await resolve(conn, subject_key, facts)
+        if cache is not None:
+            facts = cache.resolved(stored.profile, day, facts)
     return Evaluated(facts, stored.profile.version, day, as_of or dt.datetime.now(dt.UTC))
 
 

@@ -1,6 +1,7 @@
 """Decoded profiles kept between requests: a stored profile version never changes, so a subject's
 `Profile` rebuilt from its jsonb document can be reused until the sink writes a newer version, and so
-can the facts computed from it on a given day (`facts.compute` is a pure function of the two)."""
+can the facts computed from it on a given day (`facts.compute` is a pure function of the two), their
+month spans resolved to lines once (`resolved`)."""
 
 from __future__ import annotations
 
@@ -58,9 +59,20 @@ class ProfileCache:
         if found is not None:
             self._facts.move_to_end(key)
             return found
-        found = MappingProxyType(compute(profile, reference_date))
+        return self._keep(key, compute(profile, reference_date))
+
+    def resolved(
+        self, profile: Profile, reference_date: dt.date, facts: Mapping[str, Fact]
+    ) -> Mapping[str, Fact]:
+        """Keep `facts`, the facts of `profile` on `reference_date` with their lineage resolved, in place
+        of those `facts` gave; return them as every later request will get them."""
+        return self._keep((profile.subject_key, profile.version, reference_date), facts)
+
+    def _keep(self, key: tuple[str, int, dt.date], facts: Mapping[str, Fact]) -> Mapping[str, Fact]:
+        found = MappingProxyType(dict(facts))
         if self._entries > 0:
             self._facts[key] = found
+            self._facts.move_to_end(key)
             while len(self._facts) > self._entries:
                 self._facts.popitem(last=False)
         return found

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from exchange import facts
+from exchange.api.storage.lineage import resolve
 from exchange.api.storage.profiles import StoredProfile, load_profile
 from exchange.exceptions import ExchangeError
 from exchange.settings import ExchangeSettings
@@ -41,10 +42,14 @@ def register(commands: Any) -> None:
     parser.set_defaults(run=_facts)
 
 
-async def _load(settings: ExchangeSettings, key: str, as_of: dt.datetime | None) -> StoredProfile:
+async def _load(
+    settings: ExchangeSettings, key: str, as_of: dt.datetime | None, reference: dt.date
+) -> tuple[StoredProfile, facts.Facts]:
+    """The profile known at `as_of` and its facts on `reference`, lineage read from the record tables."""
     try:
         async with await psycopg.AsyncConnection.connect(settings.postgres.conninfo()) as conn:
-            return await load_profile(conn, key, as_of)
+            stored = await load_profile(conn, key, as_of)
+            return stored, await resolve(conn, key, facts.compute(stored.profile, reference))
     except psycopg.OperationalError as exc:
         raise ExchangeError(f"cannot reach PostgreSQL at {settings.postgres.url()}: {exc}") from exc
 
@@ -54,8 +59,7 @@ def _facts(settings: ExchangeSettings, args: argparse.Namespace) -> int:
     key = subject_key(citizen_id, settings.subject_secret.get_secret_value().encode())
     reference = args.reference_date or dt.date.today()
     as_of = args.as_of if args.as_of is None or args.as_of.tzinfo else args.as_of.replace(tzinfo=dt.UTC)
-    stored = asyncio.run(_load(settings, key, as_of))
-    computed = facts.compute(stored.profile, reference)
+    stored, computed = asyncio.run(_load(settings, key, as_of, reference))
     values = facts.as_json(computed)
     document: dict[str, Any] = {
         "reference_date": reference.isoformat(),

@@ -127,7 +127,7 @@ def person_document(
             citizen_id, "张三", "male", "01", dt.date(1984, 3, 3), "广州市越秀区", "440104", status
         )
         persons[citizen_id] = aggregate.Entry(ref, person)
-    folded = aggregate.Profile(subject_key, version, persons, {}, {}, {})
+    folded = aggregate.Profile(subject_key, version, persons, {}, aggregate.NO_SOCIAL, {})
     at = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
     record = {**aggregate.to_avro(folded), "updated_at": at, "latest_published_at": at}
     document: dict[str, Any] = json.loads(to_json(profile_document(record)))
@@ -136,7 +136,12 @@ def person_document(
 
 def fold_topics(settings: ExchangeSettings, topics: Iterable[Topic]) -> dict[str, aggregate.Profile]:
     """Every subject's profile folded in-process from the records on `topics` now (not via the processor)."""
-    profiles: dict[str, aggregate.Profile] = {}
+    return {key: aggregate.profile_of(ledger) for key, ledger in fold_ledgers(settings, topics).items()}
+
+
+def fold_ledgers(settings: ExchangeSettings, topics: Iterable[Topic]) -> dict[str, aggregate.Ledger]:
+    """Every subject's ledger folded in-process from the records on `topics` now."""
+    ledgers: dict[str, aggregate.Ledger] = {}
     for topic in topics:
         for record in read_all(settings.kafka, topic.full_name(settings.kafka)):
             assert record.key is not None
@@ -144,8 +149,8 @@ def fold_topics(settings: ExchangeSettings, topics: Iterable[Topic]) -> dict[str
             event = aggregate.Event(
                 record.schema, record.value, record.topic, record.partition, record.offset
             )
-            profiles[key] = aggregate.apply(profiles.get(key) or aggregate.empty_profile(key), event)
-    return profiles
+            ledgers[key] = aggregate.apply(ledgers.get(key) or aggregate.empty_ledger(key), event)
+    return ledgers
 
 
 def facts_by_subject(

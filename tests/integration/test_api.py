@@ -23,6 +23,7 @@ from api_support import (
     Facts,
     client,
     facts_by_subject,
+    fold_ledgers,
     fold_topics,
     isolated_settings,
     key_of,
@@ -39,11 +40,21 @@ from connectors.positions import PositionStore
 from connectors.publisher import Publisher
 from connectors.table import run_table
 from exchange import admin, consent, database
+from exchange import profile as aggregate
+from exchange.api.evaluation import lineage
+from exchange.facts import Line, compute, with_lines
 from exchange.logs import read_all
 from exchange.policy import load_policy
 from exchange.serialization import AvroCodec
 from exchange.settings import ExchangeSettings
-from exchange.topics import APPLICATIONS, DEADLETTER, DECISIONS, IDENTITY_PERSON, TAX_PAYMENT
+from exchange.topics import (
+    APPLICATIONS,
+    DATASET_TOPICS,
+    DEADLETTER,
+    DECISIONS,
+    IDENTITY_PERSON,
+    TAX_PAYMENT,
+)
 
 EXPECTED = json.loads((SAMPLES / "expected.json").read_text(encoding="utf-8"))
 DAY = EXPECTED["reference_date"]
@@ -219,6 +230,36 @@ async def test_profile_fields_are_the_granted_ones_and_as_of_answers_what_was_kn
     assert (refused.status_code, refused.json()["reason"]) == (403, "field_not_granted")
     # The pension facts really changed between the phases, so the as-of answers were not trivially equal.
     assert exchange.between_facts[TALENTED]["social.pension.continuous_months"] == 0
+
+
+async def test_the_lineage_of_a_fact_over_months_is_exactly_the_lines_the_fold_counted(
+    exchange: Exchange,
+) -> None:
+    # The profile keeps months as ranges; the API reads the lines from social_contribution_records.
+    ledgers = fold_ledgers(exchange.settings, DATASET_TOPICS)
+    day = dt.date.fromisoformat(DAY)
+    names = ["social.current_employer", "social.pension.continuous_months"]
+    resolved = 0
+    async with client(exchange.settings, "talent-office") as http:
+        for citizen_id in SUBJECTS:
+            key = key_of(exchange.settings, citizen_id)
+            ledger = ledgers.get(key) or aggregate.empty_ledger(key)
+            lines = [
+                Line(ref, line.insurance_type, line.month, line.status)
+                for ref, line in aggregate.live(ledger.contributions)
+            ]
+            wanted = with_lines(compute(aggregate.profile_of(ledger), day), lines)
+            params = {"purpose": "talent-green-card", "reference_date": DAY, "fields": ",".join(names)}
+            response = await http.get(f"/v1/subjects/{citizen_id}/profile", params=params)
+            assert response.status_code == 200, response.text
+            for name in names:
+                assert response.json()["lineage"][name] == lineage(wanted[name].lineage), (citizen_id, name)
+                resolved += len(wanted[name].lineage)
+            # What was known between the phases: identity and tax only, so no line at all.
+            params["as_of"] = exchange.between.isoformat()
+            between = await http.get(f"/v1/subjects/{citizen_id}/profile", params=params)
+            assert between.json()["lineage"] == {name: [] for name in names}
+    assert resolved > len(SUBJECTS)  # the samples' pension months really have lines behind them
 
 
 async def test_verifications_as_of_use_the_profile_known_then(exchange: Exchange) -> None:

@@ -29,7 +29,7 @@ from consumers.sink.offsets import load_offsets, save_offsets
 from consumers.sink.tables import RECORD_TABLES
 from exchange import admin, database
 from exchange.api.storage.documents import profile_from_document
-from exchange.profile import Event, apply, empty_profile, to_avro
+from exchange.profile import Event, apply, empty_ledger, profile_of, to_avro
 from exchange.serialization import AvroCodec
 from exchange.settings import ExchangeSettings
 from exchange.subjects import subject_key
@@ -135,10 +135,10 @@ def payment() -> Record:
 
 def profile_record(key: str, lines: int, updated_at: dt.datetime) -> Record:
     """A profile after folding `lines` contribution lines (version = lines), as the processor emits it."""
-    folded = empty_profile(key)
+    folded = empty_ledger(key)
     for number in range(lines):
         folded = apply(folded, Event("social.contribution", contribution(f"L{number}"), "s", 0, number))
-    return {**to_avro(folded), "updated_at": updated_at, "latest_published_at": AT}
+    return {**to_avro(profile_of(folded)), "updated_at": updated_at, "latest_published_at": AT}
 
 
 # --- Kafka and PostgreSQL helpers ----------------------------------------------------------------
@@ -569,7 +569,7 @@ def test_profile_documents_are_compressed_with_lz4_where_the_server_has_it(
     settings: ExchangeSettings,
 ) -> None:
     key = key_of(settings, CITIZEN).decode()
-    folded = dataclasses.replace(build_profile(3), subject_key=key)  # a document of ~50 KB
+    folded = dataclasses.replace(build_profile(3), subject_key=key)  # a document of ~7 KB
     profiles(settings, {**to_avro(folded), "updated_at": AT, "latest_published_at": AT})
     run_sink(settings)
     [(available,)] = query(

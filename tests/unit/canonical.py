@@ -13,7 +13,20 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-from exchange.profile import IDENTITY, PROPERTY, SOCIAL, TAX, Event, Profile, apply, empty_profile
+from exchange.facts import Facts, Line, compute, with_lines
+from exchange.profile import (
+    IDENTITY,
+    PROPERTY,
+    SOCIAL,
+    TAX,
+    Event,
+    Ledger,
+    Profile,
+    apply,
+    empty_ledger,
+    live,
+    profile_of,
+)
 
 Record = dict[str, Any]
 
@@ -169,9 +182,29 @@ def event(record: Record, offset: int | None = None, partition: int = 0) -> Even
     return Event(dataset, record, f"{dataset}.v1", partition, position)
 
 
-def fold(records: Iterable[Record], subject_key: str = "subject") -> Profile:
-    """A profile from records applied in the given order, each at a fresh position."""
-    profile = empty_profile(subject_key)
+def fold_ledger(records: Iterable[Record], subject_key: str = "subject") -> Ledger:
+    """A ledger from records applied in the given order, each at a fresh position."""
+    ledger = empty_ledger(subject_key)
     for record in records:
-        profile = apply(profile, event(record))
-    return profile
+        ledger = apply(ledger, event(record))
+    return ledger
+
+
+def fold(records: Iterable[Record], subject_key: str = "subject") -> Profile:
+    """The profile of records applied in the given order, each at a fresh position."""
+    return profile_of(fold_ledger(records, subject_key))
+
+
+def lines_of(ledger: Ledger) -> list[Line]:
+    """The received current lines of a ledger, as `social_contribution_records` gives them to the edges."""
+    return [
+        Line(ref, line.insurance_type, line.month, line.status)
+        for ref, line in live(ledger.contributions)
+        if line.status == "paid"
+    ]
+
+
+def facts_of(records: Iterable[Record], on: dt.date) -> Facts:
+    """The facts on `on` of a profile folded from `records`, every lineage resolved from its lines."""
+    ledger = fold_ledger(records)
+    return with_lines(compute(profile_of(ledger), on), lines_of(ledger))

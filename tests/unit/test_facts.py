@@ -9,17 +9,17 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from canonical import contribution, fold, payment, person, title
+from canonical import contribution, facts_of, fold, payment, person, title
 
-from exchange.facts import FACT_NAMES, Fact, as_json, compute
-from exchange.profile import SOCIAL_KINDS, empty_profile
+from exchange.facts import FACT_NAMES, Fact, as_json, compute, spans
+from exchange.profile import SOCIAL_KINDS, MonthRange, empty_profile, month_index
 
 D = dt.date(2026, 11, 15)
 
 
 def value(records: list[dict[str, object]], name: str, on: dt.date = D) -> object:
     """One fact's value for a profile folded from `records`."""
-    return compute(fold(records), on)[name].value
+    return facts_of(records, on)[name].value
 
 
 def sources(fact: Fact) -> list[str]:
@@ -89,7 +89,7 @@ def test_tax_window_is_the_twelve_complete_months_before_the_reference_month() -
         payment("LAST", "2026-10"),
         payment("CURRENT-MONTH", "2026-11"),
     ]
-    facts = compute(fold(records), D)
+    facts = facts_of(records, D)
     assert facts["tax.months_paid_12"].value == 2
     assert facts["tax.total_paid_12"].value == "200.00"
     assert sources(facts["tax.months_paid_12"]) == ["FIRST", "LAST"]
@@ -102,7 +102,7 @@ def test_a_payment_covers_every_month_of_its_period_but_counts_by_its_end() -> N
         payment("Q-IN", "2025-09", "2025-12", "300.00"),
         payment("Q-OUT", "2026-09", "2026-12", "400.00"),
     ]
-    facts = compute(fold(records), D)
+    facts = facts_of(records, D)
     assert facts["tax.months_paid_12"].value == 4
     assert facts["tax.total_paid_12"].value == "300.00"
     assert sources(facts["tax.months_paid_12"]) == ["Q-IN", "Q-OUT"]
@@ -120,7 +120,7 @@ def test_overlapping_payments_count_a_month_once() -> None:
 
 def test_refunds_are_subtracted_and_cover_no_month() -> None:
     records = [payment("PAID", "2026-07", tax="757.35"), payment("REFUND", "2026-07", tax="-120.50")]
-    facts = compute(fold(records), D)
+    facts = facts_of(records, D)
     assert facts["tax.total_paid_12"].value == "636.85"
     assert facts["tax.months_paid_12"].value == 1
     assert value([payment("REFUND", "2026-07", tax="-120.50")], "tax.total_paid_12") == "-120.50"
@@ -144,7 +144,7 @@ def test_a_corrected_voucher_counts_at_its_highest_version() -> None:
 
 def test_the_window_crosses_a_year_on_the_first_of_january() -> None:
     records = [payment("DEC-2024", "2024-12"), payment("JAN", "2025-01"), payment("DEC", "2025-12")]
-    facts = compute(fold(records), dt.date(2026, 1, 1))
+    facts = facts_of(records, dt.date(2026, 1, 1))
     assert facts["tax.months_paid_12"].value == 2
     assert sources(facts["tax.months_paid_12"]) == ["DEC", "JAN"]
 
@@ -163,7 +163,7 @@ def _months(first: str, last: str) -> list[str]:
 
 def test_social_counts_per_kind() -> None:
     records = [contribution(f"M{month}", month, "medical") for month in _months("2024-01", "2026-10")]
-    facts = as_json(compute(fold(records), D))
+    facts = as_json(facts_of(records, D))
     assert facts["social.medical.continuous_months"] == 34
     assert facts["social.medical.months_paid_12"] == 12
     assert facts["social.medical.total_months"] == 34
@@ -182,7 +182,7 @@ def test_continuity_ends_at_the_month_before_the_reference_month() -> None:
 def test_arrears_break_continuity_and_are_not_received() -> None:
     records = [contribution(f"P{month}", month) for month in _months("2026-01", "2026-10")]
     records.append(contribution("P2026-07", "2026-07", status="arrears", version=2))
-    facts = compute(fold(records), D)
+    facts = facts_of(records, D)
     assert facts["social.pension.continuous_months"].value == 3
     assert facts["social.pension.months_paid_12"].value == 9
     assert facts["social.pension.total_months"].value == 9
@@ -211,7 +211,7 @@ def test_enterprise_and_institution_pension_are_one_kind() -> None:
     records += [
         contribution(f"I{month}", month, "institution_pension") for month in _months("2026-03", "2026-10")
     ]
-    facts = compute(fold(records), D)
+    facts = facts_of(records, D)
     assert facts["social.pension.continuous_months"].value == 17  # 2026-03 paid under both, counted once
     assert facts["social.pension.total_months"].value == 17
     assert facts["social.pension.months_paid_12"].value == 12
@@ -233,7 +233,7 @@ def test_current_employer_is_that_of_the_latest_received_pension_month() -> None
         contribution("ARREARS", "2025-05", employer="9144011470K239T3E2", status="arrears"),
         contribution("MEDICAL", "2025-06", "medical", employer="9144011470K239T3E2"),
     ]
-    facts = compute(fold(records), D)
+    facts = facts_of(records, D)
     assert facts["social.current_employer"].value == "91440117HDRJHTPQQ3"
     assert sources(facts["social.current_employer"]) == ["NEW"]
     assert facts["social.pension.continuous_months"].value == 0  # the employer does not need continuity
@@ -245,7 +245,7 @@ def test_of_two_lines_for_the_latest_month_the_one_changed_last_names_the_employ
         contribution("B", "2026-10", employer="91440104AGYGLUY3WM", at=early),
         contribution("A", "2026-10", "institution_pension", employer="91440117HDRJHTPQQ3", at=late),
     ]
-    facts = compute(fold(records), D)
+    facts = facts_of(records, D)
     assert facts["social.current_employer"].value == "91440117HDRJHTPQQ3"
     assert sources(facts["social.current_employer"]) == ["A"]
 
@@ -260,7 +260,7 @@ def test_property_counts_current_titles_only() -> None:
         title("GONE", status="cancelled"),
         title("SHOP", use="commercial", district="440103"),
     ]
-    facts = compute(fold(records), D)
+    facts = facts_of(records, D)
     assert facts["property.active_count"].value == 2
     assert facts["property.residential_count"].value == 1
     assert facts["property.owns_residential_in_city"].value is True
@@ -290,7 +290,7 @@ def test_a_released_mortgage_no_longer_encumbers() -> None:
 
 def test_an_owner_dropped_from_a_title_no_longer_owns_it() -> None:
     records = [title("T", share="50.00"), title("T", share="50.00", version=2, op="revoke")]
-    facts = as_json(compute(fold(records), D))
+    facts = as_json(facts_of(records, D))
     assert facts["property.active_count"] == 0
     assert facts["property.total_area"] == "0.00"
 
@@ -323,3 +323,22 @@ def test_as_json_gives_values_only() -> None:
     facts = {"b": Fact(1), "a": Fact("x", ())}
     assert as_json(facts) == {"a": "x", "b": 1}
     assert list(as_json(facts)) == ["a", "b"]
+
+
+def test_a_fact_over_months_names_its_lines_until_an_edge_resolves_them() -> None:
+    records = [contribution(f"P{month}", month) for month in _months("2026-07", "2026-10")]
+    facts = compute(fold(records), D)
+    fact = facts["social.pension.continuous_months"]
+    # The profile keeps months, not lines: the fact names the months and the positions to read up to.
+    assert fact.value == 4 and fact.lineage == () and fact.lines is not None
+    assert fact.lines.kind == "pension"
+    assert fact.lines.months == (
+        MonthRange(month_index(dt.date(2026, 7, 1)), month_index(dt.date(2026, 10, 1))),
+    )
+    assert spans(facts) == fact.lines.read_to != ()
+    assert facts["social.medical.total_months"].lines is None  # nothing counted: nothing to read
+    resolved = facts_of(records, D)
+    assert spans(resolved) == ()
+    assert sources(resolved["social.pension.continuous_months"]) == [
+        f"P{m}" for m in _months("2026-07", "2026-10")
+    ]

@@ -1,14 +1,19 @@
-"""The profile fold: pure, idempotent, order-free, version-safe; its social view and its Avro form."""
+"""The fold into the ledger: pure, idempotent, order-free, version-safe; the ledger's Avro form; the
+profile derived from it, its social section as month ranges, and the profile's Avro form."""
 
 from __future__ import annotations
 
 import copy
 import datetime as dt
+import io
 from decimal import Decimal
+from itertools import pairwise
 from typing import Any
 
 import pytest
-from canonical import contribution, envelope, event, fold, payment, person, title
+from canonical import contribution, envelope, event, payment, person, title
+from canonical import fold_ledger as fold
+from fastavro import schemaless_writer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -19,16 +24,20 @@ from exchange.profile import (
     IDENTITY,
     INCOME_ITEMS,
     INSURANCE_TYPES,
+    KIND_OF_INSURANCE,
     PERSON_STATUSES,
     PROPERTY,
     PROPERTY_USES,
     SEXES,
     SOCIAL,
+    SOCIAL_KINDS,
     TAX,
     TITLE_STATUSES,
     Contribution,
     Entry,
     Event,
+    Ledger,
+    MonthRange,
     Payment,
     Person,
     Profile,
@@ -37,16 +46,21 @@ from exchange.profile import (
     Title,
     UnknownDatasetError,
     apply,
-    empty_profile,
+    empty_ledger,
     from_avro,
+    ledger_from_avro,
+    ledger_to_avro,
+    month_index,
+    profile_of,
+    social_of,
     social_ranges,
     to_avro,
 )
-from exchange.profile_avro import _FORMS, _LINEAGE
-from exchange.serialization import AvroCodec
+from exchange.profile_avro import _FORMS, _LINEAGE, profile_record
+from exchange.serialization import MAGIC, AvroCodec
 
 
-def sections(profile: Profile) -> tuple[Any, ...]:
+def sections(profile: Ledger) -> tuple[Any, ...]:
     """What a profile holds, without its change counter (the one arrival-order dependent field)."""
     return (profile.subject_key, profile.persons, profile.payments, profile.contributions, profile.titles)
 
@@ -148,8 +162,8 @@ def _histories(draw: st.DrawFn) -> list[Event]:
     return [event(record, offset=offset) for offset, record in enumerate(records)]
 
 
-def _fold_events(events: list[Event]) -> Profile:
-    profile = empty_profile("subject")
+def _fold_events(events: list[Event]) -> Ledger:
+    profile = empty_ledger("subject")
     for item in events:
         profile = apply(profile, item)
     return profile
@@ -215,7 +229,7 @@ def test_apply_never_mutates_its_input(history: list[Event]) -> None:
 
 def test_version_counts_changes_only() -> None:
     first = event(payment("V1", "2026-01", version=2))
-    profile = apply(empty_profile("subject"), first)
+    profile = apply(empty_ledger("subject"), first)
     assert profile.version == 1
     assert apply(profile, first).version == 1
     assert apply(profile, event(payment("V1", "2026-01", version=1))).version == 1
@@ -234,7 +248,7 @@ def test_a_revoke_removes_the_record_and_keeps_its_version() -> None:
     profile = fold([contribution("JF1", "2026-01"), contribution("JF1", "2026-01", version=2, op="revoke")])
     assert profile.contributions["JF1"].data is None
     assert profile.contributions["JF1"].ref.source_version == 2
-    assert social_ranges(profile)["pension"] == []
+    assert social_ranges(profile_of(profile))["pension"] == []
 
 
 def test_a_tombstone_blocks_a_late_lower_version() -> None:
@@ -256,7 +270,7 @@ def test_at_equal_version_a_revoke_beats_an_upsert_in_either_order() -> None:
 
 def test_a_resent_equal_version_keeps_the_first_position() -> None:
     record = payment("V1", "2026-01")
-    profile = apply(empty_profile("subject"), event(record, offset=5))
+    profile = apply(empty_ledger("subject"), event(record, offset=5))
     assert apply(profile, event(record, offset=9)) is profile
     assert apply(profile, event(record, offset=2)).payments["V1"].ref.offset == 2
 
@@ -272,14 +286,14 @@ def test_only_the_touched_section_is_copied() -> None:
 
 def test_lineage_keeps_the_event_and_its_position() -> None:
     record = payment("V1", "2026-01", version=4)
-    profile = apply(empty_profile("subject"), Event(TAX, record, "tax.payment.v1", 3, 42))
+    profile = apply(empty_ledger("subject"), Event(TAX, record, "tax.payment.v1", 3, 42))
     ref = profile.payments["V1"].ref
     assert ref == (record["envelope"]["event_id"], TAX, "V1", 4, "tax.payment.v1", 3, 42)
 
 
 def test_an_unknown_dataset_is_refused() -> None:
     with pytest.raises(UnknownDatasetError, match=r"consent\.given"):
-        apply(empty_profile("subject"), Event("consent.given", person(), "exchange.consent.v1", 0, 1))
+        apply(empty_ledger("subject"), Event("consent.given", person(), "exchange.consent.v1", 0, 1))
 
 
 # --- the social view -------------------------------------------------------------------------------
@@ -299,7 +313,7 @@ def test_social_ranges_merge_both_pension_schemes_and_skip_arrears_and_revokes()
             contribution("I", "2025-02", "medical", version=2, op="revoke"),
         ]
     )
-    assert social_ranges(profile) == {
+    assert social_ranges(profile_of(profile)) == {
         "pension": [["2024-01", "2024-03"], ["2024-05", "2024-05"]],
         "medical": [["2024-12", "2025-01"]],
         "unemployment": [],
@@ -316,18 +330,18 @@ def test_social_ranges_merge_both_pension_schemes_and_skip_arrears_and_revokes()
 def test_avro_round_trip_is_exact(history: list[Event]) -> None:
     profile = _fold_events(history)
     codec = AvroCodec()
-    name, decoded = codec.decode(codec.encode("profile", to_avro(profile)))
-    assert name == "profile"
-    assert from_avro(decoded) == profile
-    assert from_avro(to_avro(profile)) == profile
+    name, decoded = codec.decode(codec.encode("ledger", ledger_to_avro(profile)))
+    assert name == "ledger"
+    assert ledger_from_avro(decoded) == profile
+    assert ledger_from_avro(ledger_to_avro(profile)) == profile
 
 
 def test_the_avro_bytes_do_not_depend_on_arrival_order() -> None:
     records = [payment("V2", "2026-02"), payment("V1", "2026-01"), person(), title("T1")]
     events = [event(record, offset=offset) for offset, record in enumerate(records)]
     codec = AvroCodec()
-    forward = codec.encode("profile", to_avro(_fold_events(events)))
-    backward = codec.encode("profile", to_avro(_fold_events(events[::-1])))
+    forward = codec.encode("ledger", ledger_to_avro(_fold_events(events)))
+    backward = codec.encode("ledger", ledger_to_avro(_fold_events(events[::-1])))
     assert forward == backward
 
 
@@ -414,7 +428,7 @@ def _entries(dataset: str) -> st.SearchStrategy[dict[str, Entry[Any]]]:
 
 
 _profiles = st.builds(
-    Profile,
+    Ledger,
     _any_text,
     st.integers(min_value=0, max_value=2**63 - 1),
     _entries(IDENTITY),
@@ -424,17 +438,14 @@ _profiles = st.builds(
 )
 
 
-def _round_trip(profile: Profile) -> Profile:
+def _round_trip(profile: Ledger) -> Ledger:
     codec = AvroCodec()
-    at = dt.datetime(2026, 1, 2, 3, 4, 5, 678_000, tzinfo=dt.UTC)
-    encoded = codec.encode("profile", {**to_avro(profile), "updated_at": at, "latest_published_at": at})
-    name, record = codec.decode(encoded)
-    assert name == "profile"
-    assert (record["updated_at"], record["latest_published_at"]) == (at, at)
-    return from_avro(record)
+    name, record = codec.decode(codec.encode("ledger", ledger_to_avro(profile)))
+    assert name == "ledger"
+    return ledger_from_avro(record)
 
 
-def _amounts_of(profile: Profile) -> list[str]:
+def _amounts_of(profile: Ledger) -> list[str]:
     """Every Decimal of a profile as text, so that a changed scale shows ("1.00" is not "1")."""
     payments = [(data.income, data.tax_paid) for data in _live_data(profile.payments)]
     titles = [(data.share, data.area) for data in _live_data(profile.titles)]
@@ -447,26 +458,28 @@ def _live_data(section: Any) -> list[Any]:
 
 @settings(max_examples=300)
 @given(profile=_profiles)
-def test_any_profile_survives_its_avro_form_exactly(profile: Profile) -> None:
+def test_any_profile_survives_its_avro_form_exactly(profile: Ledger) -> None:
     back = _round_trip(profile)
     assert back == profile
     assert _amounts_of(back) == _amounts_of(profile)
-    assert from_avro(to_avro(profile)) == profile
+    assert ledger_from_avro(ledger_to_avro(profile)) == profile
 
 
 @settings(max_examples=100)
 @given(profile=_profiles)
-def test_the_avro_bytes_do_not_depend_on_the_order_of_the_sections(profile: Profile) -> None:
-    reversed_profile = Profile(
+def test_the_avro_bytes_do_not_depend_on_the_order_of_the_sections(profile: Ledger) -> None:
+    reversed_profile = Ledger(
         profile.subject_key,
         profile.version,
         *(dict(reversed(section.items())) for section in _sections_of(profile)),
     )
     codec = AvroCodec()
-    assert codec.encode("profile", to_avro(reversed_profile)) == codec.encode("profile", to_avro(profile))
+    assert codec.encode("ledger", ledger_to_avro(reversed_profile)) == codec.encode(
+        "ledger", ledger_to_avro(profile)
+    )
 
 
-def _sections_of(profile: Profile) -> tuple[Any, ...]:
+def _sections_of(profile: Ledger) -> tuple[Any, ...]:
     return (profile.persons, profile.payments, profile.contributions, profile.titles)
 
 
@@ -496,19 +509,19 @@ def test_a_section_of_tombstones_only_keeps_its_versions() -> None:
     assert {key: entry.ref.source_version for key, entry in back.payments.items()} == {"V1": 3, "V2": 2}
 
 
-def _with_contribution(**changes: Any) -> Profile:
+def _with_contribution(**changes: Any) -> Ledger:
     profile = fold([contribution("JF1", "2024-05")])
     (entry,) = profile.contributions.values()
     assert entry.data is not None
     changed = Entry(entry.ref, entry.data._replace(**changes))
-    return Profile(profile.subject_key, 1, {}, {}, {"JF1": changed}, {})
+    return Ledger(profile.subject_key, 1, {}, {}, {"JF1": changed}, {})
 
 
-def _with_payment(**changes: Any) -> Profile:
+def _with_payment(**changes: Any) -> Ledger:
     profile = fold([payment("V1", "2026-01")])
     entry = profile.payments["V1"]
     assert entry.data is not None
-    return Profile(
+    return Ledger(
         profile.subject_key, 1, {}, {"V1": Entry(entry.ref, entry.data._replace(**changes))}, {}, {}
     )
 
@@ -527,23 +540,23 @@ def _with_payment(**changes: Any) -> Profile:
         (_with_contribution(status="unpaid"), "'unpaid' is not one of paid, arrears"),
     ],
 )
-def test_a_value_the_form_cannot_keep_exactly_is_refused(profile: Profile, reason: str) -> None:
+def test_a_value_the_form_cannot_keep_exactly_is_refused(profile: Ledger, reason: str) -> None:
     with pytest.raises(ProfileFormError, match=reason):
-        to_avro(profile)
+        ledger_to_avro(profile)
 
 
 def test_a_record_filed_under_another_dataset_is_refused() -> None:
     profile = fold([payment("V1", "2026-01")])
-    misfiled = Profile(profile.subject_key, 1, {}, {}, dict(profile.payments), {})
+    misfiled = Ledger(profile.subject_key, 1, {}, {}, dict(profile.payments), {})
     with pytest.raises(ProfileFormError, match=r"social\.contribution section holds records of tax\.payment"):
-        to_avro(misfiled)
+        ledger_to_avro(misfiled)
 
 
 def test_a_record_whose_columns_disagree_is_refused() -> None:
-    record = to_avro(fold([contribution("JF1", "2024-05"), contribution("JF2", "2024-06")]))
+    record = ledger_to_avro(fold([contribution("JF1", "2024-05"), contribution("JF2", "2024-06")]))
     record["contributions"]["records"] = 3
     with pytest.raises(ProfileFormError, match="bytes of numbers for 3 records"):
-        from_avro(record)
+        ledger_from_avro(record)
 
 
 def _enum_symbols(schema: Any) -> dict[str, list[str]]:
@@ -575,14 +588,149 @@ def test_symbol_columns_hold_the_canonical_enums_and_the_schema_lists_them(
 ) -> None:
     # A symbol a department adds must be appended here too, or profiles with it could not be stored.
     assert tuple(_enum_symbols(schemas.load(dataset))[enum]) == symbols
-    docs = {field["name"]: field.get("doc", "") for field in schemas.load("profile")["fields"]}
+    docs = {field["name"]: field.get("doc", "") for field in schemas.load("ledger")["fields"]}
     assert f"({', '.join(symbols)})" in " ".join(docs.values())
 
 
 def test_the_schema_lists_each_section_s_columns_in_their_order() -> None:
-    docs = {field["name"]: field["doc"] for field in schemas.load("profile")["fields"] if "doc" in field}
+    docs = {field["name"]: field["doc"] for field in schemas.load("ledger")["fields"] if "doc" in field}
     for field, form in _FORMS.items():
         names = [column.name for column in (*_LINEAGE, *form.columns)]
         positions = [docs[field].find(f" {name} ") for name in names]
         assert -1 not in positions, f"{field}: {names} not all in its doc"
         assert positions == sorted(positions), f"{field}: the doc lists the columns out of order"
+
+
+# --- the profile: the social section as month ranges, and the profile's Avro form ------------------
+
+
+def _brute_social(ledger: Ledger) -> tuple[dict[str, set[int]], dict[str, set[int]], Any]:
+    """Per kind the received and the owed-only months, one month at a time, and the current employer."""
+    paid: dict[str, set[int]] = {kind: set() for kind in SOCIAL_KINDS}
+    owed: dict[str, set[int]] = {kind: set() for kind in SOCIAL_KINDS}
+    pension = []
+    for entry in ledger.contributions.values():
+        line = entry.data
+        if line is None:
+            continue
+        kind = KIND_OF_INSURANCE[line.insurance_type]
+        (paid if line.status == "paid" else owed)[kind].add(month_index(line.month))
+        if line.status == "paid" and kind == "pension":
+            pension.append(
+                (month_index(line.month), line.occurred_at, entry.ref.source_record_id, line.employer_id)
+            )
+    return paid, {kind: owed[kind] - paid[kind] for kind in SOCIAL_KINDS}, max(pension, default=None)
+
+
+def _months(spans: tuple[MonthRange, ...]) -> set[int]:
+    return {month for span in spans for month in range(span.first, span.last + 1)}
+
+
+@given(history=_histories())
+def test_the_social_section_holds_exactly_the_months_of_the_live_lines_as_ranges(
+    history: list[Event],
+) -> None:
+    ledger = _fold_events(history)
+    social = profile_of(ledger).social
+    paid, owed, latest = _brute_social(ledger)
+    for kind in SOCIAL_KINDS:
+        assert _months(social.received[kind]) == paid[kind]
+        assert _months(social.arrears[kind]) == owed[kind]
+        # The fewest ranges: ordered, and no two touch.
+        spans = social.received[kind]
+        assert all(before.last + 1 < after.first for before, after in pairwise(spans))
+    if latest is None:
+        assert social.employer is None
+    else:
+        assert social.employer is not None
+        assert (social.employer.month, social.employer.employer_id) == (latest[0], latest[3])
+    read = {(e.ref.topic, e.ref.partition): e.ref.offset for e in ledger.contributions.values()}
+    for position in social.read_to:
+        assert position.offset == max(
+            e.ref.offset
+            for e in ledger.contributions.values()
+            if (e.ref.topic, e.ref.partition) == (position.topic, position.partition)
+        )
+    assert {(p.topic, p.partition) for p in social.read_to} == set(read)
+
+
+@given(history=_histories(), data=st.data())
+def test_any_permutation_of_the_events_gives_the_same_profile_but_its_version(
+    history: list[Event], data: st.DataObject
+) -> None:
+    shuffled = data.draw(st.permutations(history))
+    first, second = profile_of(_fold_events(history)), profile_of(_fold_events(shuffled))
+    assert (first.persons, first.payments, first.social, first.titles) == (
+        second.persons,
+        second.payments,
+        second.social,
+        second.titles,
+    )
+
+
+def _profile_round_trip(profile: Profile) -> Profile:
+    codec = AvroCodec()
+    at = dt.datetime(2026, 1, 2, 3, 4, 5, 678_000, tzinfo=dt.UTC)
+    encoded = codec.encode("profile", {**to_avro(profile), "updated_at": at, "latest_published_at": at})
+    name, record = codec.decode(encoded)
+    assert name == "profile"
+    assert (record["updated_at"], record["latest_published_at"]) == (at, at)
+    return from_avro(record)
+
+
+@given(history=_histories())
+def test_any_folded_profile_survives_the_profile_s_avro_form_exactly(history: list[Event]) -> None:
+    profile = profile_of(_fold_events(history))
+    assert _profile_round_trip(profile) == profile
+
+
+def test_the_profile_record_of_a_ledger_record_is_the_profile_s_own() -> None:
+    ledger = fold([contribution("A", "2024-01"), payment("V", "2026-01"), person(), title("T")])
+    social = social_of(ledger.contributions)
+    assert profile_record(ledger_to_avro(ledger), social) == to_avro(profile_of(ledger))
+
+
+def test_thirty_years_of_contributions_are_a_range_per_insurance_kind() -> None:
+    months = [f"{year}-{month:02d}" for year in range(1996, 2026) for month in range(1, 13)]
+    lines = [contribution(f"P{m}", m) for m in months] + [contribution(f"M{m}", m, "medical") for m in months]
+    ledger = fold(lines)
+    social = profile_of(ledger).social
+    assert (
+        social.received["pension"]
+        == social.received["medical"]
+        == (MonthRange(month_index(dt.date(1996, 1, 1)), month_index(dt.date(2025, 12, 1))),)
+    )
+    codec = AvroCodec()
+    profile_bytes = codec.encode("profile", to_avro(profile_of(ledger)))
+    ledger_bytes = codec.encode("ledger", ledger_to_avro(ledger))
+    # The lines stay in the ledger; the profile carries two ranges and one employer line.
+    assert len(profile_bytes) * 20 < len(ledger_bytes)
+
+
+def test_a_profile_written_before_the_social_section_reads_with_the_section_derived() -> None:
+    ledger = fold(
+        [contribution("A", "2024-01"), contribution("B", "2024-02", status="arrears"), person(), title("T")]
+    )
+    old = schemas.history("profile")[0]
+    body = io.BytesIO()
+    at = dt.datetime(2026, 1, 2, tzinfo=dt.UTC)
+    schemaless_writer(
+        body, old.parsed, {**ledger_to_avro(ledger), "updated_at": at, "latest_published_at": at}
+    )
+    name, record = AvroCodec().decode(MAGIC + old.fingerprint + body.getvalue())
+    assert name == "profile"
+    assert from_avro(record) == profile_of(ledger)
+    assert from_avro(record).social.arrears["pension"] == (
+        MonthRange(month_index(dt.date(2024, 2, 1)), month_index(dt.date(2024, 2, 1))),
+    )
+
+
+@pytest.mark.parametrize(
+    "received",
+    [{"pension": [24300, 24299]}, {"pension": [1, 2, 3, 4]}, {"pension": [1, 2, 2, 3]}, {"pension": [1]}],
+)
+def test_months_that_are_not_ordered_separate_ranges_are_refused(received: dict[str, list[int]]) -> None:
+    record = to_avro(profile_of(fold([contribution("A", "2024-01")])))
+    record["social"] = {**record["social"], "received": received}
+    with pytest.raises(ProfileFormError):
+        from_avro(record)

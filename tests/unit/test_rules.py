@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from canonical import contribution, fold, payment, person, title
+from canonical import facts_of as resolved_facts
 
 from exchange.exceptions import ConfigurationError
 from exchange.facts import Fact, compute
@@ -31,7 +32,7 @@ MONTHS_2026 = [f"2026-{month:02d}" for month in range(1, 11)]
 
 def facts_of(*records: dict[str, Any]) -> dict[str, Fact]:
     """The facts of a profile folded from `records`."""
-    return compute(fold(records), D)
+    return resolved_facts(records, D)
 
 
 def outcome(item: str, facts: dict[str, Fact]) -> str:

@@ -22,7 +22,18 @@ import pytest
 from connectors.mappings import MAPPINGS, SOURCES, Converted
 from connectors.mappings.property import PropertyMapping
 from exchange.facts import as_json, compute
-from exchange.profile import Event, Profile, apply, empty_profile, from_avro, to_avro
+from exchange.profile import (
+    Event,
+    Ledger,
+    Profile,
+    apply,
+    empty_ledger,
+    from_avro,
+    ledger_from_avro,
+    ledger_to_avro,
+    profile_of,
+    to_avro,
+)
 from exchange.rules import bundled_service_items, decide
 from exchange.serialization import AvroCodec
 
@@ -109,20 +120,21 @@ def _converted() -> Iterator[Converted]:
     yield from _property_records()
 
 
-def _profiles() -> dict[str, Profile]:
-    """Each subject's profile, every record encoded and decoded as on its topic (one partition here)."""
+def _ledgers() -> dict[str, Ledger]:
+    """Each subject's ledger, every record encoded and decoded as on its topic (one partition here)."""
     codec = AvroCodec()
-    profiles: dict[str, Profile] = {}
+    ledgers: dict[str, Ledger] = {}
     for offset, converted in enumerate(_converted()):
         dataset = converted.record["envelope"]["dataset"]
         _, record = codec.decode(codec.encode(dataset, converted.record))
-        profile = profiles.get(converted.subject_id) or empty_profile(converted.subject_id)
+        ledger = ledgers.get(converted.subject_id) or empty_ledger(converted.subject_id)
         event = Event(dataset, record, MAPPINGS[record["envelope"]["department"]].topic.name, 0, offset)
-        profiles[converted.subject_id] = apply(profile, event)
-    return profiles
+        ledgers[converted.subject_id] = apply(ledger, event)
+    return ledgers
 
 
-PROFILES = _profiles()
+LEDGERS = _ledgers()
+PROFILES: dict[str, Profile] = {key: profile_of(ledger) for key, ledger in LEDGERS.items()}
 ITEMS = bundled_service_items()
 
 
@@ -155,3 +167,7 @@ def test_the_folded_samples_encode_and_decode_exactly() -> None:
         name, record = codec.decode(codec.encode("profile", to_avro(profile)))
         assert name == "profile"
         assert from_avro(record) == profile
+    for ledger in LEDGERS.values():
+        name, record = codec.decode(codec.encode("ledger", ledger_to_avro(ledger)))
+        assert name == "ledger"
+        assert ledger_from_avro(record) == ledger

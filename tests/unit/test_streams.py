@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +52,16 @@ def _events(key: bytes, records: list[dict[str, Any]], start: int = 0) -> list[_
     ]
 
 
-def _stored(table: dict[bytes, bytes], key: bytes) -> aggregate.Profile:
-    return aggregate.from_avro(CODEC.decode(table[key])[1])
+def _stored(table: dict[bytes, bytes], key: bytes) -> aggregate.Ledger:
+    name, record = CODEC.decode(table[key])
+    assert name == "ledger"
+    return aggregate.ledger_from_avro(record)
+
+
+def _emitted(encoded: bytes) -> aggregate.Profile:
+    name, record = CODEC.decode(encoded)
+    assert name == "profile"
+    return aggregate.from_avro(record)
 
 
 def test_a_batch_emits_one_profile_per_changed_subject() -> None:
@@ -64,9 +73,14 @@ def test_a_batch_emits_one_profile_per_changed_subject() -> None:
     ]
     emitted = BatchFolder(CODEC).fold(batch, table)  # type: ignore[arg-type]
     assert [key for key, _ in emitted] == [b"a", b"b"]
-    assert dict(emitted) == table
+    assert set(table) == {b"a", b"b"}
     assert len(_stored(table, b"a").contributions) == 2
     assert _stored(table, b"b").version == 1
+    # The table keeps each line; the profile emitted is the one the ledger stands for: months as ranges.
+    for key, encoded in emitted:
+        assert _emitted(encoded) == aggregate.profile_of(_stored(table, key))
+    months = aggregate.ranges([aggregate.month_index(dt.date(2026, 1, 1)) + i for i in (0, 1)])
+    assert _emitted(dict(emitted)[b"a"]).social.received["pension"] == months
 
 
 def test_replaying_a_batch_changes_nothing_and_emits_nothing() -> None:
@@ -85,17 +99,19 @@ def test_the_fold_across_batches_equals_the_fold_of_all_events_at_once() -> None
     events = _events(b"a", records)
     split: dict[bytes, bytes] = {}
     folder = BatchFolder(CODEC)
+    split_emitted: list[tuple[bytes, bytes]] = []
     for start in range(0, 12, 5):
-        folder.fold(events[start : start + 5], split)  # type: ignore[arg-type]
+        split_emitted += folder.fold(events[start : start + 5], split)  # type: ignore[arg-type]
     whole: dict[bytes, bytes] = {}
-    BatchFolder(CODEC).fold(events, whole)  # type: ignore[arg-type]
+    whole_emitted = BatchFolder(CODEC).fold(events, whole)  # type: ignore[arg-type]
     assert _stored(split, b"a").contributions == _stored(whole, b"a").contributions
+    assert _emitted(split_emitted[-1][1]).social == _emitted(whole_emitted[-1][1]).social
 
 
 def test_the_cache_is_used_only_for_the_bytes_it_was_decoded_from() -> None:
     cache = ProfileCache(capacity=1)
-    profile = aggregate.empty_profile("a")
-    decoded = (profile, aggregate.to_avro(profile))
+    ledger = aggregate.empty_ledger("a")
+    decoded = (ledger, aggregate.ledger_to_avro(ledger), None)
     cache.put(b"a", b"v1", decoded)
     assert cache.get(b"a", b"v1") is decoded
     assert cache.get(b"a", b"v2") is None
@@ -104,7 +120,7 @@ def test_the_cache_is_used_only_for_the_bytes_it_was_decoded_from() -> None:
 
 
 def _packed_sections(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The datasets whose sections `to_avro` packs from here on."""
+    """The datasets whose sections `ledger_to_avro` packs from here on."""
     packed: list[str] = []
     pack = profile_avro._section_to_avro
 
@@ -131,8 +147,29 @@ def test_only_the_sections_a_batch_changed_are_packed_again(
     assert packed == [aggregate.SOCIAL]
     # ...and the record is the one packing every section would give.
     stored = CODEC.decode(table[b"a"])[1]
-    assert {**stored, **aggregate.to_avro(aggregate.from_avro(stored))} == stored
+    assert aggregate.ledger_to_avro(aggregate.ledger_from_avro(stored)) == stored
     assert len(_stored(table, b"a").contributions) == 2
+
+
+def test_the_social_section_is_computed_again_only_when_the_lines_changed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    table: dict[bytes, bytes] = {}
+    folder = BatchFolder(CODEC)
+    folder.fold(_events(b"a", [canonical.contribution("L1", "2026-01")]), table)  # type: ignore[arg-type]
+    computed: list[int] = []
+    social_of = aggregate.social_of
+
+    def counting(lines: Any) -> aggregate.Social:
+        computed.append(len(lines))
+        return social_of(lines)
+
+    monkeypatch.setattr(aggregate, "social_of", counting)
+    ((_, payment),) = folder.fold(_events(b"a", [canonical.payment("V1", "2026-01")], start=5), table)  # type: ignore[arg-type]
+    assert computed == []
+    assert _emitted(payment).social == social_of(_stored(table, b"a").contributions)
+    folder.fold(_events(b"a", [canonical.contribution("L2", "2026-02")], start=10), table)  # type: ignore[arg-type]
+    assert computed == [2]
 
 
 def _sample(counter: Any, **labels: str) -> float:

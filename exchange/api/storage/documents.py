@@ -1,10 +1,12 @@
 """The profile as the sink stores it in jsonb, read back into the exact `Profile`.
 
 The sink writes each profile version as a document (consumers/sink/profiles.py `profile_document`)
-of form "columns": per section a list per lineage field and "live" flags over its records, and its
-live records' fields as lists under "data" (`exchange.profile_avro.section_columns`). Documents
-written before that hold per section its live records as `{"ref": RecordRef fields, "data": record
-fields}`, then every revoked record's `ref` under "revoked"; both are read. Amounts are decimal
+of form "columns": per section of records a list per lineage field and "live" flags over its records,
+and its live records' fields as lists under "data" (`exchange.profile_avro.section_columns`); the
+social section as months (`social_from_avro`). Documents written before the social section hold the
+contribution lines as a section of records, and the section is derived from them (`social_of`).
+Documents older still hold per section its live records as `{"ref": RecordRef fields, "data":
+record fields}`, then every revoked record's `ref` under "revoked"; all are read. Amounts are decimal
 strings, dates and instants ISO 8601. Every value survives the round trip exactly (two-decimal
 strings keep their scale), so this adapter rebuilds the very profile the processor folded, for
 `exchange.facts.compute`.
@@ -31,8 +33,14 @@ from exchange.profile import (
     RecordRef,
     Title,
     from_avro,
+    social_of,
 )
-from exchange.profile_avro import DOCUMENT_FORM, SECTIONS, section_from_columns
+from exchange.profile_avro import (
+    DOCUMENT_FORM,
+    SECTIONS,
+    section_from_columns,
+    social_from_avro,
+)
 
 Convert = Callable[[Any], Any]
 # Profile field -> (its dataset, its record type, converters of the fields JSON does not keep as is).
@@ -87,7 +95,10 @@ def profile_from_document(document: Mapping[str, Any]) -> Profile:
         for raw in document["revoked"]:
             ref = RecordRef(**raw)
             sections[field_of[ref.dataset]][ref.source_record_id] = Entry(ref, None)
-        return Profile(document["subject_key"], int(document["version"]), **sections)
+        contributions = sections.pop("contributions")
+        return Profile(
+            document["subject_key"], int(document["version"]), social=social_of(contributions), **sections
+        )
     except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
         raise ProfileFormError(f"a stored profile document does not fit the profile: {exc!r}") from exc
 
@@ -95,6 +106,10 @@ def profile_from_document(document: Mapping[str, Any]) -> Profile:
 def _from_columns(document: Mapping[str, Any]) -> Profile:
     try:
         sections = {name: section_from_columns(name, document[name]) for name in SECTIONS}
-        return Profile(document["subject_key"], int(document["version"]), **sections)
+        if "social" in document:
+            social = social_from_avro(document["social"])
+        else:  # written before the social section: the contribution lines themselves
+            social = social_of(section_from_columns("contributions", document["contributions"]))
+        return Profile(document["subject_key"], int(document["version"]), social=social, **sections)
     except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
         raise ProfileFormError(f"a stored profile document does not fit the profile: {exc!r}") from exc

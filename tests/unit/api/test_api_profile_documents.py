@@ -16,14 +16,18 @@ from exchange.facts import compute
 from exchange.profile import (
     Contribution,
     Entry,
+    Ledger,
     Payment,
     Person,
     Profile,
     ProfileFormError,
     RecordRef,
     Title,
+    ledger_to_avro,
+    profile_of,
     to_avro,
 )
+from exchange.profile_avro import LEDGER_SECTIONS, section_columns
 
 AT = dt.datetime(2026, 3, 4, 5, 6, 7, 8000, tzinfo=dt.UTC)
 
@@ -32,7 +36,7 @@ def ref(dataset: str, record_id: str, version: int = 1, offset: int = 0) -> Reco
     return RecordRef(f"e-{record_id}-{version}", dataset, record_id, version, f"{dataset}.v1", 1, offset)
 
 
-def sample() -> Profile:
+def sample_ledger() -> Ledger:
     person = Person(
         "44010220011028323X", "何䶮", "male", "01", dt.date(2001, 10, 28), "广州市某路1号", "440106", "normal"
     )
@@ -69,7 +73,7 @@ def sample() -> Profile:
         False,
         True,
     )
-    return Profile(
+    return Ledger(
         "k" * 64,
         7,
         {person.citizen_id: Entry(ref("identity.person", person.citizen_id), person)},
@@ -81,6 +85,10 @@ def sample() -> Profile:
         {"L-1": Entry(ref("social.contribution", "L-1", offset=9), line)},
         {title.certificate_no: Entry(ref("property.title", title.certificate_no, 3), title)},
     )
+
+
+def sample() -> Profile:
+    return profile_of(sample_ledger())
 
 
 def test_the_sinks_document_reads_back_into_the_same_profile() -> None:
@@ -97,7 +105,7 @@ def test_a_document_that_is_no_profile_is_a_profile_form_error() -> None:
         profile_from_document({"subject_key": "k", "version": 1, "revoked": [], "persons": [{"ref": {}}]})
 
 
-def _rows_form(profile: Profile) -> dict[str, Any]:
+def _rows_form(profile: Ledger) -> dict[str, Any]:
     """A document as the sink wrote them before form "columns": a dict per live record, then "revoked"."""
     document: dict[str, Any] = {"subject_key": profile.subject_key, "version": profile.version}
     revoked: list[dict[str, Any]] = []
@@ -115,10 +123,26 @@ def _rows_form(profile: Profile) -> dict[str, Any]:
 
 
 def test_documents_stored_before_the_columns_form_still_read_back() -> None:
-    profile = sample()
-    stored = json.loads(to_json(_rows_form(profile)))
+    stored = json.loads(to_json(_rows_form(sample_ledger())))
     assert "form" not in stored and stored["payments"][0]["ref"]["source_record_id"] == "V-1"
-    assert profile_from_document(stored) == profile
+    assert profile_from_document(stored) == sample()
+
+
+def test_documents_stored_before_the_social_section_read_back_with_it_derived() -> None:
+    # What the sink wrote then: the ledger's four sections of records as columns, no "social".
+    ledger = sample_ledger()
+    record = ledger_to_avro(ledger)
+    document = {
+        "form": "columns",
+        "subject_key": ledger.subject_key,
+        "version": ledger.version,
+        **{name: section_columns(name, record[name]) for name in LEDGER_SECTIONS},
+    }
+    stored = json.loads(to_json(document))
+    assert "social" not in stored
+    profile = profile_from_document(stored)
+    assert profile == sample()
+    assert profile.social.employer is not None and profile.social.employer.employer_id == "9144011470K239T3E2"
 
 
 def test_columns_that_do_not_fit_together_are_a_profile_form_error() -> None:

@@ -7,7 +7,7 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
-from exchange.profile import Event, apply, empty_profile, to_avro
+from exchange.profile import Event, Ledger, apply, empty_ledger, profile_of, to_avro
 
 Record = dict[str, Any]
 
@@ -109,11 +109,17 @@ def title(
     }
 
 
-def profile(subject_key: str, records: list[Record], updated_at: dt.datetime) -> Record:
-    """The profile record the processor emits after folding `records`, stamped `updated_at`."""
-    folded = empty_profile(subject_key)
+def ledger_from(records: list[Record], subject_key: str = "k" * 64) -> Ledger:
+    """The ledger of `records` read in order from partition 0 of their topics, from offset 0."""
+    folded = empty_ledger(subject_key)
     for offset, record in enumerate(records):
         dataset = record["envelope"]["dataset"]
         folded = apply(folded, Event(dataset, record, f"{dataset}.v1", 0, offset))
+    return folded
+
+
+def profile(subject_key: str, records: list[Record], updated_at: dt.datetime) -> Record:
+    """The profile record the processor emits after folding `records`, stamped `updated_at`."""
+    folded = ledger_from(records, subject_key)
     latest = max((record["envelope"]["published_at"] for record in records), default=updated_at)
-    return {**to_avro(folded), "updated_at": updated_at, "latest_published_at": latest}
+    return {**to_avro(profile_of(folded)), "updated_at": updated_at, "latest_published_at": latest}

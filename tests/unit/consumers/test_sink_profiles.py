@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from sink_records import EMPLOYER, PUBLISHED, contribution, payment, person, profile, title
+from fastavro import schemaless_writer
+from sink_records import EMPLOYER, PUBLISHED, contribution, ledger_from, payment, person, profile, title
 
 from consumers.sink.documents import to_json
 from consumers.sink.profiles import (
@@ -20,9 +22,18 @@ from consumers.sink.profiles import (
     profile_row,
     valid_from,
 )
-from exchange.profile import Contribution, Payment, Person, ProfileFormError, Title, from_avro
-from exchange.profile_avro import REF_COLUMNS
-from exchange.serialization import AvroCodec
+from exchange import schemas
+from exchange.profile import (
+    Contribution,
+    Payment,
+    Person,
+    ProfileFormError,
+    Title,
+    from_avro,
+    ledger_to_avro,
+)
+from exchange.profile_avro import REF_COLUMNS, social_from_avro
+from exchange.serialization import MAGIC, AvroCodec
 
 UPDATED = dt.datetime(2026, 3, 5, 8, 0, 0, 250000, tzinfo=dt.UTC)
 KAFKA_MS = 1_780_000_000_000
@@ -41,15 +52,24 @@ def test_a_profile_row_holds_the_profile_as_a_readable_document() -> None:
     assert document["updated_at"] == "2026-03-05T08:00:00.250000+00:00"
     assert document["latest_published_at"] == PUBLISHED.isoformat()
     assert document["persons"]["source_record_id"] == [] and document["persons"]["data"]["name"] == []
-    lines = document["contributions"]
-    assert {name: lines[name] for name in ("event_id", "source_record_id", "source_version", "live")} == {
-        "event_id": [contribution(line)["envelope"]["event_id"] for line in ("L-1", "L-2")],
-        "source_record_id": ["L-1", "L-2"],
-        "source_version": [1, 1],
-        "live": [True, False],  # L-2 was revoked: lineage, and no data
+    # The lines are not in the profile: its social section is months; L-2 was revoked, but read.
+    january = 2026 * 12
+    assert "contributions" not in document
+    assert document["social"] == {
+        "received": {"pension": [january, january]},
+        "arrears": {},
+        "employer": {
+            "month": january,
+            "employer_id": EMPLOYER,
+            "event_id": contribution("L-1")["envelope"]["event_id"],
+            "source_record_id": "L-1",
+            "source_version": 1,
+            "topic": "social.contribution.v1",
+            "partition": 0,
+            "offset": 0,
+        },
+        "read_to": [{"topic": "social.contribution.v1", "partition": 0, "offset": 3}],
     }
-    assert lines["topic"] == ["social.contribution.v1"] * 2
-    assert lines["data"]["month"] == ["2026-01-01"] and lines["data"]["status"] == ["paid"]
     paid = document["payments"]["data"]
     assert paid["income"] == ["12345.67"] and paid["tax_paid"] == ["-0.01"]
     assert paid["withholding_agent"] == [EMPLOYER]
@@ -116,14 +136,32 @@ def test_the_document_read_straight_from_the_packed_columns_is_the_profiles() ->
     document = profile_document(record)
     for name, columns in _columns_through_profile(record).items():
         assert json.loads(to_json(document[name])) == json.loads(to_json(columns))
-    assert document["contributions"]["source_record_id"] == ["L-0", "L-1", "L-2", "L-3"]
+    assert social_from_avro(json.loads(to_json(document["social"]))) == from_avro(record).social
     assert document["persons"]["data"]["name"] == []  # its only record was revoked
 
 
 def test_a_profile_whose_packed_columns_do_not_fit_together_is_a_profile_form_error() -> None:
     codec = AvroCodec()
-    _, record = codec.decode(codec.encode("profile", profile("k" * 64, [contribution()], UPDATED)))
-    section = record["contributions"]
-    broken = {**record, "contributions": {**section, "numbers": section["numbers"][:-2]}}
+    _, record = codec.decode(codec.encode("profile", profile("k" * 64, [payment()], UPDATED)))
+    section = record["payments"]
+    broken = {**record, "payments": {**section, "numbers": section["numbers"][:-2]}}
     with pytest.raises(ProfileFormError, match="inconsistent"):
         profile_document(broken)
+    months = {**record, "social": {**record["social"], "received": {"pension": [3, 2]}}}
+    with pytest.raises(ProfileFormError, match="inconsistent"):
+        profile_document(months)
+
+
+def test_a_profile_written_before_the_social_section_is_stored_with_the_section_derived() -> None:
+    codec = AvroCodec()
+    folded = [contribution("L-1"), contribution("L-2", op="revoke"), payment()]
+    record = profile("k" * 64, folded, UPDATED)
+    ledger = {**record, "contributions": ledger_to_avro(ledger_from(folded))["contributions"]}
+    del ledger["social"]
+    old = schemas.history("profile")[0]
+    body = io.BytesIO()
+    schemaless_writer(body, old.parsed, ledger)
+    _, written_before = codec.decode(MAGIC + old.fingerprint + body.getvalue())
+    document = profile_document(written_before)
+    assert "contributions" not in document
+    assert document["social"] == profile_document(record)["social"]

@@ -1,0 +1,142 @@
+"""The lineage of a fact over months, read from `social_contribution_records` on the real PostgreSQL:
+exactly the lines the fold counted up to the profile's positions, whatever came after; and a wait,
+then a 503-class error, while the sink has not loaded the lines a profile counted."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+import pytest
+
+from consumers.sink.tables import SOCIAL_CONTRIBUTION
+from exchange import database
+from exchange.api.exceptions import StorageUnavailableError
+from exchange.api.storage.lineage import current_lines, resolve
+from exchange.facts import Line, compute, with_lines
+from exchange.profile import SOCIAL, Event, Ledger, Position, apply, empty_ledger, live, profile_of
+from exchange.settings import ExchangeSettings
+
+KEY = "k" * 64
+TOPIC = "social.contribution.v1"
+AT = dt.datetime(2026, 1, 2, tzinfo=dt.UTC)
+DAY = dt.date(2026, 11, 15)
+
+
+def _line(
+    line: str,
+    month: str,
+    version: int = 1,
+    op: str = "upsert",
+    status: str = "paid",
+    kind: str = "enterprise_pension",
+) -> dict[str, Any]:
+    return {
+        "envelope": {
+            "event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{line}/{version}/{op}")),
+            "department": "social",
+            "dataset": SOCIAL,
+            "source_record_id": line,
+            "source_version": version,
+            "op": op,
+            "occurred_at": AT,
+            "published_at": AT,
+            "trace_id": "trace",
+        },
+        "citizen_id": "440102195607099506",
+        "name": "刘秀英",
+        "insurance_type": kind,
+        "month": dt.date.fromisoformat(f"{month}-01"),
+        "employer_id": "9144011470K239T3E2",
+        "employer_name": "广州餐饮有限公司",
+        "base": Decimal("8000.00"),
+        "employer_amount": Decimal("1120.00"),
+        "personal_amount": Decimal("640.00"),
+        "status": status,
+    }
+
+
+# offset -> record, on partition 0: corrections, voids, arrears, re-sends, and events after the bound.
+HISTORY: dict[int, dict[str, Any]] = {
+    0: _line("A", "2026-08"),
+    1: _line("B", "2026-09"),
+    2: _line("C", "2026-10"),
+    3: _line("A", "2026-08", version=2, op="revoke"),  # voided: A counts for nothing
+    4: _line("B", "2026-09", version=2, status="arrears"),  # corrected to arrears
+    5: _line("D", "2026-09", version=3),
+    6: _line("D", "2026-09", version=2),  # a late lower version: changes nothing
+    7: _line("C", "2026-10"),  # a re-send of C v1: its first position stands
+    8: _line("G", "2026-07"),
+    9: _line("G", "2026-07", op="revoke"),  # the same version revoked: the revoke wins
+    10: _line("E", "2026-10", kind="medical"),
+    # After the profile's position: a re-send changes nothing, so the position stays at 10; then what
+    # came after the profile, which must not show in its lineage.
+    11: _line("C", "2026-10"),
+    12: _line("C", "2026-10", version=2, op="revoke"),
+    13: _line("F", "2026-10"),
+}
+BOUND = 10  # the last position that changed the ledger
+
+
+def _store(settings: ExchangeSettings, offsets: range) -> None:
+    rows = [SOCIAL_CONTRIBUTION.row(HISTORY[offset], (KEY, TOPIC, 0, offset)) for offset in offsets]
+    with (
+        psycopg.connect(settings.postgres.conninfo()) as conn,
+        conn.cursor() as cursor,
+        cursor.copy(SOCIAL_CONTRIBUTION.copy) as copy,
+    ):
+        for row in rows:
+            copy.write_row(row)
+
+
+def _ledger(up_to: int) -> Ledger:
+    ledger = empty_ledger(KEY)
+    for offset in range(up_to + 1):
+        ledger = apply(ledger, Event(SOCIAL, HISTORY[offset], TOPIC, 0, offset))
+    return ledger
+
+
+async def test_the_lines_read_are_exactly_the_current_ones_up_to_the_profile_s_position(
+    settings: ExchangeSettings,
+) -> None:
+    database.migrate(settings.postgres)
+    _store(settings, range(len(HISTORY)))
+    ledger = _ledger(BOUND + 1)  # the re-send folded too
+    assert ledger == _ledger(BOUND)
+    profile = profile_of(ledger)
+    assert profile.social.read_to == (Position(TOPIC, 0, BOUND),)
+    async with await psycopg.AsyncConnection.connect(settings.postgres.conninfo(), autocommit=True) as conn:
+        lines = await current_lines(conn, KEY, profile.social.read_to)
+        resolved = await resolve(conn, KEY, compute(profile, DAY))
+    wanted = [
+        Line(ref, line.insurance_type, line.month, line.status)
+        for ref, line in live(ledger.contributions)
+        if line.status == "paid"
+    ]
+    assert sorted(lines) == sorted(wanted)
+    # C at its first position (not a re-send), D at version 3, E; not A, B, G, F, nor C's later void.
+    assert sorted((line.ref.source_record_id, line.ref.offset) for line in lines) == [
+        ("C", 2),
+        ("D", 5),
+        ("E", 10),
+    ]
+    assert resolved == with_lines(compute(profile, DAY), wanted)
+    pension = resolved["social.pension.continuous_months"]
+    assert pension.value == 2 and [ref.source_record_id for ref in pension.lineage] == ["C", "D"]
+    assert all(fact.lines is None for fact in resolved.values())
+
+
+async def test_lines_the_sink_has_not_loaded_yet_are_waited_for_then_refused(
+    settings: ExchangeSettings,
+) -> None:
+    database.migrate(settings.postgres)
+    _store(settings, range(BOUND))  # everything before the profile's position, not the line at it
+    read_to = profile_of(_ledger(BOUND)).social.read_to
+    async with await psycopg.AsyncConnection.connect(settings.postgres.conninfo(), autocommit=True) as conn:
+        with pytest.raises(StorageUnavailableError, match="not loaded yet"):
+            await current_lines(conn, KEY, read_to, wait=0.1)
+        _store(settings, range(BOUND, BOUND + 1))
+        assert len(await current_lines(conn, KEY, read_to, wait=0.1)) == 3
