@@ -81,7 +81,7 @@ async def _fold_all(
     settings: ExchangeSettings,
 ) -> tuple[int, int]:
     codec = AvroCodec()
-    state: dict[bytes, aggregate.Profile] = {}
+    state: dict[bytes, aggregate.Ledger] = {}
     consumed = produced = 0
     while consumed < total:
         polled = await consumer.getmany(timeout_ms=1000, max_records=settings.processor.batch_events)
@@ -91,7 +91,7 @@ async def _fold_all(
             for message in messages:
                 key = message.key
                 dataset, record = codec.decode(message.value)
-                before = state.get(key) or aggregate.empty_profile(key.decode())
+                before = state.get(key) or aggregate.empty_ledger(key.decode())
                 event = aggregate.Event(dataset, record, message.topic, message.partition, message.offset)
                 after = aggregate.apply(before, event)
                 if after is not before:
@@ -101,9 +101,10 @@ async def _fold_all(
             consumed += len(messages)
         now = dt.datetime.now(dt.UTC)
         for key in changed:
+            profile = aggregate.profile_of(state[key])
             encoded = codec.encode(
                 "profile",
-                {**aggregate.to_avro(state[key]), "updated_at": now, "latest_published_at": latest[key]},
+                {**aggregate.to_avro(profile), "updated_at": now, "latest_published_at": latest[key]},
             )
             await producer.send(scratch_topic, encoded, key=key)
         produced += len(changed)

@@ -5,23 +5,26 @@ the calendar month of `D`; "the last 12 months" are the complete months `M-12 â€
 carries its lineage: the records it was derived from. Revoked records (tombstones) and arrears
 count for nothing.
 
-The profile keeps contribution months as ranges, not the lines, so a fact over months names its
-lines as a `LineSpan` (an insurance kind, the months counted, the positions the profile was folded
-up to). An edge reads the subject's current lines up to those positions from
-`social_contribution_records` and `with_lines` turns every span into the lines' references.
+The profile keeps tax and contribution months as ranges, not the payments and lines, so a fact over
+months names its records as a `RecordSpan` (the dataset, which records count, the months counted,
+the positions the profile was folded up to). An edge reads the subject's current records up to those
+positions from `tax_payment_records` and `social_contribution_records`, and `with_records` turns
+every span into the records' references.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_UP, Decimal
 from typing import NamedTuple
 
 from exchange.profile import (
     KIND_OF_INSURANCE,
+    SOCIAL,
     SOCIAL_KINDS,
+    TAX,
     MonthRange,
     Person,
     Position,
@@ -31,6 +34,7 @@ from exchange.profile import (
     count_months,
     live,
     month_index,
+    ranges,
 )
 
 FactValue = int | bool | str | None
@@ -64,11 +68,18 @@ FACT_NAMES: frozenset[str] = frozenset(
 )
 
 
-class LineSpan(NamedTuple):
-    """The received contribution lines of one insurance kind in some months, among the lines folded up
-    to `read_to`: the lineage of a fact over months, until an edge resolves it (`with_lines`)."""
+# RecordSpan.rule of a tax span: payments of tax > 0 whose period covers one of the months, or payments
+# whose period ends in one. A social span's rule is the insurance kind whose received lines count.
+PAID = "paid"
+ENDED = "ended"
 
-    kind: str
+
+class RecordSpan(NamedTuple):
+    """Records of one dataset in some months, among those folded up to `read_to`: the lineage of a fact
+    over months, until an edge resolves it (`with_records`)."""
+
+    dataset: str  # TAX or SOCIAL
+    rule: str
     months: tuple[MonthRange, ...]
     read_to: tuple[Position, ...]
 
@@ -82,14 +93,23 @@ class Line(NamedTuple):
     status: str
 
 
+class Voucher(NamedTuple):
+    """A tax payment as `tax_payment_records` holds its current version."""
+
+    ref: RecordRef
+    period_start: dt.date
+    period_end: dt.date
+    tax_paid: Decimal
+
+
 @dataclass(frozen=True, slots=True)
 class Fact:
     """A fact's value (amounts as two-decimal strings) and the records it was derived from: `lineage`,
-    plus the lines `lines` names while it is not resolved."""
+    plus the records `span` names while it is not resolved."""
 
     value: FactValue
     lineage: tuple[RecordRef, ...] = ()
-    lines: LineSpan | None = None
+    span: RecordSpan | None = None
 
 
 def _lineage(refs: Iterable[RecordRef]) -> tuple[RecordRef, ...]:
@@ -136,23 +156,27 @@ def tax_facts(profile: Profile, reference_date: dt.date) -> Facts:
     """tax.months_paid_12 (months covered by a payment > 0) and tax.total_paid_12 (net, by period end)."""
     last = month_index(reference_date) - 1
     first = last - 11
-    months: set[int] = set()
-    month_refs: list[RecordRef] = []
-    total = Decimal("0.00")
-    total_refs: list[RecordRef] = []
-    for ref, payment in live(profile.payments):
-        start, end = month_index(payment.period_start), month_index(payment.period_end)
-        if payment.tax_paid > 0 and start <= last and end >= first:
-            # A payment covers every month of its period; count only those inside the window.
-            months.update(range(max(start, first), min(end, last) + 1))
-            month_refs.append(ref)
-        if first <= end <= last:
-            total += payment.tax_paid
-            total_refs.append(ref)
+    tax = profile.tax
+    paid = clip(tax.paid, first, last)
+    ended = [total for total in tax.totals if total.first <= last and total.last >= first]
+    total = sum(
+        (item.amount * (min(item.last, last) - max(item.first, first) + 1) for item in ended),
+        Decimal("0.00"),
+    )
+    months = ranges(
+        month for item in ended for month in range(max(item.first, first), min(item.last, last) + 1)
+    )
     return {
-        "tax.months_paid_12": Fact(len(months), _lineage(month_refs)),
-        "tax.total_paid_12": Fact(_money(total), _lineage(total_refs)),
+        "tax.months_paid_12": Fact(count_months(paid), (), _span(TAX, PAID, paid, tax.read_to)),
+        "tax.total_paid_12": Fact(_money(total), (), _span(TAX, ENDED, months, tax.read_to)),
     }
+
+
+def _span(
+    dataset: str, rule: str, months: tuple[MonthRange, ...], read_to: tuple[Position, ...]
+) -> RecordSpan | None:
+    """The span of records behind `months`; none when no month counted, so nothing is read."""
+    return RecordSpan(dataset, rule, months, read_to) if months else None
 
 
 def _continuous(months: Iterable[MonthRange], last: int) -> tuple[MonthRange, ...]:
@@ -174,7 +198,7 @@ def social_facts(profile: Profile, reference_date: dt.date) -> Facts:
             ("months_paid_12", window),
             ("total_months", months),
         ):
-            span = LineSpan(kind, counted, social.read_to) if counted else None
+            span = _span(SOCIAL, kind, counted, social.read_to)
             facts[f"social.{kind}.{name}"] = Fact(count_months(counted), (), span)
     facts["social.current_employer"] = _current_employer(profile)
     return facts
@@ -191,27 +215,49 @@ def _current_employer(profile: Profile) -> Fact:
     return Fact(employer.employer_id, (employer.ref,))
 
 
-def with_lines(facts: Mapping[str, Fact], lines: Iterable[Line]) -> Facts:
-    """`facts` with every `LineSpan` resolved: `lines` are the subject's current contribution lines up
-    to the spans' positions; each span's lineage is those of its kind, received, in its months."""
-    paid: dict[str, list[tuple[int, RecordRef]]] = {kind: [] for kind in SOCIAL_KINDS}
-    for line in lines:
-        if line.status == "paid":
-            paid[KIND_OF_INSURANCE[line.insurance_type]].append((month_index(line.month), line.ref))
+def _within(month: int, months: Iterable[MonthRange]) -> bool:
+    return any(span.first <= month <= span.last for span in months)
+
+
+def _selected(span: RecordSpan, lines: Iterable[Line], vouchers: Iterable[Voucher]) -> Iterator[RecordRef]:
+    """The references of the records a span names, among the subject's current ones."""
+    if span.dataset == SOCIAL:
+        for line in lines:
+            kind = KIND_OF_INSURANCE[line.insurance_type]
+            if line.status == "paid" and kind == span.rule and _within(month_index(line.month), span.months):
+                yield line.ref
+    elif span.rule == PAID:
+        for voucher in vouchers:
+            start, end = month_index(voucher.period_start), month_index(voucher.period_end)
+            if voucher.tax_paid > 0 and any(s.first <= end and s.last >= start for s in span.months):
+                yield voucher.ref
+    else:
+        for voucher in vouchers:
+            if _within(month_index(voucher.period_end), span.months):
+                yield voucher.ref
+
+
+def with_records(
+    facts: Mapping[str, Fact], lines: Iterable[Line] = (), vouchers: Iterable[Voucher] = ()
+) -> Facts:
+    """`facts` with every `RecordSpan` resolved: `lines` and `vouchers` are the subject's current
+    contribution lines and payments up to the spans' positions (`spans`)."""
+    lines, vouchers = list(lines), list(vouchers)
     resolved: Facts = {}
     for name, fact in facts.items():
-        span = fact.lines
+        span = fact.span
         if span is None:
             resolved[name] = fact
             continue
-        refs = (ref for month, ref in paid[span.kind] for s in span.months if s.first <= month <= s.last)
-        resolved[name] = replace(fact, lineage=_lineage((*fact.lineage, *refs)), lines=None)
+        refs = _selected(span, lines, vouchers)
+        resolved[name] = replace(fact, lineage=_lineage((*fact.lineage, *refs)), span=None)
     return resolved
 
 
-def spans(facts: Mapping[str, Fact]) -> tuple[Position, ...]:
-    """The positions the facts' unresolved spans read up to; empty when every lineage is resolved."""
-    return next((fact.lines.read_to for fact in facts.values() if fact.lines is not None), ())
+def spans(facts: Mapping[str, Fact]) -> dict[str, tuple[Position, ...]]:
+    """Per dataset, the positions the facts' unresolved spans read up to; empty when every lineage is
+    resolved."""
+    return {fact.span.dataset: fact.span.read_to for fact in facts.values() if fact.span is not None}
 
 
 def property_facts(profile: Profile) -> Facts:

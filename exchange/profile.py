@@ -9,11 +9,13 @@ nothing, and a late lower version cannot bring it back.
 
 The ledger is what the processor keeps per subject (its table, with a changelog). The profile is the
 aggregate everyone else reads (`exchange.profile.v1`, the `profiles` views, the facts), derived from
-the ledger by `profile_of`: its social section keeps received months as ranges per insurance kind,
-not one entry per monthly line, so thirty years of contributions are a few ranges. The lines
-themselves, every version, live in the `social_contribution_records` table; a fact over months names
-them by a `LineSpan` that the edges resolve against that table (`exchange.facts.with_lines`), bounded by the
-positions the profile was folded up to, so the lineage is exactly the lines the profile counted.
+the ledger by `profile_of`: its tax and social sections keep months as ranges (months paid, net tax
+per month as runs, received and owed months per insurance kind), not one entry per monthly record,
+so thirty years of payments and contributions are a few ranges. The records themselves, every
+version, live in `tax_payment_records` and `social_contribution_records`; a fact over months names
+them by a `RecordSpan` that the edges resolve against those tables (`exchange.facts.with_records`),
+bounded by the positions the profile was folded up to, so its lineage is exactly the records the
+profile counted.
 
 Each entry keeps only what facts and proofs need, plus its lineage (`RecordRef`). Sections are
 plain dicts shared between successive ledgers: `apply` copies only the section it changes
@@ -180,6 +182,33 @@ class Employer(NamedTuple):
     ref: RecordRef
 
 
+class MonthTotal(NamedTuple):
+    """Consecutive months (`month_index`, both ends included) each with the same net tax credited."""
+
+    first: int
+    last: int
+    amount: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Tax:
+    """The tax section of the profile: months, never one entry per 电子税票.
+
+    `paid`: the months covered by a live payment of tax > 0 (a payment covers every month of its period).
+    `totals`: per month some live payment's period ends in, the net tax of those payments (refunds are
+    negative, so a month can net to zero), as runs of consecutive months with the same amount.
+    `read_to`: per partition of the payment topic, the last offset that changed the payments; the
+    payments behind these months are the subject's current ones in `tax_payment_records` up to there.
+    """
+
+    paid: tuple[MonthRange, ...]
+    totals: tuple[MonthTotal, ...]
+    read_to: tuple[Position, ...]
+
+
+NO_TAX = Tax((), (), ())
+
+
 @dataclass(frozen=True, slots=True)
 class Social:
     """The social section of the profile: months as ranges, never one entry per monthly line.
@@ -202,20 +231,21 @@ NO_SOCIAL = Social({kind: () for kind in SOCIAL_KINDS}, {kind: () for kind in SO
 
 @dataclass(frozen=True, slots=True)
 class Profile:
-    """One subject's aggregate, as every reader sees it: identity, tax and property records by source
-    record id with their winning `Entry`, and the social section as ranges (`Social`)."""
+    """One subject's aggregate, as every reader sees it: identity and property records by source
+    record id with their winning `Entry` (a person has one 户籍 record and a few titles), and the tax and
+    social sections as months (`Tax`, `Social`)."""
 
     subject_key: str
     version: int
     persons: Mapping[str, Entry[Person]]
-    payments: Mapping[str, Entry[Payment]]
+    tax: Tax
     social: Social
     titles: Mapping[str, Entry[Title]]
 
 
 def empty_profile(subject_key: str) -> Profile:
     """The profile of a subject the exchange has no record of yet."""
-    return Profile(subject_key, 0, {}, {}, NO_SOCIAL, {})
+    return Profile(subject_key, 0, {}, NO_TAX, NO_SOCIAL, {})
 
 
 def _person(record: Record) -> Person:
@@ -378,6 +408,39 @@ def clip(months: Iterable[MonthRange], first: int, last: int) -> tuple[MonthRang
     )
 
 
+def _read_to(section: Mapping[str, Entry[Any]]) -> tuple[Position, ...]:
+    """Per partition, the last offset that changed the section (its tombstones' too)."""
+    read_to: dict[tuple[str, int], int] = {}
+    for entry in section.values():
+        ref = entry.ref
+        where = (ref.topic, ref.partition)
+        if read_to.get(where, -1) < ref.offset:
+            read_to[where] = ref.offset
+    return tuple(Position(topic, partition, offset) for (topic, partition), offset in sorted(read_to.items()))
+
+
+def tax_of(payments: Mapping[str, Entry[Payment]]) -> Tax:
+    """The tax section of the live payments: the months paid as ranges, the net tax per period-end
+    month as runs, and the positions the payments were read up to."""
+    if not payments:
+        return NO_TAX
+    paid: set[int] = set()
+    net: dict[int, Decimal] = {}
+    for _, payment in live(payments):
+        start, end = month_index(payment.period_start), month_index(payment.period_end)
+        if payment.tax_paid > 0:
+            paid.update(range(start, end + 1))
+        net[end] = net.get(end, Decimal("0.00")) + payment.tax_paid
+    totals: list[MonthTotal] = []
+    for month in sorted(net):
+        amount = net[month]
+        if totals and totals[-1].last == month - 1 and totals[-1].amount == amount:
+            totals[-1] = MonthTotal(totals[-1].first, month, amount)
+        else:
+            totals.append(MonthTotal(month, month, amount))
+    return Tax(ranges(paid), tuple(totals), _read_to(payments))
+
+
 def social_of(contributions: Mapping[str, Entry[Contribution]]) -> Social:
     """The social section of the live contribution lines: received and owed months per kind as ranges,
     the current employer, and the positions the lines were read up to."""
@@ -388,12 +451,8 @@ def social_of(contributions: Mapping[str, Entry[Contribution]]) -> Social:
     indices: dict[dt.date, int] = {}  # the lines of a month share its date: convert each once
     latest: tuple[int, dt.datetime, str] | None = None
     named: tuple[RecordRef, str] | None = None
-    read_to: dict[tuple[str, int], int] = {}
     for entry in contributions.values():
         ref, line = entry.ref, entry.data
-        where = (ref.topic, ref.partition)
-        if read_to.get(where, -1) < ref.offset:  # tombstones too: their events were read
-            read_to[where] = ref.offset
         if line is None:
             continue
         kind = KIND_OF_INSURANCE[line.insurance_type]
@@ -414,18 +473,18 @@ def social_of(contributions: Mapping[str, Entry[Contribution]]) -> Social:
         {kind: ranges(months) for kind, months in paid.items()},
         {kind: ranges(owed[kind] - paid[kind]) for kind in SOCIAL_KINDS},
         None if latest is None or named is None else Employer(latest[0], named[1], named[0]),
-        tuple(Position(topic, partition, offset) for (topic, partition), offset in sorted(read_to.items())),
+        _read_to(contributions),
     )
 
 
-def profile_of(ledger: Ledger, social: Social | None = None) -> Profile:
-    """The profile a ledger stands for; `social`, when given, is `social_of(ledger.contributions)`
-    computed already (the contributions did not change since)."""
+def profile_of(ledger: Ledger, tax: Tax | None = None, social: Social | None = None) -> Profile:
+    """The profile a ledger stands for; `tax` and `social`, when given, are `tax_of(ledger.payments)`
+    and `social_of(ledger.contributions)` computed already (those sections did not change since)."""
     return Profile(
         ledger.subject_key,
         ledger.version,
         ledger.persons,
-        ledger.payments,
+        tax_of(ledger.payments) if tax is None else tax,
         social_of(ledger.contributions) if social is None else social,
         ledger.titles,
     )
@@ -485,6 +544,7 @@ __all__ = [
     "INCOME_ITEMS",
     "INSURANCE_TYPES",
     "NO_SOCIAL",
+    "NO_TAX",
     "PERSON_STATUSES",
     "PROPERTY",
     "PROPERTY_USES",
@@ -498,6 +558,7 @@ __all__ = [
     "Event",
     "Ledger",
     "MonthRange",
+    "MonthTotal",
     "Payment",
     "Person",
     "Position",
@@ -505,6 +566,7 @@ __all__ = [
     "ProfileFormError",
     "RecordRef",
     "Social",
+    "Tax",
     "Title",
     "apply",
     "clip",
@@ -521,5 +583,6 @@ __all__ = [
     "ranges",
     "social_of",
     "social_ranges",
+    "tax_of",
     "to_avro",
 ]

@@ -5,8 +5,8 @@ calls, and a Python callback per logical-typed value: a 3-year profile as record
 per step. So a section of records travels as four Avro values whatever its size: its number of
 records, its columns packed little-endian in one `bytes`, the characters of its text columns in one
 `string`, and the few distinct values of its coded columns. The columns are converted here, each as a
-whole. The profile shares the ledger's identity, tax and property sections (the very packed values);
-its social section is months as ranges (`social_to_avro`).
+whole. The profile shares the ledger's identity and property sections (the very packed values); its
+tax and social sections are months as ranges (`tax_to_avro`, `social_to_avro`).
 """
 
 from __future__ import annotations
@@ -37,14 +37,17 @@ from exchange.profile import (
     Entry,
     Ledger,
     MonthRange,
+    MonthTotal,
     Payment,
     Person,
     Position,
     Profile,
     RecordRef,
     Social,
+    Tax,
     Title,
     social_of,
+    tax_of,
 )
 
 T = TypeVar("T")
@@ -413,9 +416,9 @@ def ledger_from_avro(record: Mapping[str, Any]) -> Ledger:
     return Ledger(record["subject_key"], record["version"], persons, payments, contributions, titles)
 
 
-# The sections of records the profile keeps as packed columns, in schema order; the ledger has these
-# and the contribution lines.
-SECTIONS: tuple[str, ...] = ("persons", "payments", "titles")
+# The sections of records the profile keeps as packed columns, in schema order; the ledger has these,
+# the payments and the contribution lines.
+SECTIONS: tuple[str, ...] = ("persons", "titles")
 LEDGER_SECTIONS: tuple[str, ...] = tuple(_FORMS)
 
 
@@ -436,16 +439,18 @@ def social_to_avro(social: Social) -> dict[str, Any]:
             "employer_id": employer.employer_id,
             **{field: value for field, value in employer.ref._asdict().items() if field != "dataset"},
         },
-        "read_to": [position._asdict() for position in social.read_to],
+        "read_to": _positions(social.read_to),
     }
 
 
-def _ranges_of(kinds: Mapping[str, Sequence[int]]) -> dict[str, tuple[MonthRange, ...]]:
-    unknown = set(kinds) - set(SOCIAL_KINDS)
+def _ranges_of(
+    kinds: Mapping[str, Sequence[int]], known: Sequence[str] = SOCIAL_KINDS
+) -> dict[str, tuple[MonthRange, ...]]:
+    unknown = set(kinds) - set(known)
     if unknown:
         raise ValueError(f"no insurance kind {', '.join(sorted(unknown))}")
     found: dict[str, tuple[MonthRange, ...]] = {}
-    for kind in SOCIAL_KINDS:
+    for kind in known:
         flat = kinds.get(kind, ())
         spans = tuple(
             MonthRange(int(first), int(last)) for first, last in zip(flat[::2], flat[1::2], strict=True)
@@ -482,10 +487,56 @@ def social_from_avro(social: Mapping[str, Any]) -> Social:
                 int(employer["offset"]),
             ),
         ),
-        tuple(
-            Position(item["topic"], int(item["partition"]), int(item["offset"])) for item in social["read_to"]
-        ),
+        _positions_of(social["read_to"]),
     )
+
+
+def _positions(read_to: Iterable[Position]) -> list[dict[str, Any]]:
+    return [position._asdict() for position in read_to]
+
+
+def _positions_of(items: Iterable[Mapping[str, Any]]) -> tuple[Position, ...]:
+    return tuple(Position(item["topic"], int(item["partition"]), int(item["offset"])) for item in items)
+
+
+def tax_to_avro(tax: Tax) -> dict[str, Any]:
+    """The tax section as the `tax` field of `schemas/profile.avsc`."""
+    return {
+        "paid": _flat(tax.paid),
+        "totals": [
+            number for total in tax.totals for number in (total.first, total.last, _hundredth(total.amount))
+        ],
+        "read_to": _positions(tax.read_to),
+    }
+
+
+def tax_from_avro(tax: Mapping[str, Any]) -> Tax:
+    """The tax section of a `tax_to_avro` value (or of its JSON in a profile document).
+
+    Raises ValueError, KeyError or TypeError when it is not one.
+    """
+    paid = _ranges_of({"tax": tax["paid"]}, ("tax",))["tax"]
+    flat = tax["totals"]
+    if len(flat) % 3:
+        raise ValueError(f"the tax totals are not (first, last, hundredths) triples: {len(flat)} numbers")
+    totals = tuple(
+        MonthTotal(int(first), int(last), _EXACT.multiply(int(hundredths), _HUNDREDTH))
+        for first, last, hundredths in zip(flat[::3], flat[1::3], flat[2::3], strict=True)
+    )
+    if any(total.first > total.last for total in totals) or any(
+        after.first <= before.last for before, after in pairwise(totals)
+    ):
+        raise ValueError(f"the tax totals are not ordered, separate runs: {tax['totals']}")
+    return Tax(paid, totals, _positions_of(tax["read_to"]))
+
+
+def tax_record(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The `tax` field of a profile record; for one written before the tax section, derived from the
+    payments it carried instead."""
+    payments = record.get("payments")
+    if payments and payments["records"]:
+        return tax_to_avro(tax_of(_section_from_avro(payments, _FORMS["payments"])))
+    return dict(record["tax"])
 
 
 def social_record(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -497,14 +548,16 @@ def social_record(record: Mapping[str, Any]) -> dict[str, Any]:
     return dict(record["social"])
 
 
-def profile_record(ledger_record: Mapping[str, Any], social: Social) -> dict[str, Any]:
-    """The profile record of a ledger record (`ledger_to_avro`'s): its packed sections as they are, and
-    the social section of its lines."""
+def profile_record(ledger_record: Mapping[str, Any], tax: Tax, social: Social) -> dict[str, Any]:
+    """The profile record of a ledger record (`ledger_to_avro`'s): its packed identity and property
+    sections as they are, and the tax and social sections of its payments and lines."""
     return {
         "subject_key": ledger_record["subject_key"],
         "version": ledger_record["version"],
         **{name: ledger_record[name] for name in SECTIONS},
+        "tax": tax_to_avro(tax),
         "social": social_to_avro(social),
+        "payments": _NO_RECORDS,
         "contributions": _NO_RECORDS,
     }
 
@@ -514,13 +567,16 @@ def to_avro(profile: Profile) -> dict[str, Any]:
     `latest_published_at`, which take their defaults unless added)."""
     try:
         sections = {name: _section_to_avro(getattr(profile, name), _FORMS[name]) for name in SECTIONS}
+        tax = tax_to_avro(profile.tax)
     except (ValueError, TypeError) as exc:
         raise ProfileFormError(f"profile {profile.subject_key} has no exact Avro form: {exc}") from exc
     return {
         "subject_key": profile.subject_key,
         "version": profile.version,
         **sections,
+        "tax": tax,
         "social": social_to_avro(profile.social),
+        "payments": _NO_RECORDS,
         "contributions": _NO_RECORDS,
     }
 
@@ -528,11 +584,12 @@ def to_avro(profile: Profile) -> dict[str, Any]:
 def from_avro(record: Mapping[str, Any]) -> Profile:
     """The profile of a profile record; `ProfileFormError` if it is inconsistent."""
     try:
-        persons, payments, titles = (_section_from_avro(record[name], _FORMS[name]) for name in SECTIONS)
+        persons, titles = (_section_from_avro(record[name], _FORMS[name]) for name in SECTIONS)
+        tax = tax_from_avro(tax_record(record))
         social = social_from_avro(social_record(record))
-    except (ValueError, IndexError, KeyError, TypeError, struct.error) as exc:
+    except (ValueError, IndexError, KeyError, TypeError, struct.error, ArithmeticError) as exc:
         raise ProfileFormError(f"profile record {record['subject_key']} is inconsistent: {exc}") from exc
-    return Profile(record["subject_key"], record["version"], persons, payments, social, titles)
+    return Profile(record["subject_key"], record["version"], persons, tax, social, titles)
 
 
 # The shape of the profile documents `section_columns` makes, named in each document's "form".

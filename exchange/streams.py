@@ -5,7 +5,7 @@ co-partitioned dataset topics; each subject's ledger (every source record's winn
 a table (rocksdb) whose changelog has the same partition count. Events are taken in batches and
 coalesced per subject: each touched ledger is decoded once, every event of the batch is folded into
 it (`exchange.profile.apply`, pure and idempotent), and it is encoded and stored once, and the profile
-derived from it (`profile_of`: the social lines become month ranges) published once — at most one
+derived from it (`profile_of`: payments and contribution lines become months) published once — at most one
 profile per subject per batch. Only the sections the batch changed are packed again; the others come
 from the record last stored, and the profile shares the ledger's packed sections.
 
@@ -44,9 +44,9 @@ _log = logging.getLogger(__name__)
 # committed for the failed batch, and a restart replays it (EX_SOFTWARE).
 EXIT_AGENT_FAILED = 70
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-# A stored ledger as decoded: the ledger, the Avro record it was read from or encoded to, and its social
-# section once computed.
-_Decoded = tuple[aggregate.Ledger, Mapping[str, Any], aggregate.Social | None]
+# A stored ledger as decoded: the ledger, the Avro record it was read from or encoded to, and its tax and
+# social sections once computed.
+_Decoded = tuple[aggregate.Ledger, Mapping[str, Any], aggregate.Tax | None, aggregate.Social | None]
 
 
 def changelog_topic_name(settings: ExchangeSettings) -> str:
@@ -150,8 +150,8 @@ class ProfileCache:
     """Decoded ledgers of recently touched subjects, so a subject's stored ledger is decoded only once.
 
     Each entry keeps the ledger's Avro record too, so that the next encode packs only the sections the
-    fold changed (`ledger_to_avro`'s `since`), and its social section, computed again only when the
-    contribution lines changed. An entry is used only while the table still holds the very bytes
+    fold changed (`ledger_to_avro`'s `since`), and its tax and social sections, each computed again only
+    when its records changed. An entry is used only while the table still holds the very bytes
     it was decoded from; anything else (a rebalance, a restore from the changelog) makes it a miss.
     Bounded: least recently used entries go first.
     """
@@ -161,7 +161,7 @@ class ProfileCache:
         self._entries: OrderedDict[bytes, tuple[bytes, _Decoded]] = OrderedDict()
 
     def get(self, key: bytes, stored: bytes) -> _Decoded | None:
-        """The ledger, record and social section decoded from `stored`, if cached."""
+        """The ledger, record, tax and social sections decoded from `stored`, if cached."""
         entry = self._entries.get(key)
         if entry is None or entry[0] != stored:
             return None
@@ -222,14 +222,17 @@ class BatchFolder:
         ledger_record = aggregate.ledger_to_avro(
             after, since=None if stored is None else (stored[0], stored[1])
         )
-        social = stored[2] if stored and after.contributions is stored[0].contributions else None
+        tax = stored[2] if stored and after.payments is stored[0].payments else None
+        if tax is None:
+            tax = aggregate.tax_of(after.payments)
+        social = stored[3] if stored and after.contributions is stored[0].contributions else None
         if social is None:
             social = aggregate.social_of(after.contributions)
         encoded_ledger = self.codec.encode("ledger", ledger_record)
         table[key] = encoded_ledger
-        self.cache.put(key, encoded_ledger, (after, ledger_record, social))
+        self.cache.put(key, encoded_ledger, (after, ledger_record, tax, social))
         profile = {
-            **profile_record(ledger_record, social),
+            **profile_record(ledger_record, tax, social),
             "updated_at": dt.datetime.now(dt.UTC),
             "latest_published_at": latest,
         }
@@ -247,6 +250,6 @@ class BatchFolder:
         if cached is not None:
             return cached
         record = self.codec.decode(stored)[1]
-        decoded = (aggregate.ledger_from_avro(record), record, None)
+        decoded = (aggregate.ledger_from_avro(record), record, None, None)
         self.cache.put(key, stored, decoded)
         return decoded

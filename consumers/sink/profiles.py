@@ -21,6 +21,8 @@ from exchange.profile_avro import (
     section_columns,
     social_from_avro,
     social_record,
+    tax_from_avro,
+    tax_record,
 )
 
 # Columns of a profile row, in order; the writer stages them, then fills both profile tables.
@@ -58,8 +60,9 @@ def latest_published_at(record: Record) -> dt.datetime | None:
 def profile_document(record: Record) -> dict[str, Any]:
     """The profile as a document for jsonb: per section of records its records as columns
     (`section_columns`): a list per lineage field and "live" over every record, in source record id
-    order as in the Avro form, and under "data" a list per field over the live records; and the social
-    section as its Avro record has it (`social_record`: months as flattened ranges). `form` names this
+    order as in the Avro form, and under "data" a list per field over the live records; and the tax and
+    social sections as its Avro record has them (`tax_record`, `social_record`: months as flattened
+    ranges, amounts in hundredths). `form` names this
     shape; the API reads it back (exchange/api/storage/documents.py). Values are as `from_avro` gives
     them (Decimal, date, datetime). A dict per record, as documents once were, cost three times as
     much to build and store.
@@ -76,9 +79,12 @@ def profile_document(record: Record) -> dict[str, Any]:
     try:
         for name in SECTIONS:
             document[name] = section_columns(name, record[name])
+        document["tax"] = tax_record(record)
         document["social"] = social_record(record)
-        social_from_avro(document["social"])  # a section the API could not read back is refused here
-    except (ValueError, IndexError, KeyError, TypeError, struct.error) as exc:
+        # Sections the API could not read back are refused here.
+        tax_from_avro(document["tax"])
+        social_from_avro(document["social"])
+    except (ValueError, IndexError, KeyError, TypeError, ArithmeticError, struct.error) as exc:
         raise ProfileFormError(f"profile record {record['subject_key']} is inconsistent: {exc}") from exc
     return document
 

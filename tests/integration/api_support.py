@@ -127,7 +127,7 @@ def person_document(
             citizen_id, "张三", "male", "01", dt.date(1984, 3, 3), "广州市越秀区", "440104", status
         )
         persons[citizen_id] = aggregate.Entry(ref, person)
-    folded = aggregate.Profile(subject_key, version, persons, {}, aggregate.NO_SOCIAL, {})
+    folded = aggregate.Profile(subject_key, version, persons, aggregate.NO_TAX, aggregate.NO_SOCIAL, {})
     at = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
     record = {**aggregate.to_avro(folded), "updated_at": at, "latest_published_at": at}
     document: dict[str, Any] = json.loads(to_json(profile_document(record)))

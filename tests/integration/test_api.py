@@ -42,7 +42,7 @@ from connectors.table import run_table
 from exchange import admin, consent, database
 from exchange import profile as aggregate
 from exchange.api.evaluation import lineage
-from exchange.facts import Line, compute, with_lines
+from exchange.facts import Line, Voucher, compute, with_records
 from exchange.logs import read_all
 from exchange.policy import load_policy
 from exchange.serialization import AvroCodec
@@ -238,7 +238,7 @@ async def test_the_lineage_of_a_fact_over_months_is_exactly_the_lines_the_fold_c
     # The profile keeps months as ranges; the API reads the lines from social_contribution_records.
     ledgers = fold_ledgers(exchange.settings, DATASET_TOPICS)
     day = dt.date.fromisoformat(DAY)
-    names = ["social.current_employer", "social.pension.continuous_months"]
+    names = ["social.current_employer", "social.pension.continuous_months", "tax.months_paid_12"]
     resolved = 0
     async with client(exchange.settings, "talent-office") as http:
         for citizen_id in SUBJECTS:
@@ -248,7 +248,11 @@ async def test_the_lineage_of_a_fact_over_months_is_exactly_the_lines_the_fold_c
                 Line(ref, line.insurance_type, line.month, line.status)
                 for ref, line in aggregate.live(ledger.contributions)
             ]
-            wanted = with_lines(compute(aggregate.profile_of(ledger), day), lines)
+            vouchers = [
+                Voucher(ref, payment.period_start, payment.period_end, payment.tax_paid)
+                for ref, payment in aggregate.live(ledger.payments)
+            ]
+            wanted = with_records(compute(aggregate.profile_of(ledger), day), lines, vouchers)
             params = {"purpose": "talent-green-card", "reference_date": DAY, "fields": ",".join(names)}
             response = await http.get(f"/v1/subjects/{citizen_id}/profile", params=params)
             assert response.status_code == 200, response.text
@@ -258,7 +262,11 @@ async def test_the_lineage_of_a_fact_over_months_is_exactly_the_lines_the_fold_c
             # What was known between the phases: identity and tax only, so no line at all.
             params["as_of"] = exchange.between.isoformat()
             between = await http.get(f"/v1/subjects/{citizen_id}/profile", params=params)
-            assert between.json()["lineage"] == {name: [] for name in names}
+            assert between.json()["lineage"]["social.pension.continuous_months"] == []
+            assert (
+                between.json()["lineage"]["tax.months_paid_12"]
+                == response.json()["lineage"]["tax.months_paid_12"]
+            )
     assert resolved > len(SUBJECTS)  # the samples' pension months really have lines behind them
 
 

@@ -1,4 +1,4 @@
-"""The lineage of a fact over months, read from `social_contribution_records` on the real PostgreSQL:
+"""The lineage of a fact over months, read from the record tables on the real PostgreSQL:
 exactly the lines the fold counted up to the profile's positions, whatever came after; and a wait,
 then a 503-class error, while the sink has not loaded the lines a profile counted."""
 
@@ -12,12 +12,22 @@ from typing import Any
 import psycopg
 import pytest
 
-from consumers.sink.tables import SOCIAL_CONTRIBUTION
+from consumers.sink.tables import SOCIAL_CONTRIBUTION, TAX_PAYMENT
 from exchange import database
 from exchange.api.exceptions import StorageUnavailableError
-from exchange.api.storage.lineage import current_lines, resolve
-from exchange.facts import Line, compute, with_lines
-from exchange.profile import SOCIAL, Event, Ledger, Position, apply, empty_ledger, live, profile_of
+from exchange.api.storage.lineage import current_lines, current_vouchers, resolve
+from exchange.facts import Line, Voucher, compute, with_records
+from exchange.profile import (
+    SOCIAL,
+    TAX,
+    Event,
+    Ledger,
+    Position,
+    apply,
+    empty_ledger,
+    live,
+    profile_of,
+)
 from exchange.settings import ExchangeSettings
 
 KEY = "k" * 64
@@ -123,10 +133,10 @@ async def test_the_lines_read_are_exactly_the_current_ones_up_to_the_profile_s_p
         ("D", 5),
         ("E", 10),
     ]
-    assert resolved == with_lines(compute(profile, DAY), wanted)
+    assert resolved == with_records(compute(profile, DAY), wanted)
     pension = resolved["social.pension.continuous_months"]
     assert pension.value == 2 and [ref.source_record_id for ref in pension.lineage] == ["C", "D"]
-    assert all(fact.lines is None for fact in resolved.values())
+    assert all(fact.span is None for fact in resolved.values())
 
 
 async def test_lines_the_sink_has_not_loaded_yet_are_waited_for_then_refused(
@@ -140,3 +150,68 @@ async def test_lines_the_sink_has_not_loaded_yet_are_waited_for_then_refused(
             await current_lines(conn, KEY, read_to, wait=0.1)
         _store(settings, range(BOUND, BOUND + 1))
         assert len(await current_lines(conn, KEY, read_to, wait=0.1)) == 3
+
+
+def _voucher(
+    voucher: str, start: str, end: str, tax: str, version: int = 1, op: str = "upsert"
+) -> dict[str, Any]:
+    first = dt.date.fromisoformat(f"{start}-01")
+    last = dt.date.fromisoformat(f"{end}-28")
+    return {
+        "envelope": {
+            **_line(voucher, start, version, op)["envelope"],
+            "department": "tax",
+            "dataset": TAX,
+        },
+        "citizen_id": "440102195607099506",
+        "name": "刘秀英",
+        "income_item": "wages",
+        "period_start": first,
+        "period_end": last,
+        "income": Decimal("12000.00"),
+        "tax_paid": Decimal(tax),
+        "withholding_agent": None,
+        "credited_on": last,
+        "tax_office": "14401060000",
+    }
+
+
+TAX_TOPIC = "tax.payment.v1"
+PAYMENTS: dict[int, dict[str, Any]] = {
+    0: _voucher("V1", "2026-01", "2026-03", "300.00"),  # a quarter: three months paid, credited to March
+    1: _voucher("V2", "2026-04", "2026-04", "100.00"),
+    2: _voucher("V3", "2026-05", "2026-05", "-20.00"),  # a refund: no month paid, a total of its own
+    3: _voucher("V2", "2026-04", "2026-04", "100.00", version=2, op="revoke"),
+    4: _voucher("V4", "2025-10", "2025-10", "50.00"),  # outside the last 12 months of DAY
+    5: _voucher("V5", "2026-06", "2026-06", "80.00"),  # after the profile's position
+}
+
+
+async def test_the_payments_read_are_exactly_those_behind_the_tax_facts(settings: ExchangeSettings) -> None:
+    database.migrate(settings.postgres)
+    rows = [TAX_PAYMENT.row(PAYMENTS[offset], (KEY, TAX_TOPIC, 0, offset)) for offset in PAYMENTS]
+    with (
+        psycopg.connect(settings.postgres.conninfo()) as conn,
+        conn.cursor() as cursor,
+        cursor.copy(TAX_PAYMENT.copy) as copy,
+    ):
+        for row in rows:
+            copy.write_row(row)
+    ledger = empty_ledger(KEY)
+    for offset in range(5):
+        ledger = apply(ledger, Event(TAX, PAYMENTS[offset], TAX_TOPIC, 0, offset))
+    profile = profile_of(ledger)
+    assert profile.tax.read_to == (Position(TAX_TOPIC, 0, 4),)
+    async with await psycopg.AsyncConnection.connect(settings.postgres.conninfo(), autocommit=True) as conn:
+        vouchers = await current_vouchers(conn, KEY, profile.tax.read_to)
+        resolved = await resolve(conn, KEY, compute(profile, DAY))
+    wanted = [
+        Voucher(ref, payment.period_start, payment.period_end, payment.tax_paid)
+        for ref, payment in live(ledger.payments)
+    ]
+    assert sorted(vouchers) == sorted(wanted)
+    assert sorted(v.ref.source_record_id for v in vouchers) == ["V1", "V3", "V4"]
+    assert resolved == with_records(compute(profile, DAY), (), wanted)
+    months, total = resolved["tax.months_paid_12"], resolved["tax.total_paid_12"]
+    assert (months.value, [ref.source_record_id for ref in months.lineage]) == (3, ["V1"])
+    assert (total.value, [ref.source_record_id for ref in total.lineage]) == ("280.00", ["V1", "V3"])

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-from exchange.facts import Facts, Line, compute, with_lines
+from exchange.facts import Facts, Line, Voucher, compute, with_records
 from exchange.profile import (
     IDENTITY,
     PROPERTY,
@@ -204,7 +204,15 @@ def lines_of(ledger: Ledger) -> list[Line]:
     ]
 
 
+def vouchers_of(ledger: Ledger) -> list[Voucher]:
+    """The current payments of a ledger, as `tax_payment_records` gives them to the edges."""
+    return [
+        Voucher(ref, payment.period_start, payment.period_end, payment.tax_paid)
+        for ref, payment in live(ledger.payments)
+    ]
+
+
 def facts_of(records: Iterable[Record], on: dt.date) -> Facts:
-    """The facts on `on` of a profile folded from `records`, every lineage resolved from its lines."""
+    """The facts on `on` of a profile folded from `records`, every lineage resolved from its records."""
     ledger = fold_ledger(records)
-    return with_lines(compute(profile_of(ledger), on), lines_of(ledger))
+    return with_records(compute(profile_of(ledger), on), lines_of(ledger), vouchers_of(ledger))

@@ -330,15 +330,15 @@ def test_a_fact_over_months_names_its_lines_until_an_edge_resolves_them() -> Non
     facts = compute(fold(records), D)
     fact = facts["social.pension.continuous_months"]
     # The profile keeps months, not lines: the fact names the months and the positions to read up to.
-    assert fact.value == 4 and fact.lineage == () and fact.lines is not None
-    assert fact.lines.kind == "pension"
-    assert fact.lines.months == (
+    assert fact.value == 4 and fact.lineage == () and fact.span is not None
+    assert (fact.span.dataset, fact.span.rule) == ("social.contribution", "pension")
+    assert fact.span.months == (
         MonthRange(month_index(dt.date(2026, 7, 1)), month_index(dt.date(2026, 10, 1))),
     )
-    assert spans(facts) == fact.lines.read_to != ()
-    assert facts["social.medical.total_months"].lines is None  # nothing counted: nothing to read
+    assert spans(facts) == {"social.contribution": fact.span.read_to} and fact.span.read_to != ()
+    assert facts["social.medical.total_months"].span is None  # nothing counted: nothing to read
     resolved = facts_of(records, D)
-    assert spans(resolved) == ()
+    assert spans(resolved) == {}
     assert sources(resolved["social.pension.continuous_months"]) == [
         f"P{m}" for m in _months("2026-07", "2026-10")
     ]

@@ -38,6 +38,7 @@ from exchange.profile import (
     Event,
     Ledger,
     MonthRange,
+    MonthTotal,
     Payment,
     Person,
     Profile,
@@ -54,10 +55,13 @@ from exchange.profile import (
     profile_of,
     social_of,
     social_ranges,
+    tax_of,
     to_avro,
 )
-from exchange.profile_avro import _FORMS, _LINEAGE, profile_record
+from exchange.profile_avro import _FORMS, _LINEAGE, profile_record, social_to_avro
 from exchange.serialization import MAGIC, AvroCodec
+
+AT = dt.datetime(2026, 1, 2, tzinfo=dt.UTC)
 
 
 def sections(profile: Ledger) -> tuple[Any, ...]:
@@ -654,15 +658,42 @@ def test_the_social_section_holds_exactly_the_months_of_the_live_lines_as_ranges
     assert {(p.topic, p.partition) for p in social.read_to} == set(read)
 
 
+@given(history=_histories())
+def test_the_tax_section_holds_exactly_the_months_of_the_live_payments(history: list[Event]) -> None:
+    ledger = _fold_events(history)
+    tax = profile_of(ledger).tax
+    paid: set[int] = set()
+    net: dict[int, Decimal] = {}
+    for entry in ledger.payments.values():
+        payment = entry.data
+        if payment is None:
+            continue
+        start, end = month_index(payment.period_start), month_index(payment.period_end)
+        if payment.tax_paid > 0:
+            paid.update(range(start, end + 1))
+        net[end] = net.get(end, Decimal(0)) + payment.tax_paid
+    assert _months(tax.paid) == paid
+    assert all(before.last + 1 < after.first for before, after in pairwise(tax.paid))
+    # One amount per month a payment ends in, runs of equal neighbours merged and no two runs mergeable.
+    assert {m: t.amount for t in tax.totals for m in range(t.first, t.last + 1)} == net
+    assert all(
+        before.last < after.first and (before.last + 1, before.amount) != (after.first, after.amount)
+        for before, after in pairwise(tax.totals)
+    )
+    assert {(p.topic, p.partition) for p in tax.read_to} == {
+        (e.ref.topic, e.ref.partition) for e in ledger.payments.values()
+    }
+
+
 @given(history=_histories(), data=st.data())
 def test_any_permutation_of_the_events_gives_the_same_profile_but_its_version(
     history: list[Event], data: st.DataObject
 ) -> None:
     shuffled = data.draw(st.permutations(history))
     first, second = profile_of(_fold_events(history)), profile_of(_fold_events(shuffled))
-    assert (first.persons, first.payments, first.social, first.titles) == (
+    assert (first.persons, first.tax, first.social, first.titles) == (
         second.persons,
-        second.payments,
+        second.tax,
         second.social,
         second.titles,
     )
@@ -686,43 +717,53 @@ def test_any_folded_profile_survives_the_profile_s_avro_form_exactly(history: li
 
 def test_the_profile_record_of_a_ledger_record_is_the_profile_s_own() -> None:
     ledger = fold([contribution("A", "2024-01"), payment("V", "2026-01"), person(), title("T")])
-    social = social_of(ledger.contributions)
-    assert profile_record(ledger_to_avro(ledger), social) == to_avro(profile_of(ledger))
+    tax, social = tax_of(ledger.payments), social_of(ledger.contributions)
+    assert profile_record(ledger_to_avro(ledger), tax, social) == to_avro(profile_of(ledger))
 
 
-def test_thirty_years_of_contributions_are_a_range_per_insurance_kind() -> None:
+def test_thirty_years_of_payments_and_contributions_are_a_few_ranges() -> None:
     months = [f"{year}-{month:02d}" for year in range(1996, 2026) for month in range(1, 13)]
     lines = [contribution(f"P{m}", m) for m in months] + [contribution(f"M{m}", m, "medical") for m in months]
-    ledger = fold(lines)
-    social = profile_of(ledger).social
-    assert (
-        social.received["pension"]
-        == social.received["medical"]
-        == (MonthRange(month_index(dt.date(1996, 1, 1)), month_index(dt.date(2025, 12, 1))),)
-    )
+    payments = [payment(f"V{m}", m, tax="120.50") for m in months]
+    ledger = fold([*lines, *payments])
+    profile = profile_of(ledger)
+    working_life = MonthRange(month_index(dt.date(1996, 1, 1)), month_index(dt.date(2025, 12, 1)))
+    assert profile.social.received["pension"] == profile.social.received["medical"] == (working_life,)
+    assert profile.tax.paid == (working_life,)
+    assert profile.tax.totals == (MonthTotal(*working_life, Decimal("120.50")),)
     codec = AvroCodec()
-    profile_bytes = codec.encode("profile", to_avro(profile_of(ledger)))
+    profile_bytes = codec.encode("profile", to_avro(profile))
     ledger_bytes = codec.encode("ledger", ledger_to_avro(ledger))
-    # The lines stay in the ledger; the profile carries two ranges and one employer line.
-    assert len(profile_bytes) * 20 < len(ledger_bytes)
+    # The records stay in the ledger; the profile carries a few ranges and one employer line.
+    assert len(profile_bytes) * 100 < len(ledger_bytes)
+    assert len(ledger.payments) + len(ledger.contributions) == 3 * len(months)
 
 
-def test_a_profile_written_before_the_social_section_reads_with_the_section_derived() -> None:
+@pytest.mark.parametrize("version", [0, 1], ids=["v1, before the social section", "v2, before tax"])
+def test_a_profile_written_before_the_sections_of_months_reads_with_them_derived(version: int) -> None:
     ledger = fold(
-        [contribution("A", "2024-01"), contribution("B", "2024-02", status="arrears"), person(), title("T")]
+        [
+            contribution("A", "2024-01"),
+            contribution("B", "2024-02", status="arrears"),
+            payment("V1", "2024-01"),
+            payment("V2", "2024-02", tax="-3.00", version=2),
+            person(),
+            title("T"),
+        ]
     )
-    old = schemas.history("profile")[0]
+    old = schemas.history("profile")[version]
+    record = {**ledger_to_avro(ledger), "updated_at": AT, "latest_published_at": AT}
+    if version == 1:  # v2 carried the social section already, and the payments still
+        record = {**record, "social": social_to_avro(social_of(ledger.contributions))}
+        record["contributions"] = {"records": 0, "numbers": b"", "text": "", "dictionary": []}
     body = io.BytesIO()
-    at = dt.datetime(2026, 1, 2, tzinfo=dt.UTC)
-    schemaless_writer(
-        body, old.parsed, {**ledger_to_avro(ledger), "updated_at": at, "latest_published_at": at}
-    )
-    name, record = AvroCodec().decode(MAGIC + old.fingerprint + body.getvalue())
+    schemaless_writer(body, old.parsed, record)
+    name, decoded = AvroCodec().decode(MAGIC + old.fingerprint + body.getvalue())
     assert name == "profile"
-    assert from_avro(record) == profile_of(ledger)
-    assert from_avro(record).social.arrears["pension"] == (
-        MonthRange(month_index(dt.date(2024, 2, 1)), month_index(dt.date(2024, 2, 1))),
-    )
+    assert from_avro(decoded) == profile_of(ledger)
+    february = month_index(dt.date(2024, 2, 1))
+    assert from_avro(decoded).social.arrears["pension"] == (MonthRange(february, february),)
+    assert from_avro(decoded).tax.totals[-1] == MonthTotal(february, february, Decimal("-3.00"))
 
 
 @pytest.mark.parametrize(

@@ -3,8 +3,9 @@
 The sink writes each profile version as a document (consumers/sink/profiles.py `profile_document`)
 of form "columns": per section of records a list per lineage field and "live" flags over its records,
 and its live records' fields as lists under "data" (`exchange.profile_avro.section_columns`); the
-social section as months (`social_from_avro`). Documents written before the social section hold the
-contribution lines as a section of records, and the section is derived from them (`social_of`).
+tax and social sections as months (`tax_from_avro`, `social_from_avro`). Documents written before
+those sections hold the payments and contribution lines as sections of records, and the sections are
+derived from them (`tax_of`, `social_of`).
 Documents older still hold per section its live records as `{"ref": RecordRef fields, "data":
 record fields}`, then every revoked record's `ref` under "revoked"; all are read. Amounts are decimal
 strings, dates and instants ISO 8601. Every value survives the round trip exactly (two-decimal
@@ -34,12 +35,13 @@ from exchange.profile import (
     Title,
     from_avro,
     social_of,
+    tax_of,
 )
 from exchange.profile_avro import (
     DOCUMENT_FORM,
-    SECTIONS,
     section_from_columns,
     social_from_avro,
+    tax_from_avro,
 )
 
 Convert = Callable[[Any], Any]
@@ -95,9 +97,13 @@ def profile_from_document(document: Mapping[str, Any]) -> Profile:
         for raw in document["revoked"]:
             ref = RecordRef(**raw)
             sections[field_of[ref.dataset]][ref.source_record_id] = Entry(ref, None)
-        contributions = sections.pop("contributions")
         return Profile(
-            document["subject_key"], int(document["version"]), social=social_of(contributions), **sections
+            document["subject_key"],
+            int(document["version"]),
+            sections["persons"],
+            tax_of(sections["payments"]),
+            social_of(sections["contributions"]),
+            sections["titles"],
         )
     except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
         raise ProfileFormError(f"a stored profile document does not fit the profile: {exc!r}") from exc
@@ -105,11 +111,21 @@ def profile_from_document(document: Mapping[str, Any]) -> Profile:
 
 def _from_columns(document: Mapping[str, Any]) -> Profile:
     try:
-        sections = {name: section_from_columns(name, document[name]) for name in SECTIONS}
+        if "tax" in document:
+            tax = tax_from_avro(document["tax"])
+        else:  # written before the tax section: the payments themselves
+            tax = tax_of(section_from_columns("payments", document["payments"]))
         if "social" in document:
             social = social_from_avro(document["social"])
         else:  # written before the social section: the contribution lines themselves
             social = social_of(section_from_columns("contributions", document["contributions"]))
-        return Profile(document["subject_key"], int(document["version"]), social=social, **sections)
+        return Profile(
+            document["subject_key"],
+            int(document["version"]),
+            section_from_columns("persons", document["persons"]),
+            tax,
+            social,
+            section_from_columns("titles", document["titles"]),
+        )
     except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
         raise ProfileFormError(f"a stored profile document does not fit the profile: {exc!r}") from exc

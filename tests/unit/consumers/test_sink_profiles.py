@@ -70,9 +70,13 @@ def test_a_profile_row_holds_the_profile_as_a_readable_document() -> None:
         },
         "read_to": [{"topic": "social.contribution.v1", "partition": 0, "offset": 3}],
     }
-    paid = document["payments"]["data"]
-    assert paid["income"] == ["12345.67"] and paid["tax_paid"] == ["-0.01"]
-    assert paid["withholding_agent"] == [EMPLOYER]
+    # A refund of 0.01 credited to 2026-01, which no payment of tax covers; read at offset 1.
+    assert "payments" not in document
+    assert document["tax"] == {
+        "paid": [],
+        "totals": [january, january, -1],
+        "read_to": [{"topic": "tax.payment.v1", "partition": 0, "offset": 1}],
+    }
     owned = document["titles"]["data"]
     assert owned["share"] == ["62.50"] and owned["area"] == ["89.07"]
     assert owned["mortgaged"] == [True]
@@ -142,9 +146,9 @@ def test_the_document_read_straight_from_the_packed_columns_is_the_profiles() ->
 
 def test_a_profile_whose_packed_columns_do_not_fit_together_is_a_profile_form_error() -> None:
     codec = AvroCodec()
-    _, record = codec.decode(codec.encode("profile", profile("k" * 64, [payment()], UPDATED)))
-    section = record["payments"]
-    broken = {**record, "payments": {**section, "numbers": section["numbers"][:-2]}}
+    _, record = codec.decode(codec.encode("profile", profile("k" * 64, [title()], UPDATED)))
+    section = record["titles"]
+    broken = {**record, "titles": {**section, "numbers": section["numbers"][:-2]}}
     with pytest.raises(ProfileFormError, match="inconsistent"):
         profile_document(broken)
     months = {**record, "social": {**record["social"], "received": {"pension": [3, 2]}}}
