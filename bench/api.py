@@ -35,6 +35,7 @@ from bench.api_stack import (
     start_bare,
     start_connectors,
     wait_answering,
+    wait_relaying,
 )
 from bench.bare_api import ROUTE as BARE_ROUTE
 from bench.cpu_usage import CpuClock, Usage, cores
@@ -228,6 +229,16 @@ def _measure(bench: ExchangeSettings, options: Options, folder: Path) -> list[Ph
         }
         runner = Runner(options, targets, _registered(expected), clock, progress)
         kinds = _kinds(bench, expected["reference_date"])
+        # One audited request, then the relay up and caught up: the phases measure the API running.
+        first = kinds[0]
+        wait_answering(
+            supervisor,
+            "POST",
+            f"http://{bench.api.host}:{bench.api.port}{first.path}",
+            first.body(runner.subjects[0]),
+            headers=first.headers,
+        )
+        wait_relaying(supervisor, bench)
         phases = [runner.phase(kind, "idle") for kind in kinds]
         phases.extend(_under_load(bench, options, folder, supervisor, runner, kinds))
         progress.close()

@@ -162,14 +162,39 @@ def start_bare(supervisor: Supervisor, settings: ExchangeSettings) -> Supervised
     return supervised
 
 
-def wait_answering(supervisor: Supervisor, method: str, url: str, body: object, timeout: float = 60) -> None:
+def wait_answering(
+    supervisor: Supervisor,
+    method: str,
+    url: str,
+    body: object,
+    timeout: float = 60,
+    headers: dict[str, str] | None = None,
+) -> None:
     """Wait until `url` answers 200 (the server is up and its pool open)."""
     deadline = time.monotonic() + timeout
     while True:
         supervisor.check()
         with contextlib.suppress(httpx.HTTPError):
-            if httpx.request(method, url, json=body, timeout=2).status_code == 200:
+            if httpx.request(method, url, json=body, headers=headers, timeout=2).status_code == 200:
                 return
         if time.monotonic() > deadline:
             raise TimeoutError(f"{url} did not answer 200 within {timeout:.0f} s")
         time.sleep(0.3)
+
+
+def wait_relaying(supervisor: Supervisor, settings: ExchangeSettings, timeout: float = 60) -> None:
+    """Wait until the API's audit relay has published every audit entry written so far (at least one):
+    its process has started, connected and relayed, so its start-up (imports, Kafka metadata, the
+    first pass) is not measured as a cost of the first phase's requests."""
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(settings.postgres.conninfo(), autocommit=True) as conn:
+        while True:
+            supervisor.check()
+            row = conn.execute(
+                "SELECT (SELECT next_seq FROM audit_relay), (SELECT coalesce(max(seq), 0) FROM audit_log)"
+            ).fetchone()
+            if row is not None and 0 < row[1] < row[0]:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the API's audit relay published nothing within {timeout:.0f} s")
+            time.sleep(0.3)

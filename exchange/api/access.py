@@ -9,10 +9,20 @@ from exchange.api.storage import consents
 from exchange.api.storage.pool import Connection
 from exchange.policy import Access, Grant, authorise
 
+# Verdicts remembered per process: the policy does not change while it runs, so the same access asked
+# again has the same verdict. Bounded, as a purpose is whatever the caller sends.
+_REMEMBERED = 4096
+
 
 def grant_for(services: Services, access: Access) -> Grant:
     """The grant allowing `access`; `RefusedError` with the missing grant otherwise."""
-    verdict = authorise(services.policy, access)
+    verdicts = services.verdicts
+    verdict = verdicts.get(access)
+    if verdict is None:
+        verdict = authorise(services.policy, access)
+        if len(verdicts) >= _REMEMBERED:
+            verdicts.clear()
+        verdicts[access] = verdict
     if verdict.grant is None:
         raise RefusedError(verdict.reason or "refused", verdict.message)
     return verdict.grant

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -14,6 +14,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import make_asgi_app
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from exchange.api import relay_process
 from exchange.api.context import Services
@@ -87,7 +88,26 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def create_api(settings: ExchangeSettings, *, relay: bool = True, lean: bool = True) -> FastAPI:
+class ExchangeApi(FastAPI):
+    """FastAPI behind the exchange's own outer layers: `RequestMetrics` first, then the lean path.
+
+    Both sit in front of FastAPI's whole stack rather than among its middleware: the lean path then
+    answers its requests without passing through FastAPI's and Starlette's outer layers (each one a
+    frame every resumption of the request's coroutine passes through again), and takes their error
+    behaviour with it (exchange.api.lean). Every other request goes to FastAPI unchanged.
+    """
+
+    front: ASGIApp
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.front(scope, receive, send)
+
+    def fastapi(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        """FastAPI's own handling of a request (what `front` hands a request it does not answer to)."""
+        return super().__call__(scope, receive, send)
+
+
+def create_api(settings: ExchangeSettings, *, relay: bool = True, lean: bool = True) -> ExchangeApi:
     """The app: policy and signing key loaded now; the pool opened (and the audit relay's process
     started) by the lifespan. `lean`: verifications take the lean path (exchange.api.lean) where it
     answers as FastAPI would; without it every request goes through FastAPI (the tests compare both)."""
@@ -109,7 +129,7 @@ def create_api(settings: ExchangeSettings, *, relay: bool = True, lean: bool = T
             await services.audit.close()
             await services.pool.close()
 
-    app = FastAPI(
+    app = ExchangeApi(
         title="数据跑腿 Exchange API",
         version="1",
         description=DESCRIPTION,
@@ -123,7 +143,6 @@ def create_api(settings: ExchangeSettings, *, relay: bool = True, lean: bool = T
         app.include_router(module.router)
     _handlers(app, services)
     app.mount("/metrics", make_asgi_app())
-    if lean:
-        app.add_middleware(LeanRoutes, api=app)  # inside RequestMetrics: lean answers are measured too
-    app.add_middleware(RequestMetrics)
+    # Metrics outermost: the lean path's answers are measured as FastAPI's are.
+    app.front = RequestMetrics(LeanRoutes(app.fastapi, api=app) if lean else app.fastapi)
     return app

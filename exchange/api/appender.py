@@ -49,9 +49,9 @@ class AuditAppender:
         self._waiting.append((entry, future))
         if self._flushing is None:
             self._flushing = asyncio.create_task(self._flush(), name="audit-appender")
-        # Shielded: a request cancelled while waiting (its client gone) does not cancel the batch, and
-        # its entry is written all the same.
-        await asyncio.shield(future)
+        # A request cancelled while waiting (its client gone) cancels only its own future: its entry is
+        # in the queue or in a batch already and is written all the same, and the batch skips telling it.
+        await future
 
     async def close(self) -> None:
         """Wait for the entries already handed over to be written (call before closing the pool)."""

@@ -12,7 +12,7 @@ from exchange.api.profile_cache import ProfileCache
 from exchange.api.signing import Signer
 from exchange.api.storage.pool import Connection
 from exchange.exceptions import InvalidIdentifierError
-from exchange.policy import Policy
+from exchange.policy import Access, Policy, Verdict
 from exchange.settings import ExchangeSettings
 from exchange.subjects import normalise_citizen_id, subject_key
 
@@ -29,9 +29,12 @@ class Services:
     audit: AuditAppender = field(init=False)
     # Decoded profiles, by subject (exchange.api.storage.profiles).
     profiles: ProfileCache = field(init=False)
+    # The policy's verdict per access asked (exchange.api.access.grant_for): `policy` never changes.
+    verdicts: dict[Access, Verdict] = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "audit", AuditAppender(self.pool))
+        object.__setattr__(self, "verdicts", {})
         object.__setattr__(self, "profiles", ProfileCache(self.settings.api.profile_cache_entries))
 
     def subject(self, citizen_id: str, location: tuple[str, ...] = ("body", "subject")) -> tuple[str, str]:

@@ -4,11 +4,15 @@ FastAPI's layers.
 A verification or a proof is a cheap core (a profile read, cached facts, a signature, an audit append)
 inside FastAPI's layers: routing, dependency solving, request validation, response validation and the
 exception middleware cost about as much as the core itself. `LeanRoutes` sits just inside
-`RequestMetrics` and answers the common request directly: a JSON body the route's request model
+`RequestMetrics`, in front of the whole FastAPI app (exchange.api.app.ExchangeApi), and answers the
+common request directly: a JSON body the route's request model
 accepts (`model_validate_json`, in Rust), a caller the same key or certificate lookup knows
 (`deps.identify`), then the very function the FastAPI route runs (`verifications.answer`,
 `proofs.issue`: policy, consent, facts, audit), its answer serialised as FastAPI serialises a response
-model and its exceptions answered by the app's own exception handlers.
+model and its exceptions answered by the app's own exception handlers. An exception no handler takes
+(or a handler's own) is answered by the same `ServerErrorMiddleware` FastAPI puts outermost (a 500,
+then raised on to the server); FastAPI's other outer layers do nothing for these requests (telemetry
+is off; a body size limit would have to be enforced here, so an app with one is refused).
 
 Anything else is handed, untouched and with its body replayed, to FastAPI: a body that does not
 validate (FastAPI's 422, with its error shape), an unknown caller (audited, then 401), another content
@@ -25,6 +29,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from pydantic import BaseModel, TypeAdapter, ValidationError
+from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
@@ -89,6 +94,16 @@ class LeanRoutes:
         self.app = app
         self._api = api
         self._routes = {lean.path: lean for lean in routes}
+        if getattr(api, "max_body_size", None) is not None:
+            raise ValueError("the lean path does not enforce FastAPI's max_body_size: build the app without")
+        # FastAPI's outermost layer, as FastAPI builds it (`build_middleware_stack`), around the answers
+        # given here: a 500 for an exception nothing handled, then raised on.
+        handlers = api.exception_handlers
+        self._guarded = ServerErrorMiddleware(
+            self._answer_accepted,
+            handler=handlers.get(500, handlers.get(Exception)),
+            debug=getattr(api, "debug", False),
+        )
         for lean in routes:
             lean.route_object()  # a route renamed or moved fails here, not on a request
         tls_header = api.state.services.settings.api.tls_subject_header
@@ -121,8 +136,14 @@ class LeanRoutes:
         if accepted is None:
             await self.app(scope, _replaying(body, receive), send)
             return
-        request, caller = accepted
+        scope["app"] = self._api  # as Starlette sets it: the handlers' `request.app`
         scope["route"] = lean.route_object()
+        scope["exchange.lean"] = (lean, *accepted)
+        await self._guarded(scope, receive, send)
+
+    async def _answer_accepted(self, scope: Scope, receive: Receive, send: Send) -> None:
+        lean, request, caller = scope.pop("exchange.lean")
+        services: Services = self._api.state.services
         try:
             answered = await lean.answer(request, caller, services)
         except Exception as exc:

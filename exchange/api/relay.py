@@ -26,6 +26,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from psycopg_pool import AsyncConnectionPool
 
 from exchange.api.storage.pool import Connection, fetch_all, fetch_one, transaction
+from exchange.audit import sorted_json
 from exchange.exceptions import ExchangeError
 from exchange.serialization import AvroCodec
 from exchange.settings import ExchangeSettings
@@ -37,9 +38,11 @@ KEY = b"audit-chain"
 MAX_BATCH_BYTES = 512 * 1024
 _log = logging.getLogger("exchange.api.relay")
 # The event id as text: the record carries it as a string, and a uuid.UUID a row only to print it back.
+# The JSON columns as text too: the record carries them as canonical JSON text (`sorted_json`), which is
+# written from the text without psycopg's parse in between.
 _PENDING = """
-SELECT seq, event_id::text AS event_id, at, caller, purpose, subject_key, action, outcome, reason, request,
-       response, policy_version, prev_hash, hash
+SELECT seq, event_id::text AS event_id, at, caller, purpose, subject_key, action, outcome, reason,
+       request::text AS request, response::text AS response, policy_version, prev_hash, hash
 FROM audit_log WHERE seq >= %s ORDER BY seq LIMIT %s
 """
 
@@ -50,7 +53,13 @@ def audit_record(row: dict[str, Any]) -> dict[str, Any]:
     record.update({name: row[name] for name in ("outcome", "reason", "policy_version", "prev_hash", "hash")})
     record["event_id"] = str(row["event_id"])
     for name in ("request", "response"):
-        record[name] = json.dumps(row[name], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        value = row[name]
+        # As the canonical JSON writes the column: from its text (as `_PENDING` reads it), or its value.
+        record[name] = (
+            sorted_json(value)
+            if isinstance(value, str)
+            else json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        )
     return record
 
 
@@ -120,20 +129,30 @@ class AuditRelay:
             acknowledged.append(await producer.send_batch(batch, self._topic, partition=partition))
         await asyncio.gather(*acknowledged)
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Relay until `stop` is set; Kafka or PostgreSQL trouble is logged and retried, never fatal."""
+    async def run(self, stop: asyncio.Event, page: int = 500) -> None:
+        """Relay until `stop` is set; Kafka or PostgreSQL trouble is logged and retried, never fatal.
+
+        A pass that found a full page goes on at once (the relay is behind); one that found less has
+        caught up, and the next pass waits for the interval: while requests keep coming, each pass
+        takes the rows of a whole interval rather than the few appended during the pass before (a
+        pass's round trips and its wait for the broker cost the same for one row as for hundreds).
+        """
         interval = self._settings.api.audit_relay_interval_seconds
         while not stop.is_set():
             try:
-                while await self.publish_pending():
+                while await self.publish_pending(page) == page:
                     pass
             except (KafkaError, ExchangeError, OSError) as exc:
                 _log.warning("audit relay: %s; retrying", type(exc).__name__)
                 interval = min(interval * 2, 30.0)
             else:
                 interval = self._settings.api.audit_relay_interval_seconds
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=interval)
+            await self._pause(stop, interval)
+
+    async def _pause(self, stop: asyncio.Event, seconds: float) -> None:
+        """Wait `seconds` before the next pass, or less if `stop` is set."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=seconds)
 
     async def close(self) -> None:
         """Stop the producer (its buffered records were already acknowledged)."""

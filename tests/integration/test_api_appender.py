@@ -170,6 +170,34 @@ async def test_a_failed_batch_fails_every_append_in_it_and_leaves_no_row(setting
     assert [row["request"]["n"] for row in rows] == [0, 11] and verify(rows, head) is None
 
 
+async def test_a_request_cancelled_while_its_entry_waits_still_has_it_appended(
+    settings: ExchangeSettings,
+) -> None:
+    database.migrate(settings.postgres)
+    async with _pool(settings) as pool:
+        appender = AuditAppender(pool)
+        await appender.append(_entry(0))  # a head known: the next batch is one statement
+        # One request cancelled (its client gone) while its entry waits in the queue, one while its
+        # batch is being written: neither cancels the batch nor keeps its entry out of the chain.
+        waiting = [asyncio.create_task(appender.append(_entry(n))) for n in range(1, 5)]
+        await asyncio.sleep(0)  # every append queued; the batch not yet taken
+        waiting[0].cancel()
+        while appender._flushing is not None and appender._waiting:
+            await asyncio.sleep(0)  # the batch taken: being written
+        waiting[1].cancel()
+        outcomes = await asyncio.gather(*waiting, return_exceptions=True)
+        assert [isinstance(outcome, asyncio.CancelledError) for outcome in outcomes] == [
+            True,
+            True,
+            False,
+            False,
+        ]
+        await appender.append(_entry(5))  # the appender goes on
+        await appender.close()
+    rows, head = _chain(settings)
+    assert [row["request"]["n"] for row in rows] == [0, 1, 2, 3, 4, 5] and verify(rows, head) is None
+
+
 async def test_requests_whose_audit_cannot_be_written_get_no_data(
     settings: ExchangeSettings, tmp_path: Path
 ) -> None:

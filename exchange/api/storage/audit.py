@@ -9,13 +9,11 @@ batch): it writes nothing if the head has moved since.
 
 from __future__ import annotations
 
-import datetime as dt
-import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from exchange.api.storage.pool import Connection, Row, fetch_all, fetch_one
-from exchange.audit import AuditEntry, chained
+from exchange.audit import AuditEntry, chained_canonical
 
 _HEAD_FOR_UPDATE = "SELECT last_seq, last_hash FROM audit_chain_head FOR UPDATE"
 # One statement per batch: the rows travel as one JSON array (one parameter, encoded in one call) rather
@@ -65,8 +63,8 @@ async def append_batch(conn: Connection, entries: Sequence[AuditEntry]) -> list[
     head = await fetch_one(conn, _HEAD_FOR_UPDATE)
     if head is None:
         raise LookupError("audit_chain_head has no row: migration 0003 was not applied")
-    rows = _chain(entries, int(head["last_seq"]), str(head["last_hash"]))
-    await conn.execute(_INSERT, (_batch_document(rows),))
+    rows, document = _chain(entries, int(head["last_seq"]), str(head["last_hash"]))
+    await conn.execute(_INSERT, (document,))
     await conn.execute(_MOVE_HEAD, (rows[-1]["seq"], rows[-1]["hash"]))
     return rows
 
@@ -79,12 +77,12 @@ async def append_batch_after(
     longer `head`: then append with `append_batch` in a transaction."""
     if not entries:
         return []
-    rows = _chain(entries, *head)
+    rows, document = _chain(entries, *head)
     async with conn.cursor() as cursor:
         await cursor.execute(
             _APPEND_AFTER,
             {
-                "rows": _batch_document(rows),
+                "rows": document,
                 "last_seq": rows[-1]["seq"],
                 "last_hash": rows[-1]["hash"],
                 "after_seq": head[0],
@@ -99,29 +97,24 @@ async def append_batch_after(
     return rows
 
 
-def _chain(entries: Sequence[AuditEntry], last_seq: int, last_hash: str) -> list[dict[str, Any]]:
+def _chain(entries: Sequence[AuditEntry], last_seq: int, last_hash: str) -> tuple[list[dict[str, Any]], str]:
+    """The rows of `entries` chained after (`last_seq`, `last_hash`), and the JSON array `_INSERT` reads.
+
+    The array is made of each row's canonical JSON (exchange.audit.canonical), the very text its hash
+    was taken over, with the hash added: every column is stored from what was hashed (the instant with
+    its offset and microseconds, so timestamptz keeps exactly that instant), and no row is encoded twice.
+    """
     rows: list[dict[str, Any]] = []
+    documents: list[bytes] = []
     seq, prev_hash = last_seq, last_hash
     for entry in entries:
         seq += 1
-        row = chained(entry, seq, prev_hash)
+        row, text = chained_canonical(entry, seq, prev_hash)
         prev_hash = row["hash"]
         rows.append(row)
-    return rows
-
-
-def _batch_document(rows: Sequence[Mapping[str, Any]]) -> str:
-    """The rows as the JSON array `_INSERT` reads: the instant with its offset and microseconds, so
-    timestamptz keeps exactly the instant that was hashed."""
-    return json.dumps(
-        [{**row, "at": _instant(row["at"]), "event_id": str(row["event_id"])} for row in rows],
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
-
-
-def _instant(value: dt.datetime) -> str:
-    return value.isoformat(timespec="microseconds")
+        # `text` is one JSON object: its closing brace gives way to the hash column.
+        documents.append(b'%s,"hash":"%s"}' % (text[:-1], prev_hash.encode()))
+    return rows, (b"[" + b",".join(documents) + b"]").decode()
 
 
 async def head(conn: Connection) -> tuple[int, str] | None:

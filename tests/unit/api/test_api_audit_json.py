@@ -1,17 +1,32 @@
 """`audit.plain_json` copies JSON's own types directly: the copy must be exactly what the JSON round
-trip (and the scrub) it replaces returns, for every kind of value, and the round trip still takes the rest."""
+trip (and the scrub) it replaces returns, for every kind of value, and the round trip still takes the rest.
+Likewise the canonical text a chained row is hashed over (orjson where it writes what json does) and
+the event ids written without `uuid.UUID`."""
 
 from __future__ import annotations
 
 import datetime as dt
 import enum
+import hashlib
 import json
 import uuid
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from exchange.audit import _scrub, plain_json
+from exchange.api.models.verifications import Claim
+from exchange.audit import (
+    AuditEntry,
+    _scrub,
+    canonical,
+    chained_canonical,
+    new_event_id,
+    plain_json,
+    row_hash,
+    sorted_json,
+)
 
 
 def _round_trip(value: Any) -> Any:
@@ -101,3 +116,106 @@ def _types(value: Any) -> Any:
     if isinstance(value, list):
         return [_types(item) for item in value]
     return type(value).__name__
+
+
+# Any JSON document as a caller's request could carry it: every kind of text (lone surrogates and NUL
+# included), integers of any size, floats of every notation (NaN and the infinities too), nesting.
+_TEXT = st.text(st.characters(codec=None, min_codepoint=0, max_codepoint=0x10FFFF))
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=2**62, max_value=2**70)
+    | st.floats()
+    | _TEXT,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_TEXT, inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(request=_JSON, response=_JSON, purpose=_TEXT)
+@settings(max_examples=400)
+def test_a_chained_row_s_text_is_exactly_its_canonical_json(
+    request: Any, response: Any, purpose: str
+) -> None:
+    # The appender stores and hashes the text `chained_canonical` writes (orjson where it writes what
+    # json does); the verifier recomputes `canonical` (json) from the stored row: they must be the same.
+    entry = AuditEntry(
+        caller="housing-bureau",
+        action="verification",
+        outcome="allowed",
+        policy_version="v1",
+        purpose=purpose,
+        request={"value": request},
+        response={"value": response},
+    )
+    row, text = chained_canonical(entry, 7, "0" * 64)
+    assert text == canonical(row)
+    assert row["hash"] == row_hash(row) == hashlib.sha256(text).hexdigest()
+
+
+def test_a_verification_s_entry_is_written_without_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_json(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the canonical text was written by json")
+
+    entry = AuditEntry(
+        caller="housing-bureau",
+        action="verification",
+        outcome="allowed",
+        policy_version="v1",
+        purpose="public-rental-housing",
+        request={"claims": [{"fact": "identity.status", "operator": "eq"}], "reference_date": None},
+        response={"results": [{"fact": "identity.status", "holds": True}], "profile_version": 3},
+    )
+    expected = chained_canonical(entry, 1, "0" * 64)[1]
+    monkeypatch.setattr("exchange.audit.json.dumps", no_json)
+    assert chained_canonical(entry, 1, "0" * 64)[1] == expected
+
+
+@given(st.integers(min_value=0, max_value=2**31))
+def test_an_event_id_is_a_random_version_4_uuid_as_uuid_writes_it(seed: int) -> None:
+    event_id = new_event_id()
+    parsed = uuid.UUID(event_id)
+    assert str(parsed) == event_id
+    assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
+    assert new_event_id() != event_id
+
+
+def test_a_verification_audits_each_claim_as_the_claim_without_its_value() -> None:
+    # verifications.answer writes the claim's fields out by name: a field added to Claim must be added
+    # there too (or left out on purpose, as the value is).
+    assert set(Claim.model_fields) - {"value"} == {"fact", "operator"}
+
+
+@given(_JSON)
+@settings(max_examples=400)
+def test_plain_json_is_exactly_the_json_round_trip_for_any_document(value: Any) -> None:
+    copied, expected = plain_json({"value": value}), _round_trip({"value": value})
+    assert json.dumps(copied, ensure_ascii=False) == json.dumps(expected, ensure_ascii=False)
+    assert _types(copied) == _types(expected)
+
+
+@given(_JSON, st.sampled_from([(", ", ": "), (",", ":")]))
+@settings(max_examples=400)
+def test_sorted_json_writes_a_column_s_text_exactly_as_json_does(value: Any, separators: Any) -> None:
+    # The relay writes each JSON column's text (jsonb's, with its spaces) as the chain's canonical JSON.
+    text = json.dumps({"value": value, "also": [value]}, separators=separators, ensure_ascii=False)
+    expected = json.dumps(json.loads(text), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert sorted_json(text) == expected
+
+
+def test_sorted_json_leaves_floats_and_big_integers_to_json() -> None:
+    cases = [
+        ('{"b": 1.0, "a": 1e16}', '{"a":1e+16,"b":1.0}'),
+        ('{"n": 12345678901234567890123}', '{"n":12345678901234567890123}'),
+        (
+            '{"n": -9223372036854775809, "m": 9007199254740993}',
+            '{"m":9007199254740993,"n":-9223372036854775809}',
+        ),
+        (
+            '{"fact": "social.pension", "b": [true, null, -0, "x\\u0000"]}',
+            '{"b":[true,null,0,"x\\u0000"],"fact":"social.pension"}',
+        ),
+    ]
+    for text, expected in cases:
+        assert sorted_json(text) == expected

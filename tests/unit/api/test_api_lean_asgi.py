@@ -8,9 +8,13 @@ import json
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+from fastapi import APIRouter
+from pydantic import TypeAdapter
 from starlette.types import Message, Receive, Scope, Send
 
-from exchange.api.lean import LeanRoutes
+from exchange.api.lean import Lean, LeanRoutes
+from exchange.api.models.verifications import VerificationRequest, VerificationResponse
 from exchange.policy import load_policy
 from exchange.settings import ExchangeSettings
 
@@ -97,3 +101,44 @@ async def test_a_client_gone_mid_body_and_other_routes_are_fastapi_s() -> None:
     await _call(lean, _scope("/v1/proofs/verify", headers), _chunks(BODY, 100))
     assert behind.calls[0][2] == ["http.disconnect"]  # FastAPI's path sees the disconnection itself
     assert behind.calls[1] == ("/v1/proofs/verify", BODY, ["http.request"])
+
+
+async def test_an_exception_no_handler_takes_is_a_plain_500_then_raised_on_as_fastapi_answers_it() -> None:
+    # In front of FastAPI's stack, the lean path answers what FastAPI's outermost ServerErrorMiddleware
+    # would: "Internal Server Error" as text, then the exception goes on to the server (which logs it).
+    router = APIRouter()
+
+    @router.post("/v1/failing", name="failing")
+    async def failing() -> None:  # pragma: no cover - only declared, as the lean routes are
+        raise AssertionError
+
+    async def answer(request: Any, caller: Any, services: Any) -> Any:
+        raise LookupError("nothing handles this")
+
+    failing_route = Lean(
+        "/v1/failing", "failing", router, VerificationRequest, answer, TypeAdapter(VerificationResponse)
+    )
+    services = SimpleNamespace(settings=ExchangeSettings(), policy=load_policy())
+    api: Any = SimpleNamespace(state=SimpleNamespace(services=services), exception_handlers={}, debug=False)
+    lean = LeanRoutes(Behind(), api, routes=(failing_route,))
+    body = json.dumps(
+        {
+            "subject": "440103198403037020",
+            "purpose": "public-rental-housing",
+            "claims": [{"fact": "identity.status", "operator": "eq", "value": "normal"}],
+        }
+    ).encode()
+    headers = {"content-type": "application/json", "x-api-key": "dev-housing-key"}
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    with pytest.raises(LookupError):
+        await lean(_scope("/v1/failing", headers), receive, send)
+    assert sent[0]["status"] == 500
+    assert dict(sent[0]["headers"])[b"content-type"] == b"text/plain; charset=utf-8"
+    assert sent[1]["body"] == b"Internal Server Error"
