@@ -207,6 +207,7 @@ class Tax:
 
 
 NO_TAX = Tax((), (), ())
+_NONE_PAID = Decimal("0.00")
 
 
 @dataclass(frozen=True, slots=True)
@@ -426,19 +427,35 @@ def tax_of(payments: Mapping[str, Entry[Payment]]) -> Tax:
         return NO_TAX
     paid: set[int] = set()
     net: dict[int, Decimal] = {}
-    for _, payment in live(payments):
-        start, end = month_index(payment.period_start), month_index(payment.period_end)
-        if payment.tax_paid > 0:
-            paid.update(range(start, end + 1))
-        net[end] = net.get(end, Decimal("0.00")) + payment.tax_paid
-    totals: list[MonthTotal] = []
-    for month in sorted(net):
-        amount = net[month]
-        if totals and totals[-1].last == month - 1 and totals[-1].amount == amount:
-            totals[-1] = MonthTotal(totals[-1].first, month, amount)
-        else:
-            totals.append(MonthTotal(month, month, amount))
-    return Tax(ranges(paid), tuple(totals), _read_to(payments))
+    none_paid = _NONE_PAID
+    for entry in payments.values():
+        payment = entry.data
+        if payment is None:
+            continue
+        # month_index, inlined: this loop runs over every payment of a subject each time they change.
+        start, end, amount = payment.period_start, payment.period_end, payment.tax_paid
+        last = end.year * 12 + end.month - 1
+        if amount > none_paid:
+            paid.update(range(start.year * 12 + start.month - 1, last + 1))
+        net[last] = net.get(last, none_paid) + amount
+    return Tax(ranges(paid), _runs(net), _read_to(payments))
+
+
+def _runs(amounts: Mapping[int, Decimal]) -> tuple[MonthTotal, ...]:
+    """Month -> amount as runs of consecutive months with the same amount, in order."""
+    items = sorted(amounts.items())
+    if not items:
+        return ()
+    runs: list[MonthTotal] = []
+    first, amount = items[0]
+    previous = first
+    for month, value in items[1:]:
+        if month != previous + 1 or value != amount:
+            runs.append(MonthTotal(first, previous, amount))
+            first, amount = month, value
+        previous = month
+    runs.append(MonthTotal(first, previous, amount))
+    return tuple(runs)
 
 
 def social_of(contributions: Mapping[str, Entry[Contribution]]) -> Social:
