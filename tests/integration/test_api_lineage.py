@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from consumers.sink.tables import SOCIAL_CONTRIBUTION, TAX_PAYMENT
+from consumers.sink.tables import SOCIAL_CONTRIBUTION, TAX_PAYMENT, RecordTable
 from exchange import database
 from exchange.api.exceptions import StorageUnavailableError
 from exchange.api.storage.lineage import current_lines, current_vouchers, resolve
@@ -92,11 +92,18 @@ BOUND = 10  # the last position that changed the ledger
 
 
 def _store(settings: ExchangeSettings, offsets: range) -> None:
-    rows = [SOCIAL_CONTRIBUTION.row(HISTORY[offset], (KEY, TOPIC, 0, offset)) for offset in offsets]
+    _copy(settings, SOCIAL_CONTRIBUTION, TOPIC, {offset: HISTORY[offset] for offset in offsets})
+
+
+def _copy(
+    settings: ExchangeSettings, table: RecordTable, topic: str, records: dict[int, dict[str, Any]]
+) -> None:
+    """Load `records` (offset -> record, on partition 0 of `topic`) as the sink would."""
+    rows = [table.row(record, (KEY, topic, 0, offset)) for offset, record in records.items()]
     with (
         psycopg.connect(settings.postgres.conninfo()) as conn,
         conn.cursor() as cursor,
-        cursor.copy(SOCIAL_CONTRIBUTION.copy) as copy,
+        cursor.copy(table.copy) as copy,
     ):
         for row in rows:
             copy.write_row(row)
@@ -189,14 +196,7 @@ PAYMENTS: dict[int, dict[str, Any]] = {
 
 async def test_the_payments_read_are_exactly_those_behind_the_tax_facts(settings: ExchangeSettings) -> None:
     database.migrate(settings.postgres)
-    rows = [TAX_PAYMENT.row(PAYMENTS[offset], (KEY, TAX_TOPIC, 0, offset)) for offset in PAYMENTS]
-    with (
-        psycopg.connect(settings.postgres.conninfo()) as conn,
-        conn.cursor() as cursor,
-        cursor.copy(TAX_PAYMENT.copy) as copy,
-    ):
-        for row in rows:
-            copy.write_row(row)
+    _copy(settings, TAX_PAYMENT, TAX_TOPIC, PAYMENTS)
     ledger = empty_ledger(KEY)
     for offset in range(5):
         ledger = apply(ledger, Event(TAX, PAYMENTS[offset], TAX_TOPIC, 0, offset))
