@@ -494,15 +494,14 @@ def social_of(contributions: Mapping[str, Entry[Contribution]]) -> Social:
     )
 
 
-def profile_of(ledger: Ledger, tax: Tax | None = None, social: Social | None = None) -> Profile:
-    """The profile a ledger stands for; `tax` and `social`, when given, are `tax_of(ledger.payments)`
-    and `social_of(ledger.contributions)` computed already (those sections did not change since)."""
+def profile_of(ledger: Ledger) -> Profile:
+    """The profile a ledger stands for."""
     return Profile(
         ledger.subject_key,
         ledger.version,
         ledger.persons,
-        tax_of(ledger.payments) if tax is None else tax,
-        social_of(ledger.contributions) if social is None else social,
+        tax_of(ledger.payments),
+        social_of(ledger.contributions),
         ledger.titles,
     )
 
