@@ -40,7 +40,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.cpu_usage import CpuClock, Usage
-from bench.pipeline_fold import bare_loop, hot_spots, profile_fold
+from bench.pipeline_fold import bare_loop, faust_floor, hot_spots, profile_fold
 from bench.pipeline_publish import (
     fresh_vouchers,
     load_registry,
@@ -159,7 +159,7 @@ def _measure(bench: ExchangeSettings, home: Path, sample: float) -> list[Figure]
         with _console.status("stopping the processor and the sink…"):
             supervisor.stop_all()
     sink_rate, raw = _sink(bench)
-    fold, bare = _fold(bench, home)
+    fold, bare, floor = _fold(bench, home)
     _profile(bench)
     half_p50, half_p99 = half.p50_seconds * 1000, half.p99_seconds * 1000
     trickle_p50, trickle_p99 = trickle.p50_seconds * 1000, trickle.p99_seconds * 1000
@@ -180,6 +180,7 @@ def _measure(bench: ExchangeSettings, home: Path, sample: float) -> list[Figure]
         Figure(
             "processor fold", fold, "bare aiokafka loop", bare, "events/s", "ratio ≥ 0.6", fold >= 0.6 * bare
         ),
+        Figure("faust alone (no-op agent)", floor, "bare aiokafka loop", bare, "events/s"),
         Figure("sink", sink_rate, "raw COPY", raw, "rows/s", "ratio ≥ 0.7", sink_rate >= 0.7 * raw),
     ]
 
@@ -294,13 +295,19 @@ def _sink(bench: ExchangeSettings) -> tuple[float, float]:
         f"took {rows.record_seconds / max(records, 1) * 1e6:,.0f} µs a record row, "
         f"{rows.profile_seconds / max(len(rows.profiles), 1) * 1e6:,.0f} µs a profile row"
     )
+    decoding = rows.record_seconds + rows.profile_seconds
+    _console.log(
+        f"decoding and mapping alone, the sink's one Python thread doing nothing else, would write at most "
+        f"{rows.total / decoding:,.0f} rows/s = {raw_seconds / decoding:.2f} of raw COPY"
+    )
     if rows.total != sunk.total_rows:
         _console.log(f"[yellow]the sink wrote {sunk.total_rows:,} rows, its offsets cover {rows.total:,}[/]")
     return sunk.per_second, rows.total / raw_seconds
 
 
-def _fold(bench: ExchangeSettings, home: Path) -> tuple[float, float]:
-    """The bare loop over the backlog, then a processor of its own (new group, state and changelog)."""
+def _fold(bench: ExchangeSettings, home: Path) -> tuple[float, float, float]:
+    """The bare loop over the backlog, then a processor of its own (new group, state and changelog), then
+    faust alone with a no-op agent (its group and state its own too): events/s of each."""
     scratch = f"{bench.kafka.topic_prefix}bench.bare-loop.profiles"
     _create_topic(bench, scratch)
     with _console.status("fold: the bare aiokafka loop…"):
@@ -312,7 +319,19 @@ def _fold(bench: ExchangeSettings, home: Path) -> tuple[float, float]:
     folder = _with(
         bench, app_id=f"{bench.processor.app_id}-fold", datadir=home / "fold", web_port=free_port()
     )
-    return _processor_fold(folder, home), bare.per_second
+    processor = _processor_fold(folder, home)
+    floor_settings = _with(
+        bench, app_id=f"{bench.processor.app_id}-floor", datadir=home / "floor", web_port=free_port()
+    )
+    with _console.status("fold: faust alone, a no-op agent over the backlog…"):
+        floor = faust_floor(floor_settings, bare.events)
+    _console.log(
+        f"faust alone: the processor's app with an agent that takes the same batches and does nothing: "
+        f"{floor.taken - floor.first_batch:,} events after its first batch in {floor.seconds:.1f} s "
+        f"= {floor.per_second:,.0f} events/s, {floor.per_second / bare.per_second:.2f} of the bare loop; "
+        f"the most a fold costing nothing would reach"
+    )
+    return processor, bare.per_second, floor.per_second
 
 
 def _processor_fold(folder: ExchangeSettings, home: Path) -> float:

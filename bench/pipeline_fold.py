@@ -7,7 +7,12 @@ import asyncio
 import contextlib
 import cProfile
 import datetime as dt
+import json
+import os
 import pstats
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Generator
 from dataclasses import dataclass
@@ -20,7 +25,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from exchange import profile as aggregate
 from exchange.serialization import AvroCodec
-from exchange.settings import ExchangeSettings
+from exchange.settings import ExchangeSettings, as_environment
 from exchange.streams import BatchFolder
 from exchange.topics import DATASET_TOPICS
 
@@ -109,6 +114,43 @@ async def _fold_all(
             await producer.send(scratch_topic, encoded, key=key)
         produced += len(changed)
     return consumed, produced
+
+
+@dataclass(frozen=True)
+class Floor:
+    """faust alone: the events its no-op agent took, how many came in its first batch, and how long the
+    rest took after that batch."""
+
+    taken: int
+    first_batch: int
+    seconds: float
+
+    @property
+    def per_second(self) -> float:
+        return (self.taken - self.first_batch) / self.seconds
+
+
+def faust_floor(settings: ExchangeSettings, events: int, timeout_seconds: float = 300.0) -> Floor:
+    """faust alone over the backlog (`bench.faust_floor`): the processor's app with an agent that takes
+    its batches and does nothing else, until it has taken `events` events. `settings` name a consumer
+    group and state directory of its own. Timed from its first batch to its last."""
+    with tempfile.TemporaryDirectory(prefix="exchange-faust-floor-") as scratch:
+        result = Path(scratch) / "floor.json"
+        log = Path(scratch) / "floor.log"
+        with log.open("wb") as output:
+            process = subprocess.run(
+                [sys.executable, "-m", "bench.faust_floor", str(events), str(result)],
+                env={**os.environ, **as_environment(settings)},
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                timeout=timeout_seconds,
+                check=False,
+            )
+        if not result.exists():
+            tail = log.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"the faust floor exited {process.returncode} without a result:\n{tail}")
+        timing = json.loads(result.read_text())
+    return Floor(int(timing["taken"]), int(timing["first_batch"]), float(timing["seconds"]))
 
 
 class _Event:

@@ -67,8 +67,9 @@ class _App(faust.App):
         return dependencies
 
 
-def create_app(settings: ExchangeSettings) -> faust.App:
-    """Build the processor app, its table and its agent from the settings."""
+def source_app(settings: ExchangeSettings) -> tuple[faust.App, faust.TopicT]:
+    """The processor's app, configured but without its table and agent, and the channel over the four
+    dataset topics that its agent reads (`exchange bench pipeline` times a no-op agent on the same)."""
     kafka = settings.kafka
     processor = settings.processor
     app = _App(
@@ -105,6 +106,14 @@ def create_app(settings: ExchangeSettings) -> faust.App:
         key_serializer="raw",
         value_serializer="raw",
     )
+    return app, sources
+
+
+def create_app(settings: ExchangeSettings) -> faust.App:
+    """Build the processor app, its table and its agent from the settings."""
+    kafka = settings.kafka
+    processor = settings.processor
+    app, sources = source_app(settings)
     profiles_out = app.topic(PROFILE.full_name(kafka), key_serializer="raw", value_serializer="raw")
     table = app.Table(
         "profiles",
