@@ -8,8 +8,14 @@ another job).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+
+from exchange.settings import ExchangeSettings
+from exchange.stack.kafka import KafkaNode
+from exchange.stack.postgres import PostgresCluster
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -20,12 +26,32 @@ def cores() -> int:
     return sum(1 for line in lines if line.startswith("cpu") and line[3:4].isdigit())
 
 
-def _process_ticks(pid: int) -> int:
+def _stat(pid: int) -> list[str]:
+    """The fields of /proc/PID/stat after the command name (the first is field 3 of proc(5), the state)."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return []
+
+
+def _process_ticks(pid: int) -> int:
+    fields = _stat(pid)
+    return int(fields[11]) + int(fields[12]) if fields else 0  # utime, stime (fields 14, 15 of proc(5))
+
+
+def _tree_ticks(pid: int) -> int:
+    """The ticks of a server that forks a process per connection (PostgreSQL's postmaster): its own, its
+    children's that have exited and been waited for (cutime, cstime), and its live children's."""
+    fields = _stat(pid)
+    if not fields:
         return 0
-    return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
+    ticks = sum(int(field) for field in fields[11:15])  # utime, stime, cutime, cstime
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            child = _stat(int(entry.name))
+            if child and child[1] == str(pid):  # field 4 of proc(5): the parent's pid
+                ticks += int(child[11]) + int(child[12])
+    return ticks
 
 
 def _machine_ticks() -> tuple[int, int]:
@@ -53,14 +79,19 @@ class Usage:
 
 
 class CpuClock:
-    """Samples the machine's and named processes' CPU ticks (Linux only)."""
+    """Samples the machine's and named processes' CPU ticks (Linux only); a process named in `trees` is
+    counted with its children (PostgreSQL: the postmaster and a backend per connection)."""
 
-    def __init__(self, pids: dict[str, int]) -> None:
-        self.pids = pids
+    def __init__(self, pids: dict[str, int], trees: dict[str, int] | None = None) -> None:
+        self.names = [*pids, *(trees or {})]
+        self._readers: dict[str, Callable[[], int]] = {
+            **{name: partial(_process_ticks, pid) for name, pid in pids.items()},
+            **{name: partial(_tree_ticks, pid) for name, pid in (trees or {}).items()},
+        }
 
     def sample(self) -> Sample:
         busy, total = _machine_ticks()
-        return Sample(busy, total, {name: _process_ticks(pid) for name, pid in self.pids.items()})
+        return Sample(busy, total, {name: read() for name, read in self._readers.items()})
 
     def since(self, before: Sample) -> Usage:
         """Cores used since `before` by the machine as a whole and by each named process."""
@@ -68,11 +99,27 @@ class CpuClock:
         # Seconds of wall time, from the machine's total ticks (all cores count together).
         seconds = (now.machine_total - before.machine_total) / _TICKS / cores()
         if seconds <= 0:
-            return Usage(0.0, {name: 0.0 for name in self.pids})
+            return Usage(0.0, {name: 0.0 for name in self.names})
         return Usage(
             (now.machine_busy - before.machine_busy) / _TICKS / seconds,
             {
                 name: (now.processes[name] - before.processes.get(name, 0)) / _TICKS / seconds
-                for name in self.pids
+                for name in self.names
             },
         )
+
+
+def stack_servers(settings: ExchangeSettings) -> dict[str, int]:
+    """The local stack's Kafka broker and PostgreSQL postmaster (`exchange stack up`), those running."""
+    servers = {"Kafka": KafkaNode(settings.stack).running_pid(), "PostgreSQL": postmaster_pid(settings)}
+    return {name: pid for name, pid in servers.items() if pid is not None}
+
+
+def postmaster_pid(settings: ExchangeSettings) -> int | None:
+    """The stack's PostgreSQL server process, from the first line of its data directory's postmaster.pid."""
+    data = PostgresCluster(settings.stack, settings.postgres).data
+    try:
+        pid = int((data / "postmaster.pid").read_text().split()[0])
+    except (OSError, IndexError, ValueError):
+        return None
+    return pid if _stat(pid) else None

@@ -39,7 +39,7 @@ from pydantic import SecretStr
 from rich.console import Console
 from rich.table import Table
 
-from bench.cpu_usage import CpuClock, Usage
+from bench.cpu_usage import CpuClock, Usage, stack_servers
 from bench.pipeline_fold import bare_loop, faust_floor, hot_spots, profile_fold
 from bench.pipeline_publish import (
     fresh_vouchers,
@@ -152,7 +152,10 @@ def _measure(bench: ExchangeSettings, home: Path, sample: float) -> list[Figure]
     try:
         processor = supervisor.start("processor", "process").process.pid
         sink = supervisor.start("sink", "sink").process.pid
-        clock = CpuClock({"connectors (this process)": os.getpid(), "processor": processor, "sink": sink})
+        clock = CpuClock(
+            {"connectors (this process)": os.getpid(), "processor": processor, "sink": sink},
+            stack_servers(bench),
+        )
         end_to_end = _end_to_end(bench, supervisor, clock, exports, registry)
         trickle, half = _freshness(bench, supervisor, exports, end_to_end)
     finally:
@@ -271,7 +274,7 @@ def _freshness(
 def _sink(bench: ExchangeSettings) -> tuple[float, float]:
     """The sink over everything on the topics into emptied tables, then a raw COPY of the rows it wrote."""
     empty_sink_tables(bench.postgres)
-    clock = CpuClock({"sink (this process)": os.getpid()})
+    clock = CpuClock({"sink (this process)": os.getpid()}, stack_servers(bench))
     before = clock.sample()
     with _console.status("sink: everything on the topics, until idle…"):
         sunk = run_sink(bench, RERUN_LIMIT_SECONDS)
@@ -342,7 +345,9 @@ def _processor_fold(folder: ExchangeSettings, home: Path) -> float:
     port = folder.processor.web_port
     try:
         spawned = time.perf_counter()
-        clock = CpuClock({"processor": supervisor.start("processor-fold", "process").process.pid})
+        clock = CpuClock(
+            {"processor": supervisor.start("processor-fold", "process").process.pid}, stack_servers(folder)
+        )
         with _console.status("fold: the processor over the backlog…"):
             first, before = _first_fold(supervisor, watch, port), clock.sample()
             while not (reading := watch.read()).folded_all:
