@@ -89,15 +89,10 @@ def ordered_consumer_class(guarded: Collection[str]) -> type[faust_aiokafka.Cons
             """Every second, seek back each source partition fetched past a hole with no record after it."""
             if not self.flow_active:
                 return  # a rebalance is under way; it ends with a seek to the committed offsets
-            for tp in self.assignment():
-                if tp.topic not in topics:
-                    continue
-                try:
-                    position = await asyncio.wait_for(self.position(tp), timeout=1.0)
-                except (TimeoutError, KafkaError, IllegalStateError):
-                    continue  # unknown for now (revoked, or being reset): looked at next time
+            sources = [tp for tp in self.assignment() if tp.topic in topics]
+            for tp, position in (await positions(self.position, sources)).items():
                 expected = self.sequencer.expected(tp)
-                if expected is None or position is None:
+                if expected is None:
                     continue
                 if self.sequencer.stalled(tp, position, time.monotonic()):
                     _log.warning(
@@ -111,6 +106,24 @@ def ordered_consumer_class(guarded: Collection[str]) -> type[faust_aiokafka.Cons
                     await self.seek(tp, expected)
 
     return OrderedConsumer
+
+
+async def positions(
+    position: Callable[[TP], Awaitable[int | None]], partitions: Collection[TP], timeout: float = 1.0
+) -> dict[TP, int]:
+    """The consumer's fetch position in each of `partitions` that has one, asked all at once: each
+    question is a hop to faust's consumer thread, and asked one after the other under load they took
+    longer than the timer's second. A partition whose position is unknown for now (revoked, or being
+    reset) is left out; it is looked at the next time."""
+
+    async def one(tp: TP) -> int | None:
+        try:
+            return await asyncio.wait_for(position(tp), timeout=timeout)
+        except (TimeoutError, KafkaError, IllegalStateError):
+            return None
+
+    found = await asyncio.gather(*map(one, partitions))
+    return {tp: offset for tp, offset in zip(partitions, found, strict=True) if offset is not None}
 
 
 async def step_first(wait_first: Callable[..., Awaitable[WaitResults]], *coros: WaitArgT) -> WaitResults:

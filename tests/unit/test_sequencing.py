@@ -7,12 +7,13 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
+from aiokafka.errors import KafkaError
 from faust.types import TP
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from mode import Service
 
-from exchange.ordered_consumer import _guarded, _ReadOffsets, step_first
+from exchange.ordered_consumer import _guarded, _ReadOffsets, positions, step_first
 from exchange.sequencing import Sequencer, Verdict
 
 P = TP("t", 0)
@@ -236,3 +237,25 @@ def test_a_waiting_delivery_is_abandoned_and_unwound_when_the_flow_is_suspended(
     assert result.results == [True]  # suspend_flow.wait() won
     assert not locked
     assert cancelled
+
+
+async def test_the_stall_check_asks_every_partition_position_at_once_and_skips_the_unknown() -> None:
+    """Each position is a hop to faust's consumer thread: asked one after the other under load, they
+    took longer than the stall check's one-second timer. Here each answer waits until every partition
+    has asked, so only questions asked together are answered within the timeout."""
+    partitions = [TP("lab.tax.payment.v1", number) for number in range(4)]
+    asked: list[TP] = []
+    everyone_asked = asyncio.Event()
+
+    async def position(tp: TP) -> int | None:
+        asked.append(tp)
+        if len(asked) == len(partitions):
+            everyone_asked.set()
+        await everyone_asked.wait()
+        if tp.partition == 3:
+            raise KafkaError("not assigned any more")
+        return None if tp.partition == 2 else 100 + tp.partition
+
+    found = await positions(position, partitions, timeout=0.5)
+
+    assert found == {partitions[0]: 100, partitions[1]: 101}
