@@ -26,7 +26,9 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any, cast
 
 import faust
+from faust.sensors import Sensor
 from faust.streams import _current_event
+from faust.types.transports import ProducerT
 from mode import ServiceT
 from prometheus_client import generate_latest
 
@@ -54,17 +56,48 @@ def changelog_topic_name(settings: ExchangeSettings) -> str:
     return f"{settings.kafka.topic_prefix}{settings.processor.app_id}.profiles.changelog"
 
 
+class RebalanceSensor(Sensor):
+    """Counts the processor's rebalances and times each, to when the worker is ready again (recovery
+    included); every per-record and per-event hook is faust's no-op."""
+
+    def on_rebalance_start(self, app: faust.types.AppT) -> dict[str, float]:
+        metrics.PROCESSOR_REBALANCES.inc()
+        return {"time_start": time.monotonic()}
+
+    def on_rebalance_end(self, app: faust.types.AppT, state: dict[str, float]) -> None:
+        metrics.PROCESSOR_REBALANCE_SECONDS.observe(time.monotonic() - state["time_start"])
+
+
 class _App(faust.App):
-    """faust's app without its Monitor sensor.
+    """faust's app with the `RebalanceSensor` instead of its Monitor sensor.
 
     The Monitor keeps in-memory stats for faust's web views (turned off here) and is called for every
-    record and event, in and out; the processor's metrics are its own (`monitoring.metrics`).
+    record and event, in and out; the processor's metrics are its own (`monitoring.metrics`). With no
+    sensor at all, faust would warn of a missing sensor state at every rebalance.
     """
 
     def on_init_dependencies(self) -> Iterable[ServiceT]:
         dependencies = super().on_init_dependencies()
         self.sensors.remove(self.monitor)
+        self.sensors.add(RebalanceSensor())
         return dependencies
+
+
+def _batch_producer_class(base: type[ProducerT], batch_events: int) -> type[ProducerT]:
+    """faust's producer, its buffer of table changelog writes sized for a whole batch.
+
+    A table write is queued in that buffer, and before delivering each record faust waits while it
+    holds more than its 100 messages (logging "producer buffer full" at WARNING). A batch changes up to
+    `batch_events` ledgers, so catching up on a backlog warned and stalled on every batch. faust still
+    flushes the buffer before it commits the source offsets, so what a commit covers is unchanged.
+    """
+
+    class BatchProducer(base):  # type: ignore[valid-type,misc]  # a class made from a runtime value
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.buffer.max_messages = batch_events
+
+    return cast(type[ProducerT], BatchProducer)
 
 
 def source_app(settings: ExchangeSettings) -> tuple[faust.App, faust.TopicT]:
@@ -99,6 +132,9 @@ def source_app(settings: ExchangeSettings) -> tuple[faust.App, faust.TopicT]:
     source_names = [topic.full_name(kafka) for topic in DATASET_TOPICS]
     # faust can drop fetched records in a rebalance and then commit past them: this consumer re-reads.
     app.transport.Consumer = ordered_consumer_class(source_names)  # type: ignore[misc]  # read per instance
+    app.transport.Producer = _batch_producer_class(  # type: ignore[misc]  # read per instance
+        app.transport.Producer, processor.batch_events
+    )
     sources = app.topic(
         *source_names,
         key_type=bytes,

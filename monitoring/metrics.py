@@ -52,6 +52,15 @@ PROCESSOR_FOLD_SECONDS = Histogram(
     "Time to fold one batch into its subjects' profiles, encoding included",
     buckets=LATENCY_BUCKETS,
 )
+PROCESSOR_REBALANCES = Counter(
+    "exchange_processor_rebalances_total",
+    "Consumer group rebalances the processor went through (its partitions moved, or a worker came or went)",
+)
+PROCESSOR_REBALANCE_SECONDS = Histogram(
+    "exchange_processor_rebalance_seconds",
+    "Time from a rebalance starting to the processor folding again, its table's recovery included",
+    buckets=(*LATENCY_BUCKETS, 60.0, 120.0, 300.0),
+)
 
 # Freshness spans a sink that keeps up (seconds) and one replaying history (days), in seconds.
 FRESHNESS_BUCKETS = (*LATENCY_BUCKETS, 60.0, 300.0, 900.0, 3600.0, 21600.0, 86400.0, 604800.0)

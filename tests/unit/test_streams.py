@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import dataclasses
 import datetime as dt
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -203,6 +204,14 @@ def test_the_app_batches_what_it_produces(tmp_path: Path) -> None:
     assert app.conf.producer_max_batch_size == 65536
 
 
+def test_a_batch_of_table_writes_fits_the_producer_buffer(tmp_path: Path) -> None:
+    # Past its limit faust warns and stalls delivery before every record until the buffer drains.
+    settings = ExchangeSettings(
+        processor=ProcessorSettings(datadir=tmp_path, store="memory://", batch_events=777)
+    )
+    assert create_app(settings).producer.buffer.max_messages == 777
+
+
 def test_the_app_consumes_with_the_ordered_consumer(tmp_path: Path) -> None:
     settings = ExchangeSettings(processor=ProcessorSettings(datadir=tmp_path, store="memory://"))
     consumer = create_app(settings).consumer
@@ -218,6 +227,22 @@ def test_the_app_leaves_out_faust_monitor_sensor(tmp_path: Path) -> None:
     app = create_app(ExchangeSettings(processor=ProcessorSettings(datadir=tmp_path, store="memory://")))
     list(app.on_init_dependencies())  # what starting the app does, where faust adds the Monitor
     assert app.monitor not in set(app.sensors)
+
+
+def test_each_rebalance_is_counted_and_timed_with_no_missing_state_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(ExchangeSettings(processor=ProcessorSettings(datadir=tmp_path, store="memory://")))
+    list(app.on_init_dependencies())
+    rebalances = REGISTRY.get_sample_value("exchange_processor_rebalances_total") or 0.0
+    timed = REGISTRY.get_sample_value("exchange_processor_rebalance_seconds_count") or 0.0
+    with caplog.at_level(logging.WARNING):
+        app.on_rebalance_start()
+        app.on_rebalance_return()
+        app.on_rebalance_end()
+    assert REGISTRY.get_sample_value("exchange_processor_rebalances_total") == rebalances + 1
+    assert REGISTRY.get_sample_value("exchange_processor_rebalance_seconds_count") == timed + 1
+    assert "Missing sensor state" not in caplog.text
 
 
 def test_the_process_command_runs_the_worker_on_uvloop(
