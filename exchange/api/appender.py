@@ -70,15 +70,16 @@ class AuditAppender:
     async def _write(self, batch: list[_Waiting]) -> None:
         entries = [entry for entry, _ in batch]
         try:
-            rows = None
+            head = None
             if self._head is not None:  # after our own last batch: one statement, if no one appended since
                 async with connection(self._pool) as conn:
                     if conn.autocommit:
-                        rows = await audit_table.append_batch_after(conn, entries, self._head)
-            if rows is None:
+                        head = await audit_table.append_batch_after(conn, entries, self._head)
+            if head is None:
                 async with transaction(self._pool) as conn:
                     rows = await audit_table.append_batch(conn, entries)
-            self._head = (int(rows[-1]["seq"]), str(rows[-1]["hash"]))
+                head = (int(rows[-1]["seq"]), str(rows[-1]["hash"]))
+            self._head = head
         except BaseException as exc:
             self._head = None  # whatever was committed, the next batch locks and reads the head
             for _, future in batch:

@@ -31,6 +31,8 @@ class Audit:
     request: dict[str, Any]
     subject_key: str | None = None
     response: dict[str, Any] = field(default_factory=dict)
+    # The handler vouches that its request and response hold JSON's own types only (`AuditEntry.json_types`).
+    json_types: bool = False
 
 
 async def record(services: Services, audit: Audit, outcome: str, reason: str | None = None) -> None:
@@ -45,16 +47,26 @@ async def record(services: Services, audit: Audit, outcome: str, reason: str | N
         reason=reason,
         request=audit.request,
         response=audit.response,
+        json_types=audit.json_types,
     )
     await services.audit.append(entry)
 
 
 @asynccontextmanager
 async def audited(
-    services: Services, route: str, caller: str, action: str, purpose: str | None, request: dict[str, Any]
+    services: Services,
+    route: str,
+    caller: str,
+    action: str,
+    purpose: str | None,
+    request: dict[str, Any],
+    *,
+    json_types: bool = False,
 ) -> AsyncIterator[Audit]:
-    """An `Audit` for the handler to fill; appended when the block ends, however it ends."""
-    audit = Audit(caller, action, purpose, request)
+    """An `Audit` for the handler to fill; appended when the block ends, however it ends. `json_types`:
+    the handler's request and response hold JSON's own types only (see `AuditEntry.json_types`; the
+    refusals and failures written here do)."""
+    audit = Audit(caller, action, purpose, request, json_types=json_types)
     try:
         yield audit
     except RefusedError as exc:
