@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import math
 from collections.abc import AsyncIterator, Awaitable
@@ -117,6 +118,11 @@ def create_api(settings: ExchangeSettings, *, relay: bool = True, lean: bool = T
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await services.pool.open(wait=True, timeout=settings.api.pool_timeout_seconds)
+        # What is built by now (the app, its routes and models, the policy, the libraries: some 100,000
+        # objects) lives as long as the process: frozen, the garbage collector stops walking it on
+        # every full collection (each one cost ~0.1 s of a busy API's CPU, ~3 % in all).
+        gc.collect()
+        gc.freeze()
         stop = asyncio.Event()
         # The relay runs in a child process (exchange.api.relay_process), off this event loop.
         relaying = asyncio.create_task(relay_process.supervise(settings, stop)) if relay else None
@@ -128,6 +134,7 @@ def create_api(settings: ExchangeSettings, *, relay: bool = True, lean: bool = T
                 await relaying
             await services.audit.close()
             await services.pool.close()
+            gc.unfreeze()
 
     app = ExchangeApi(
         title="数据跑腿 Exchange API",
