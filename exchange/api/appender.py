@@ -45,12 +45,13 @@ class AuditAppender:
         `LookupError` when the chain head is missing): then no entry of the batch was appended.
         """
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        future.add_done_callback(_retrieved)
         self._waiting.append((entry, future))
         if self._flushing is None:
             self._flushing = asyncio.create_task(self._flush(), name="audit-appender")
         # A request cancelled while waiting (its client gone) cancels only its own future: its entry is
         # in the queue or in a batch already and is written all the same, and the batch skips telling it.
+        # (Cancelled just as its batch failed, the task still reads the error as it wakes up: asyncio
+        # logs no "exception was never retrieved", so no callback per request is needed for that.)
         await future
 
     async def close(self) -> None:
@@ -70,15 +71,16 @@ class AuditAppender:
     async def _write(self, batch: list[_Waiting]) -> None:
         entries = [entry for entry, _ in batch]
         try:
-            rows = None
+            head = None
             if self._head is not None:  # after our own last batch: one statement, if no one appended since
                 async with connection(self._pool) as conn:
                     if conn.autocommit:
-                        rows = await audit_table.append_batch_after(conn, entries, self._head)
-            if rows is None:
+                        head = await audit_table.append_batch_after(conn, entries, self._head)
+            if head is None:
                 async with transaction(self._pool) as conn:
                     rows = await audit_table.append_batch(conn, entries)
-            self._head = (int(rows[-1]["seq"]), str(rows[-1]["hash"]))
+                head = (int(rows[-1]["seq"]), str(rows[-1]["hash"]))
+            self._head = head
         except BaseException as exc:
             self._head = None  # whatever was committed, the next batch locks and reads the head
             for _, future in batch:
@@ -90,10 +92,3 @@ class AuditAppender:
         for _, future in batch:
             if not future.done():
                 future.set_result(None)
-
-
-def _retrieved(future: asyncio.Future[None]) -> None:
-    # A request cancelled while waiting never reads its batch's error: read it here, so asyncio does not
-    # log "exception was never retrieved" (the requests that did wait were answered with it).
-    if not future.cancelled():
-        future.exception()

@@ -8,9 +8,9 @@ committed together (exchange.api.appender).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
+from types import TracebackType
 from typing import Any
 
 from exchange.api.context import Services
@@ -31,6 +31,8 @@ class Audit:
     request: dict[str, Any]
     subject_key: str | None = None
     response: dict[str, Any] = field(default_factory=dict)
+    # The handler vouches that its request and response hold JSON's own types only (`AuditEntry.json_types`).
+    json_types: bool = False
 
 
 async def record(services: Services, audit: Audit, outcome: str, reason: str | None = None) -> None:
@@ -45,29 +47,55 @@ async def record(services: Services, audit: Audit, outcome: str, reason: str | N
         reason=reason,
         request=audit.request,
         response=audit.response,
+        json_types=audit.json_types,
     )
     await services.audit.append(entry)
 
 
-@asynccontextmanager
-async def audited(
-    services: Services, route: str, caller: str, action: str, purpose: str | None, request: dict[str, Any]
-) -> AsyncIterator[Audit]:
-    """An `Audit` for the handler to fill; appended when the block ends, however it ends."""
-    audit = Audit(caller, action, purpose, request)
-    try:
-        yield audit
-    except RefusedError as exc:
-        metrics.API_REFUSALS.labels(route=route, reason=exc.reason).inc()
-        audit.response = {"refused": exc.reason, "message": exc.message}
-        await record(services, audit, "refused", exc.reason)
-        raise
-    except ApiError as exc:
-        audit.response = {"error": exc.code, "message": exc.message}
-        await record(services, audit, "failed", exc.code)
-        raise
-    except Exception as exc:
-        audit.response = {"error": type(exc).__name__}
-        await record(services, audit, "failed", "internal")
-        raise
-    await record(services, audit, "allowed")
+def audited(
+    services: Services,
+    route: str,
+    caller: str,
+    action: str,
+    purpose: str | None,
+    request: dict[str, Any],
+    *,
+    json_types: bool = False,
+) -> AbstractAsyncContextManager[Audit]:
+    """An `Audit` for the handler to fill (`async with audited(...) as audit`); appended when the block
+    ends, however it ends: refusals and failures are appended, then raised on. `json_types`: the
+    handler's request and response hold JSON's own types only (see `AuditEntry.json_types`; the refusals
+    and failures written here do)."""
+    return _Audited(services, route, Audit(caller, action, purpose, request, json_types=json_types))
+
+
+class _Audited(AbstractAsyncContextManager[Audit]):
+    """`audited`: a class rather than a generator-based context manager, as every request enters one."""
+
+    __slots__ = ("_audit", "_route", "_services")
+
+    def __init__(self, services: Services, route: str, audit: Audit) -> None:
+        self._services = services
+        self._route = route
+        self._audit = audit
+
+    async def __aenter__(self) -> Audit:
+        return self._audit
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        audit, services = self._audit, self._services
+        if exc is None:
+            await record(services, audit, "allowed")
+        elif isinstance(exc, RefusedError):
+            metrics.API_REFUSALS.labels(route=self._route, reason=exc.reason).inc()
+            audit.response = {"refused": exc.reason, "message": exc.message}
+            await record(services, audit, "refused", exc.reason)
+        elif isinstance(exc, ApiError):
+            audit.response = {"error": exc.code, "message": exc.message}
+            await record(services, audit, "failed", exc.code)
+        elif isinstance(exc, Exception):
+            audit.response = {"error": type(exc).__name__}
+            await record(services, audit, "failed", "internal")
+        # Returns None: the block's exception, if any, is raised on (a cancellation is not recorded).

@@ -12,9 +12,13 @@ from exchange.api.profile_cache import ProfileCache
 from exchange.api.signing import Signer
 from exchange.api.storage.pool import Connection
 from exchange.exceptions import InvalidIdentifierError
-from exchange.policy import Access, Policy, Verdict
+from exchange.policy import Access, Caller, Policy, Verdict
 from exchange.settings import ExchangeSettings
 from exchange.subjects import normalise_citizen_id, subject_key
+
+# Subjects whose key each process remembers (`Services.subject`): validating a 公民身份号码 and taking its
+# HMAC cost more per request than the dict lookup. Bounded, as the IDs are whatever callers send.
+_SUBJECTS = 8192
 
 
 @dataclass(frozen=True)
@@ -31,21 +35,35 @@ class Services:
     profiles: ProfileCache = field(init=False)
     # The policy's verdict per access asked (exchange.api.access.grant_for): `policy` never changes.
     verdicts: dict[Access, Verdict] = field(init=False)
+    # The normalised ID and subject key per valid 公民身份号码 as sent (`subject`); the secret never changes.
+    subjects: dict[str, tuple[str, str]] = field(init=False)
+    # The caller per API key that named one (exchange.api.routes.deps.identify): a SHA-256 and a scan of
+    # the callers per request otherwise. Only keys of callers are kept, so it holds a few entries.
+    callers_by_key: dict[str, Caller] = field(init=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "callers_by_key", {})
         object.__setattr__(self, "audit", AuditAppender(self.pool))
         object.__setattr__(self, "verdicts", {})
+        object.__setattr__(self, "subjects", {})
         object.__setattr__(self, "profiles", ProfileCache(self.settings.api.profile_cache_entries))
 
     def subject(self, citizen_id: str, location: tuple[str, ...] = ("body", "subject")) -> tuple[str, str]:
         """The normalised 公民身份号码 and its subject key; `InvalidRequestError` naming the broken rule."""
+        known = self.subjects.get(citizen_id)
+        if known is not None:
+            return known
         try:
             normalised = normalise_citizen_id(citizen_id)
         except InvalidIdentifierError as exc:
             raise InvalidRequestError(
                 f"{location[-1]} is not a valid 公民身份号码: {exc.message} ({exc.reason})", location
             ) from exc
-        return normalised, subject_key(normalised, self.settings.subject_secret.get_secret_value().encode())
+        known = normalised, subject_key(normalised, self.settings.subject_secret.get_secret_value().encode())
+        if len(self.subjects) >= _SUBJECTS:
+            self.subjects.clear()
+        self.subjects[citizen_id] = known
+        return known
 
     def subject_key(self, citizen_id: str, location: tuple[str, ...] = ("body", "subject")) -> str:
         """The subject key of a 公民身份号码 (see `subject`)."""

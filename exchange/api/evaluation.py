@@ -63,8 +63,13 @@ async def evaluate(
         as_of = as_of.replace(tzinfo=LOCAL)  # a local time without a zone, as the departments write it
     stored = await load_profile(conn, subject_key, as_of, cache)
     day = reference_date or today()
-    facts = compute(stored.profile, day) if cache is None else cache.facts(stored.profile, day)
-    if spans(facts):
+    facts: Mapping[str, Fact]
+    if cache is None:
+        facts = compute(stored.profile, day)
+        unresolved = bool(spans(facts))
+    else:
+        facts, unresolved = cache.facts_to_resolve(stored.profile, day)
+    if unresolved:
         facts = await resolve(conn, subject_key, facts)
         if cache is not None:
             facts = cache.resolved(stored.profile, day, facts)

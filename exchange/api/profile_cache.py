@@ -10,7 +10,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from exchange.facts import Fact, compute
+from exchange.facts import Fact, compute, spans
 from exchange.profile import Profile
 
 
@@ -24,7 +24,8 @@ class ProfileCache:
     def __init__(self, entries: int) -> None:
         self._entries = entries
         self._profiles: OrderedDict[str, Profile] = OrderedDict()
-        self._facts: OrderedDict[tuple[str, int, dt.date], Mapping[str, Fact]] = OrderedDict()
+        # The facts per subject, version and day, and whether some of their lineage is still unresolved.
+        self._facts: OrderedDict[tuple[str, int, dt.date], tuple[Mapping[str, Fact], bool]] = OrderedDict()
 
     def version(self, subject_key: str) -> int | None:
         """The version cached for the subject, or None."""
@@ -54,6 +55,10 @@ class ProfileCache:
     def facts(self, profile: Profile, reference_date: dt.date) -> Mapping[str, Fact]:
         """`facts.compute(profile, reference_date)`, computed once per subject, version and day (read-only:
         the mapping is shared by every request that asks)."""
+        return self.facts_to_resolve(profile, reference_date)[0]
+
+    def facts_to_resolve(self, profile: Profile, reference_date: dt.date) -> tuple[Mapping[str, Fact], bool]:
+        """`facts`, and whether their lineage has spans to resolve (`facts.spans`, worked out once too)."""
         key = (profile.subject_key, profile.version, reference_date)
         found = self._facts.get(key)
         if found is not None:
@@ -66,10 +71,12 @@ class ProfileCache:
     ) -> Mapping[str, Fact]:
         """Keep `facts`, the facts of `profile` on `reference_date` with their lineage resolved, in place
         of those `facts` gave; return them as every later request will get them."""
-        return self._keep((profile.subject_key, profile.version, reference_date), facts)
+        return self._keep((profile.subject_key, profile.version, reference_date), facts)[0]
 
-    def _keep(self, key: tuple[str, int, dt.date], facts: Mapping[str, Fact]) -> Mapping[str, Fact]:
-        found = MappingProxyType(dict(facts))
+    def _keep(
+        self, key: tuple[str, int, dt.date], facts: Mapping[str, Fact]
+    ) -> tuple[Mapping[str, Fact], bool]:
+        found = (MappingProxyType(dict(facts)), bool(spans(facts)))
         if self._entries > 0:
             self._facts[key] = found
             self._facts.move_to_end(key)

@@ -74,7 +74,7 @@ async def test_concurrent_appends_are_committed_in_one_batch(
 
     async def counted_after(
         conn: Connection, entries: Sequence[AuditEntry], head: tuple[int, str]
-    ) -> list[dict[str, Any]] | None:
+    ) -> tuple[int, str] | None:
         batches.append(len(entries))
         return await append_batch_after(conn, entries, head)
 

@@ -80,7 +80,12 @@ def identify(services: Services, tls_subject: str | None, key: str | None) -> Ca
     if tls_subject:
         return services.policy.caller_by_tls_subject(tls_subject)
     if key:
-        return services.policy.caller_by_key_hash(hashlib.sha256(key.encode()).hexdigest())
+        known = services.callers_by_key.get(key)
+        if known is None:
+            known = services.policy.caller_by_key_hash(hashlib.sha256(key.encode()).hexdigest())
+            if known is not None:  # an unknown key is not kept: whatever is sent, the dict stays small
+                services.callers_by_key[key] = known
+        return known
     return None
 
 

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from exchange.api.storage.pool import Connection, Row, fetch_all, fetch_one
-from exchange.audit import AuditEntry, chained_canonical
+from exchange.audit import AuditEntry, chained_canonical, chained_text
 
 _HEAD_FOR_UPDATE = "SELECT last_seq, last_hash FROM audit_chain_head FOR UPDATE"
 # One statement per batch: the rows travel as one JSON array (one parameter, encoded in one call) rather
@@ -71,20 +71,25 @@ async def append_batch(conn: Connection, entries: Sequence[AuditEntry]) -> list[
 
 async def append_batch_after(
     conn: Connection, entries: Sequence[AuditEntry], head: tuple[int, str]
-) -> list[dict[str, Any]] | None:
+) -> tuple[int, str] | None:
     """Append `entries` after the chain head `head` (last seq, last hash) in one statement, on a
-    connection in autocommit mode; the rows as chained, or None (nothing written) when the head is no
-    longer `head`: then append with `append_batch` in a transaction."""
+    connection in autocommit mode; the new head, or None (nothing written) when the head is no longer
+    `head`: then append with `append_batch` in a transaction."""
     if not entries:
-        return []
-    rows, document = _chain(entries, *head)
+        return head
+    seq, prev_hash = head
+    documents: list[bytes] = []
+    for entry in entries:  # no rows built: the appender needs only the new head
+        seq += 1
+        prev_hash, text = chained_text(entry, seq, prev_hash)
+        documents.append(_document(text, prev_hash))
     async with conn.cursor() as cursor:
         await cursor.execute(
             _APPEND_AFTER,
             {
-                "rows": document,
-                "last_seq": rows[-1]["seq"],
-                "last_hash": rows[-1]["hash"],
+                "rows": _array(documents),
+                "last_seq": seq,
+                "last_hash": prev_hash,
                 "after_seq": head[0],
                 "after_hash": head[1],
             },
@@ -92,9 +97,9 @@ async def append_batch_after(
         written = cursor.rowcount
     if written == 0:
         return None
-    if written != len(rows):  # cannot happen: the insert is all of the batch or nothing
-        raise LookupError(f"{written} of a batch of {len(rows)} audit rows were inserted")
-    return rows
+    if written != len(documents):  # cannot happen: the insert is all of the batch or nothing
+        raise LookupError(f"{written} of a batch of {len(documents)} audit rows were inserted")
+    return seq, prev_hash
 
 
 def _chain(entries: Sequence[AuditEntry], last_seq: int, last_hash: str) -> tuple[list[dict[str, Any]], str]:
@@ -112,9 +117,17 @@ def _chain(entries: Sequence[AuditEntry], last_seq: int, last_hash: str) -> tupl
         row, text = chained_canonical(entry, seq, prev_hash)
         prev_hash = row["hash"]
         rows.append(row)
-        # `text` is one JSON object: its closing brace gives way to the hash column.
-        documents.append(b'%s,"hash":"%s"}' % (text[:-1], prev_hash.encode()))
-    return rows, (b"[" + b",".join(documents) + b"]").decode()
+        documents.append(_document(text, prev_hash))
+    return rows, _array(documents)
+
+
+def _document(text: bytes, row_hash: str) -> bytes:
+    # `text` is one JSON object: its closing brace gives way to the hash column.
+    return b'%s,"hash":"%s"}' % (text[:-1], row_hash.encode())
+
+
+def _array(documents: list[bytes]) -> str:
+    return (b"[" + b",".join(documents) + b"]").decode()
 
 
 async def head(conn: Connection) -> tuple[int, str] | None:

@@ -8,7 +8,8 @@ rather than three (BEGIN, the statement, COMMIT); `transaction` opens an explici
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from types import TracebackType
 from typing import Any
 
 import psycopg
@@ -49,24 +50,56 @@ async def transaction(pool: AsyncConnectionPool[Connection]) -> AsyncIterator[Co
         yield conn
 
 
-@asynccontextmanager
-async def connection(pool: AsyncConnectionPool[Connection]) -> AsyncIterator[Connection]:
+def connection(pool: AsyncConnectionPool[Connection]) -> AbstractAsyncContextManager[Connection]:
     """A pooled connection in autocommit mode: each statement is its own transaction (for reads of one
     statement, or of several that need no common snapshot). Errors as `transaction`."""
-    async with _translated(), pool.connection() as conn:
-        yield conn
+    return _Pooled(pool)
 
 
-@asynccontextmanager
-async def _translated() -> AsyncIterator[None]:
-    try:
-        yield
-    except PoolTimeout as exc:
-        raise StorageUnavailableError(f"no PostgreSQL connection within the pool timeout: {exc}") from exc
-    except psycopg.OperationalError as exc:
-        raise StorageUnavailableError(f"PostgreSQL is unavailable: {exc}") from exc
-    except psycopg.Error as exc:
-        raise StorageError(f"PostgreSQL refused a statement: {exc}") from exc
+class _Pooled(AbstractAsyncContextManager[Connection]):
+    """`pool.connection()` with psycopg's errors translated (`_translated`): a class rather than a
+    generator-based context manager around it, as every request enters one or two."""
+
+    __slots__ = ("_inner",)
+
+    def __init__(self, pool: AsyncConnectionPool[Connection]) -> None:
+        self._inner = pool.connection()
+
+    async def __aenter__(self) -> Connection:
+        try:
+            return await self._inner.__aenter__()
+        except Exception as exc:
+            translated = _translated(exc)
+            if translated is exc:
+                raise
+            raise translated from exc
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> bool | None:
+        try:
+            suppressed = await self._inner.__aexit__(kind, exc, traceback)
+        except Exception as raised:  # returning the connection failed, or the block's error as re-raised
+            translated = _translated(raised)
+            if translated is raised:
+                raise
+            raise translated from raised
+        if isinstance(exc, Exception) and not suppressed:
+            translated = _translated(exc)
+            if translated is not exc:
+                raise translated from exc
+        return suppressed
+
+
+def _translated(exc: Exception) -> Exception:
+    """Ours for psycopg's errors; any other exception as it is."""
+    if isinstance(exc, PoolTimeout):
+        return StorageUnavailableError(f"no PostgreSQL connection within the pool timeout: {exc}")
+    if isinstance(exc, psycopg.OperationalError):
+        return StorageUnavailableError(f"PostgreSQL is unavailable: {exc}")
+    if isinstance(exc, psycopg.Error):
+        return StorageError(f"PostgreSQL refused a statement: {exc}")
+    return exc
 
 
 async def fetch_all(

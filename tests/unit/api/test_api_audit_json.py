@@ -22,6 +22,7 @@ from exchange.audit import (
     _scrub,
     canonical,
     chained_canonical,
+    chained_text,
     new_event_id,
     plain_json,
     row_hash,
@@ -219,3 +220,89 @@ def test_sorted_json_leaves_floats_and_big_integers_to_json() -> None:
     ]
     for text, expected in cases:
         assert sorted_json(text) == expected
+
+
+# What an entry of JSON types (`AuditEntry.json_types`) holds: JSON's own types without floats, exact
+# dates and datetimes; every kind of text and integers of any size, which `chained_text` must either
+# write as `chained_canonical` does or hand over to it.
+_JSON_TYPES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=2**62, max_value=2**70)
+    | _TEXT
+    | st.dates()
+    | st.datetimes(timezones=st.none() | st.timezones()),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.lists(inner, max_size=3).map(tuple)
+        | st.dictionaries(_TEXT, inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+def _json_types_entry(request: Any, response: Any, purpose: str, at: dt.datetime) -> AuditEntry:
+    return AuditEntry(
+        caller="housing-bureau",
+        action="verification",
+        outcome="allowed",
+        policy_version="v1",
+        purpose=purpose,
+        subject_key="ab" * 32,
+        request={"value": request},
+        response={"value": response},
+        at=at,
+        json_types=True,
+    )
+
+
+@given(
+    request=_JSON_TYPES,
+    response=_JSON_TYPES,
+    purpose=_TEXT,
+    at=st.datetimes(timezones=st.just(dt.UTC) | st.timezones()),
+)
+@settings(max_examples=400)
+def test_an_entry_of_json_types_is_written_directly_as_chained_canonical_writes_it(
+    request: Any, response: Any, purpose: str, at: dt.datetime
+) -> None:
+    entry = _json_types_entry(request, response, purpose, at)
+    row, text = chained_canonical(entry, 7, "0" * 64)
+    assert chained_text(entry, 7, "0" * 64) == (row["hash"], text)
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        {"claims": [{"fact": "identity.status", "operator": "eq"}], "reference_date": None, "as_of": None},
+        {"reference_date": dt.date(2026, 11, 15), "as_of": dt.datetime(2026, 11, 15, 8, 30, tzinfo=dt.UTC)},
+        {"as_of": dt.datetime(2026, 11, 15, 8, 30, 0, 1, tzinfo=dt.timezone(dt.timedelta(hours=8)))},
+    ],
+    ids=range(3),
+)
+@pytest.mark.parametrize(
+    "at", [dt.datetime(2026, 11, 15, 8, 30, 1, 5, tzinfo=dt.UTC), dt.datetime(2026, 11, 15, tzinfo=dt.UTC)]
+)
+def test_a_verification_s_entry_is_written_without_the_plain_copy(
+    monkeypatch: pytest.MonkeyPatch, request_: dict[str, Any], at: dt.datetime
+) -> None:
+    entry = _json_types_entry(request_, {"results": [{"fact": "identity.status", "holds": True}]}, "p", at)
+    row, text = chained_canonical(entry, 3, "1" * 64)
+
+    def no_copy(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the entry was copied to plain JSON")
+
+    monkeypatch.setattr("exchange.audit._plain_json", no_copy)
+    assert chained_text(entry, 3, "1" * 64) == (row["hash"], text)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [{"nul": "a\x00b"}, {"surrogate": "\ud800"}, {"big": 10**30}, {"tag": Tag("t")}, {1: "int key"}],
+    ids=["nul", "surrogate", "big", "subclass", "int key"],
+)
+def test_what_orjson_writes_otherwise_is_left_to_chained_canonical(value: dict[Any, Any]) -> None:
+    entry = _json_types_entry(value, {}, "p", dt.datetime(2026, 11, 15, 8, 30, 1, 5, tzinfo=dt.UTC))
+    row, text = chained_canonical(entry, 3, "1" * 64)
+    assert chained_text(entry, 3, "1" * 64) == (row["hash"], text)

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from typing import Any
 
 import pytest
 
+from exchange.api import profile_cache
 from exchange.api.profile_cache import ProfileCache
 from exchange.facts import compute
 from exchange.profile import Profile, empty_profile
@@ -58,3 +60,21 @@ def test_facts_are_computed_once_per_subject_version_and_day() -> None:
     assert cache.facts(_profile("a", 1), day + dt.timedelta(days=1)) is not first  # another day
     with pytest.raises(TypeError):
         first["identity.status"] = first["identity.status"]  # type: ignore[index]
+
+
+def test_whether_facts_have_spans_to_resolve_is_worked_out_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    found: list[int] = []
+
+    def counted(facts: Any) -> Any:
+        found.append(len(facts))
+        return {"tax": ((0, 1),)} if len(found) == 1 else {}  # spans at first, none once resolved
+
+    monkeypatch.setattr(profile_cache, "spans", counted)
+    cache = ProfileCache(4)
+    day = dt.date(2026, 11, 15)
+    facts, unresolved = cache.facts_to_resolve(_profile("a", 1), day)
+    assert unresolved and cache.facts_to_resolve(_profile("a", 1), day) == (facts, True)
+    resolved = cache.resolved(_profile("a", 1), day, dict(facts))
+    assert cache.facts_to_resolve(_profile("a", 1), day) == (resolved, False)
+    assert cache.facts(_profile("a", 1), day) is resolved
+    assert len(found) == 2  # once when computed, once when resolved: never per request
