@@ -1,7 +1,8 @@
 """The baseline of `exchange bench api`: a bare Starlette route running the verification's profile query.
 
 No authentication, policy, audit, facts or response model: one pooled connection, the same statement
-as `load_profile`, a small JSON answer. Served by uvicorn exactly as `exchange api` serves the API.
+as `load_profile`, a small JSON answer. Served by uvicorn exactly as `exchange api` serves the API, with
+its garbage collector run the same way (`serving_heap`).
 Run as `python -m bench.bare_api` with the bench's `EXCHANGE_*` environment.
 """
 
@@ -17,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from exchange.api.serving import server_options
+from exchange.api.serving import server_options, serving_heap
 from exchange.api.storage.pool import create_pool
 
 # The very statement a verification runs for the current profile, so the baseline cannot drift from it.
@@ -42,7 +43,8 @@ def create_app(settings: ExchangeSettings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await pool.open(wait=True, timeout=settings.api.pool_timeout_seconds)
         try:
-            yield
+            with serving_heap():  # the garbage collector as the API runs it while serving
+                yield
         finally:
             await pool.close()
 

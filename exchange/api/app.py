@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import math
 from collections.abc import AsyncIterator, Awaitable
@@ -23,6 +22,7 @@ from exchange.api.exceptions import ApiError, InvalidRequestError, RefusedError,
 from exchange.api.lean import LeanRoutes
 from exchange.api.metrics import RequestMetrics
 from exchange.api.routes import applications, proofs, subjects, verifications
+from exchange.api.serving import serving_heap
 from exchange.api.signing import load_signer
 from exchange.api.storage.pool import create_pool
 from exchange.exceptions import StorageError
@@ -30,8 +30,6 @@ from exchange.policy import load_policy
 from exchange.settings import ExchangeSettings
 
 _log = logging.getLogger("exchange.api")
-# The garbage collector's first threshold while the API serves (see `create_api`'s lifespan).
-_YOUNG_COLLECTION_AFTER = 10_000
 
 DESCRIPTION = """
 The 数据跑腿 Exchange API for approval services: yes/no verifications, signed electronic proofs
@@ -120,28 +118,18 @@ def create_api(settings: ExchangeSettings, *, relay: bool = True, lean: bool = T
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await services.pool.open(wait=True, timeout=settings.api.pool_timeout_seconds)
-        # What is built by now (the app, its routes and models, the policy, the libraries: some 100,000
-        # objects) lives as long as the process: frozen, the garbage collector stops walking it on
-        # every full collection (each one cost ~0.1 s of a busy API's CPU, ~3 % in all). A request's
-        # objects are freed by their reference counts, not by the collector: it runs after 10,000 net
-        # new container objects rather than 700 (from ~100 young collections a second to a few a minute).
-        thresholds = gc.get_threshold()
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(_YOUNG_COLLECTION_AFTER, *thresholds[1:])
         stop = asyncio.Event()
         # The relay runs in a child process (exchange.api.relay_process), off this event loop.
         relaying = asyncio.create_task(relay_process.supervise(settings, stop)) if relay else None
         try:
-            yield
+            with serving_heap():
+                yield
         finally:
             stop.set()
             if relaying is not None:
                 await relaying
             await services.audit.close()
             await services.pool.close()
-            gc.set_threshold(*thresholds)
-            gc.unfreeze()
 
     app = ExchangeApi(
         title="数据跑腿 Exchange API",
