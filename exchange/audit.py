@@ -154,11 +154,6 @@ class AuditEntry:
     response: Mapping[str, Any] = field(default_factory=dict)
     event_id: str = field(default_factory=lambda: new_event_id())
     at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
-    # Whoever builds the entry vouches that `request` and `response` hold only JSON's own types (text,
-    # integers, booleans, None, lists, tuples, dicts with text keys) and exact dates and datetimes: no
-    # float, no enum, no other object. Then `chained_text` writes them directly (not checked: a float
-    # would be written as orjson writes it, not as the verifier reads it back).
-    json_types: bool = False
 
 
 def _instant(value: Any) -> str:
@@ -256,16 +251,47 @@ def chained_canonical(entry: AuditEntry, seq: int, prev_hash: str) -> tuple[dict
 
 def chained_text(entry: AuditEntry, seq: int, prev_hash: str) -> tuple[str, bytes]:
     """The hash and the canonical JSON of `entry` appended after (`seq - 1`, `prev_hash`): what
-    `chained_canonical` returns, without the row. An entry of JSON types (`AuditEntry.json_types`) is
-    written from its values directly, without copying them to plain JSON first; anything in it orjson
-    does not write as `json` does (NUL, a lone surrogate, an integer beyond 64 bits, a subclass) is left
-    to `chained_canonical`."""
-    if entry.json_types:
+    `chained_canonical` returns, without the row. An entry whose request and response hold JSON's own
+    types only (`_json_types`: a verification's do) is written from its values directly, without
+    copying them to plain JSON first; anything else, and anything orjson does not write as `json` does
+    (NUL, a lone surrogate, an integer beyond 64 bits), is left to `chained_canonical`."""
+    if _json_types(entry.request, 0) and _json_types(entry.response, 0):
         text = _direct(entry, seq, prev_hash)
         if text is not None:
             return hashlib.sha256(text).hexdigest(), text
     row, text = chained_canonical(entry, seq, prev_hash)
     return row["hash"], text
+
+
+def _json_types(value: Any, depth: int) -> bool:
+    """Whether `value` holds only text, integers, booleans, None, lists, tuples, dicts with text keys and
+    exact dates and datetimes: no float (orjson and `json` write some differently: 1e16, NaN), no enum,
+    subclass or other object, and no deeper than `_plain` copies directly. (Loops, not `all` over a
+    generator: this runs on every audited request.)"""
+    kind = type(value)
+    if kind is dict:
+        if depth >= _MAX_DEPTH:
+            return False
+        for key, item in value.items():
+            if type(key) is not str:
+                return False
+            kind = type(item)
+            if not (
+                kind is str or kind is int or kind is bool or item is None or _json_types(item, depth + 1)
+            ):
+                return False
+        return True
+    if kind is list or kind is tuple:
+        if depth >= _MAX_DEPTH:
+            return False
+        for item in value:
+            kind = type(item)
+            if not (
+                kind is str or kind is int or kind is bool or item is None or _json_types(item, depth + 1)
+            ):
+                return False
+        return True
+    return kind is str or kind is int or kind is bool or value is None or kind in _INSTANTS
 
 
 # Dates and datetimes go to `_date_text`, subclasses of JSON's types to it as well (which refuses them).

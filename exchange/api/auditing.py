@@ -31,8 +31,6 @@ class Audit:
     request: dict[str, Any]
     subject_key: str | None = None
     response: dict[str, Any] = field(default_factory=dict)
-    # The handler vouches that its request and response hold JSON's own types only (`AuditEntry.json_types`).
-    json_types: bool = False
 
 
 async def record(services: Services, audit: Audit, outcome: str, reason: str | None = None) -> None:
@@ -47,26 +45,16 @@ async def record(services: Services, audit: Audit, outcome: str, reason: str | N
         reason=reason,
         request=audit.request,
         response=audit.response,
-        json_types=audit.json_types,
     )
     await services.audit.append(entry)
 
 
 def audited(
-    services: Services,
-    route: str,
-    caller: str,
-    action: str,
-    purpose: str | None,
-    request: dict[str, Any],
-    *,
-    json_types: bool = False,
+    services: Services, route: str, caller: str, action: str, purpose: str | None, request: dict[str, Any]
 ) -> AbstractAsyncContextManager[Audit]:
     """An `Audit` for the handler to fill (`async with audited(...) as audit`); appended when the block
-    ends, however it ends: refusals and failures are appended, then raised on. `json_types`: the
-    handler's request and response hold JSON's own types only (see `AuditEntry.json_types`; the refusals
-    and failures written here do)."""
-    return _Audited(services, route, Audit(caller, action, purpose, request, json_types=json_types))
+    ends, however it ends: refusals and failures are appended, then raised on."""
+    return _Audited(services, route, Audit(caller, action, purpose, request))
 
 
 class _Audited(AbstractAsyncContextManager[Audit]):

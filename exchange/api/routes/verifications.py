@@ -41,11 +41,7 @@ async def answer(body: VerificationRequest, caller: Caller, services: Services) 
         "reference_date": body.reference_date,
         "as_of": body.as_of,
     }
-    # Text (a fact matches CODE_PATTERN, an operator is one of `Operator`), a date, a datetime or None;
-    # the response below holds text, booleans and an integer: JSON types only, written directly.
-    async with audited(
-        services, ROUTE, caller.code, "verification", body.purpose, asked, json_types=True
-    ) as audit:
+    async with audited(services, ROUTE, caller.code, "verification", body.purpose, asked) as audit:
         unknown = sorted({claim.fact for claim in body.claims} - FACT_NAMES)
         if unknown:
             raise InvalidRequestError(f"unknown facts {', '.join(unknown)}", ("body", "claims"))

@@ -222,14 +222,16 @@ def test_sorted_json_leaves_floats_and_big_integers_to_json() -> None:
         assert sorted_json(text) == expected
 
 
-# What an entry of JSON types (`AuditEntry.json_types`) holds: JSON's own types without floats, exact
-# dates and datetimes; every kind of text and integers of any size, which `chained_text` must either
+# What an entry holds: JSON's own types, exact dates and datetimes; every kind of text, integers of any
+# size and floats (1e16, NaN: orjson writes some as `json` does not), which `chained_text` must either
 # write as `chained_canonical` does or hand over to it.
 _JSON_TYPES = st.recursive(
     st.none()
     | st.booleans()
     | st.integers()
     | st.integers(min_value=2**62, max_value=2**70)
+    | st.floats()
+    | st.sampled_from([1e16, -1e-7, 1.5e300])
     | _TEXT
     | st.dates()
     | st.datetimes(timezones=st.none() | st.timezones()),
@@ -253,7 +255,6 @@ def _json_types_entry(request: Any, response: Any, purpose: str, at: dt.datetime
         request={"value": request},
         response={"value": response},
         at=at,
-        json_types=True,
     )
 
 
@@ -299,8 +300,17 @@ def test_a_verification_s_entry_is_written_without_the_plain_copy(
 
 @pytest.mark.parametrize(
     "value",
-    [{"nul": "a\x00b"}, {"surrogate": "\ud800"}, {"big": 10**30}, {"tag": Tag("t")}, {1: "int key"}],
-    ids=["nul", "surrogate", "big", "subclass", "int key"],
+    [
+        {"nul": "a\x00b"},
+        {"surrogate": "\ud800"},
+        {"big": 10**30},
+        {"tag": Tag("t")},
+        {1: "int key"},
+        {"float": 1e16},
+        {"nan": float("nan")},
+        {"colour": Colour.RED},
+    ],
+    ids=["nul", "surrogate", "big", "subclass", "int key", "float", "nan", "enum"],
 )
 def test_what_orjson_writes_otherwise_is_left_to_chained_canonical(value: dict[Any, Any]) -> None:
     entry = _json_types_entry(value, {}, "p", dt.datetime(2026, 11, 15, 8, 30, 1, 5, tzinfo=dt.UTC))
