@@ -19,6 +19,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -186,11 +187,10 @@ def run(settings: ExchangeSettings, options: Options) -> list[Phase]:
 
 
 def _measure(bench: ExchangeSettings, options: Options, folder: Path) -> list[Phase]:
-    with _console.status("topics, migrations and two generated populations…"):
+    with _console.status("topics, migrations and the generated population…"):
         admin.ensure_topics(bench.kafka)
         database.migrate(bench.postgres)
         generate(options.people, options.seed, folder / "population")
-        generate(options.load_people, options.seed + 1, folder / "load")
     expected = json.loads((folder / "population" / "expected.json").read_text(encoding="utf-8"))
     bare = bench.model_copy(update={"api": bench.api.model_copy(update={"port": _other_port(bench)})})
     supervisor = Supervisor(environment(bench), folder / "logs")
@@ -256,18 +256,29 @@ def _under_load(
     runner: Runner,
     kinds: list[Kind],
 ) -> list[Phase]:
-    """The same phases while another population is published into the topics and folded and written."""
-    start = runner.progress.snapshot()
-    connectors = start_connectors(bench, folder / "load", folder / "logs", registry=False)
-    deadline = time.monotonic() + 60
-    with _console.status(f"publishing {options.load_people:,} more people; waiting for the processor…"):
-        while runner.progress.snapshot()["folded"] == start["folded"] and time.monotonic() < deadline:
-            supervisor.check()
-            time.sleep(0.5)
-    phases = [runner.phase(kind, "pipeline") for kind in kinds]
-    with _console.status("the pipeline load finishing…"):
-        while not finished(connectors):
-            time.sleep(0.5)
+    """Each phase again while a population of its own is published into the topics and folded and
+    written: every phase meets a load of the same size from its start, and the pipeline is idle
+    again (everything folded and in PostgreSQL) before the next one's is published."""
+    phases = []
+    for number, kind in enumerate(kinds):
+        load = folder / f"load-{number}"
+        with _console.status(f"generating {options.load_people:,} more people for {kind.name}…"):
+            generate(options.load_people, options.seed + 1 + number, load)
+        start = runner.progress.snapshot()
+        connectors = start_connectors(bench, load, folder / "logs", registry=False)
+        deadline = time.monotonic() + 60
+        with _console.status(f"publishing {options.load_people:,} more people; waiting for the processor…"):
+            while runner.progress.snapshot()["folded"] == start["folded"] and time.monotonic() < deadline:
+                supervisor.check()
+                time.sleep(0.5)
+        phases.append(runner.phase(kind, "pipeline"))
+        wait_until_complete(
+            runner.progress,
+            supervisor,
+            partial(finished, connectors),
+            options.timeout_seconds,
+            f"the load of {kind.name} finishing",
+        )
     return phases
 
 

@@ -37,7 +37,9 @@ def register(commands: Any) -> None:
         "api", help="verifications and proofs requests/s and p50/p99 against a bare Starlette route"
     )
     api.add_argument("--people", type=int, default=500, help="the population the requests ask about")
-    api.add_argument("--load-people", type=int, default=4000, help="the population loaded during the load")
+    api.add_argument(
+        "--load-people", type=int, default=4000, help="people published during each phase under load"
+    )
     api.add_argument("--requests", type=int, default=3000, help="requests per phase")
     api.add_argument("--concurrency", type=int, default=32, help="requests in flight")
     api.add_argument("--phase-seconds", type=float, default=60.0, help="the longest a phase may run")
