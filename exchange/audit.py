@@ -270,28 +270,21 @@ def _json_types(value: Any, depth: int) -> bool:
     generator: this runs on every audited request.)"""
     kind = type(value)
     if kind is dict:
-        if depth >= _MAX_DEPTH:
-            return False
-        for key, item in value.items():
+        for key in value:
             if type(key) is not str:
                 return False
-            kind = type(item)
-            if not (
-                kind is str or kind is int or kind is bool or item is None or _json_types(item, depth + 1)
-            ):
-                return False
-        return True
-    if kind is list or kind is tuple:
-        if depth >= _MAX_DEPTH:
+        items = value.values()
+    elif kind is list or kind is tuple:
+        items = value
+    else:
+        return kind is str or kind is int or kind is bool or value is None or kind in _INSTANTS
+    if depth >= _MAX_DEPTH:
+        return False
+    for item in items:
+        kind = type(item)
+        if not (kind is str or kind is int or kind is bool or item is None or _json_types(item, depth + 1)):
             return False
-        for item in value:
-            kind = type(item)
-            if not (
-                kind is str or kind is int or kind is bool or item is None or _json_types(item, depth + 1)
-            ):
-                return False
-        return True
-    return kind is str or kind is int or kind is bool or value is None or kind in _INSTANTS
+    return True
 
 
 # Dates and datetimes go to `_date_text`, subclasses of JSON's types to it as well (which refuses them).
