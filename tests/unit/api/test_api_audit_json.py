@@ -122,13 +122,16 @@ def _types(value: Any) -> Any:
 # Any JSON document as a caller's request could carry it: every kind of text (lone surrogates and NUL
 # included), integers of any size, floats of every notation (NaN and the infinities too), nesting.
 _TEXT = st.text(st.characters(codec=None, min_codepoint=0, max_codepoint=0x10FFFF))
-_JSON = st.recursive(
+_JSON_LEAVES = (
     st.none()
     | st.booleans()
     | st.integers()
     | st.integers(min_value=2**62, max_value=2**70)
     | st.floats()
-    | _TEXT,
+    | _TEXT
+)
+_JSON = st.recursive(
+    _JSON_LEAVES,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_TEXT, inner, max_size=4),
     max_leaves=20,
 )
@@ -226,13 +229,8 @@ def test_sorted_json_leaves_floats_and_big_integers_to_json() -> None:
 # size and floats (1e16, NaN: orjson writes some as `json` does not), which `chained_text` must either
 # write as `chained_canonical` does or hand over to it.
 _JSON_TYPES = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.integers(min_value=2**62, max_value=2**70)
-    | st.floats()
+    _JSON_LEAVES
     | st.sampled_from([1e16, -1e-7, 1.5e300])
-    | _TEXT
     | st.dates()
     | st.datetimes(timezones=st.none() | st.timezones()),
     lambda inner: (
