@@ -15,7 +15,8 @@ import datetime as dt
 import struct
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow
-from itertools import accumulate, pairwise, repeat
+from itertools import accumulate, repeat
+from operator import add, gt, le
 from typing import Any, NamedTuple, TypeVar
 
 from exchange.exceptions import ExchangeError
@@ -452,14 +453,14 @@ def _ranges_of(
     found: dict[str, tuple[MonthRange, ...]] = {}
     for kind in known:
         flat = kinds.get(kind, ())
-        spans = tuple(
-            MonthRange(int(first), int(last)) for first, last in zip(flat[::2], flat[1::2], strict=True)
-        )
-        if any(span.first > span.last for span in spans) or any(
-            after.first <= before.last + 1 for before, after in pairwise(spans)
-        ):
+        if len(flat) % 2:
+            raise ValueError(f"the {kind} months are not (first, last) pairs: {len(flat)} numbers")
+        numbers = [*map(int, flat)]
+        firsts, lasts = numbers[::2], numbers[1::2]
+        # Each range in order (first <= last) and apart from the one before (a gap of a month at least).
+        if any(map(gt, firsts, lasts)) or any(map(le, firsts[1:], map(add, lasts, repeat(1)))):
             raise ValueError(f"the {kind} months are not ordered, separate ranges: {list(flat)}")
-        found[kind] = spans
+        found[kind] = tuple(map(MonthRange, firsts, lasts))
     return found
 
 
@@ -519,13 +520,12 @@ def tax_from_avro(tax: Mapping[str, Any]) -> Tax:
     flat = tax["totals"]
     if len(flat) % 3:
         raise ValueError(f"the tax totals are not (first, last, hundredths) triples: {len(flat)} numbers")
-    totals = tuple(
-        MonthTotal(int(first), int(last), _EXACT.multiply(int(hundredths), _HUNDREDTH))
-        for first, last, hundredths in zip(flat[::3], flat[1::3], flat[2::3], strict=True)
-    )
-    if any(total.first > total.last for total in totals) or any(
-        after.first <= before.last for before, after in pairwise(totals)
-    ):
+    numbers = [*map(int, flat)]
+    firsts, lasts = numbers[::3], numbers[1::3]
+    amounts = map(_EXACT.multiply, numbers[2::3], repeat(_HUNDREDTH))
+    totals = tuple(map(MonthTotal, firsts, lasts, amounts))
+    # Each run in order (first <= last) and after the one before.
+    if any(map(gt, firsts, lasts)) or any(map(le, firsts[1:], lasts)):
         raise ValueError(f"the tax totals are not ordered, separate runs: {tax['totals']}")
     return Tax(paid, totals, _positions_of(tax["read_to"]))
 
