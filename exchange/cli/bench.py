@@ -43,6 +43,14 @@ def register(commands: Any) -> None:
     api.add_argument("--requests", type=int, default=3000, help="requests per phase")
     api.add_argument("--concurrency", type=int, default=32, help="requests in flight")
     api.add_argument("--phase-seconds", type=float, default=60.0, help="the longest a phase may run")
+    api.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        choices=range(1, 100),
+        metavar="ROUNDS",
+        help="idle verifications and bare route phases, in alternation (1 to 99)",
+    )
     api.set_defaults(run=_api)
 
 
@@ -69,6 +77,7 @@ def _api(settings: ExchangeSettings, args: argparse.Namespace) -> int:
         requests=args.requests,
         concurrency=args.concurrency,
         phase_seconds=args.phase_seconds,
+        rounds=args.rounds,
     )
     api.run(settings, options)
     return 0
