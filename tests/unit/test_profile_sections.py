@@ -128,6 +128,11 @@ def test_a_malformed_tax_section_is_refused_with_what_is_wrong(
 
 
 def test_an_unknown_insurance_kind_is_refused() -> None:
-    section: dict[str, Any] = {"received": {"lottery": [24_001, 24_001]}, "arrears": {}, "employer": None, "read_to": []}
+    section: dict[str, Any] = {
+        "received": {"lottery": [24_001, 24_001]},
+        "arrears": {},
+        "employer": None,
+        "read_to": [],
+    }
     with pytest.raises(ValueError, match="no insurance kind lottery"):
         social_from_avro(section)
