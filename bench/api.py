@@ -101,7 +101,7 @@ class Phase:
     usage: Usage
     folded: int = 0  # records the processor folded during the phase
     behind_at_end: int = 0  # records published but not yet folded or written when it ended
-    round: int = 1  # which round of the alternating idle phases (`Options.rounds`)
+    round: int | None = None  # which round of the alternating idle phases (`Options.rounds`), if one
 
 
 def _kinds(settings: ExchangeSettings, reference_date: str) -> list[Kind]:
@@ -161,7 +161,7 @@ class Runner:
         self.progress = progress
         self.rng = random.Random(options.seed)
 
-    def phase(self, kind: Kind, load: str, round_: int = 1) -> Phase:
+    def phase(self, kind: Kind, load: str, round_: int | None = None) -> Phase:
         """Warm up on every subject, then send `options.requests` requests of `kind` about subjects drawn
         at random (bounded by `phase_seconds`)."""
         target = self.targets[kind.server]
@@ -347,7 +347,7 @@ def _print(settings: ExchangeSettings, phases: list[Phase], options: Options) ->
         "pipeline folded / behind at end",
         title=f"exchange bench api — {options.concurrency} in flight, one uvicorn worker per server",
     )
-    verification, proofs_kind = phases[0].kind, f"proofs ({PROOF_TYPE})"
+    verification = phases[0].kind
     for phase in phases:
         usage = phase.usage.processes
         # The API's own process and its audit relay's, apart: they are not the same cost.
@@ -359,7 +359,7 @@ def _print(settings: ExchangeSettings, phases: list[Phase], options: Options) ->
         table.add_row(
             phase.kind,
             phase.load,
-            str(phase.round) if phase.load == "idle" and phase.kind != proofs_kind else "-",
+            "-" if phase.round is None else str(phase.round),
             f"{phase.outcome.answered:,}",
             f"{phase.outcome.errors:,}",
             f"{phase.outcome.per_second:,.0f}",
@@ -404,12 +404,12 @@ def _of(phases: list[Phase], kind: str, load: str) -> list[Phase]:
 
 
 def ratios(phases: list[Phase], verification: str, load: str) -> list[float]:
-    """Verifications per second over the bare route's, per round of `load` (round 1 first): each
-    verification phase against the bare-route phase of its own round."""
+    """Verifications per second over the bare route's, per round of `load` (round 1 first; one figure
+    for phases outside the rounds): each verification phase against the bare-route phase of its round."""
     bare = {phase.round: phase.outcome.per_second for phase in _of(phases, "bare route", load)}
     return [
         phase.outcome.per_second / max(bare[phase.round], 1e-9)
-        for phase in sorted(_of(phases, verification, load), key=lambda phase: phase.round)
+        for phase in sorted(_of(phases, verification, load), key=lambda phase: phase.round or 0)
     ]
 
 
