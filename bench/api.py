@@ -32,7 +32,6 @@ from rich.table import Table
 from bench import http_load
 from bench.api_stack import (
     bench_settings,
-    environment,
     finished,
     free_port,
     isolated,
@@ -49,7 +48,7 @@ from exchange.api.relay_process import MODULE as RELAY_MODULE
 from exchange.api.serving import server_options
 from exchange.demo import Progress, wait_until_complete
 from exchange.demo_api import KEYS
-from exchange.settings import ExchangeSettings
+from exchange.settings import ExchangeSettings, child_environment
 from exchange.subjects import subject_key
 from exchange.supervisor import Supervisor
 
@@ -206,7 +205,7 @@ def _measure(bench: ExchangeSettings, options: Options, folder: Path) -> list[Ph
         generate(options.people, options.seed, folder / "population")
     expected = json.loads((folder / "population" / "expected.json").read_text(encoding="utf-8"))
     bare = bench.model_copy(update={"api": bench.api.model_copy(update={"port": _other_port(bench)})})
-    supervisor = Supervisor(environment(bench), folder / "logs")
+    supervisor = Supervisor(child_environment(bench), folder / "logs")
     try:
         processor = supervisor.start("processor", "process")
         sink = supervisor.start("sink", "sink")

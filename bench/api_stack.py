@@ -1,6 +1,6 @@
 """The exchange `exchange bench api` measures: its own topics, database and processes, gone afterwards.
 
-Everything runs as subprocesses with the bench's settings (`as_environment`): the processor and the
+Everything runs as subprocesses with the bench's settings (`child_environment`): the processor and the
 sink under `exchange.supervisor`, the connectors to their end, the API (`exchange api`) and the
 baseline (`python -m bench.bare_api`), each one uvicorn worker on a free loopback port.
 """
@@ -8,7 +8,6 @@ baseline (`python -m bench.bare_api`), each one uvicorn worker on a free loopbac
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from kafka import KafkaAdminClient
 from psycopg import sql
 from pydantic import SecretStr
 
-from exchange.settings import ExchangeSettings, as_environment
+from exchange.settings import ExchangeSettings, child_environment
 from exchange.supervisor import Supervised, Supervisor
 
 FILES = (("identity", "identity.csv"), ("tax", "tax.csv"), ("social", "social.jsonl"))
@@ -57,11 +56,6 @@ def bench_settings(settings: ExchangeSettings, folder: Path) -> ExchangeSettings
             "metrics_port": 0,
         }
     )
-
-
-def environment(settings: ExchangeSettings) -> dict[str, str]:
-    """The environment of a child process with `settings`."""
-    return {**os.environ, **as_environment(settings)}
 
 
 @contextlib.contextmanager
@@ -116,7 +110,7 @@ def start_connectors(
         with log.open("ab") as out:
             process = subprocess.Popen(
                 [sys.executable, "-m", "exchange", "connect", department, source],
-                env=environment(settings),
+                env=child_environment(settings),
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -151,7 +145,7 @@ def start_bare(supervisor: Supervisor, settings: ExchangeSettings) -> Supervised
     with log.open("ab") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "bench.bare_api"],
-            env=environment(settings),
+            env=child_environment(settings),
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

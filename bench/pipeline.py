@@ -61,7 +61,7 @@ from bench.pipeline_watch import (
 )
 from consumers.sink.consumer import sink_group
 from exchange import admin, database
-from exchange.settings import ExchangeSettings, as_environment
+from exchange.settings import ExchangeSettings, child_environment
 from exchange.supervisor import Supervisor
 
 _console = Console(log_path=False)
@@ -148,7 +148,7 @@ def _measure(bench: ExchangeSettings, home: Path, sample: float) -> list[Figure]
     exports = home / "exports"
     registry = bench.connectors.registry_dsn.get_secret_value()
     alone = _connectors_alone(bench, home, sample, registry)
-    supervisor = Supervisor({**os.environ, **as_environment(bench)}, home / "logs")
+    supervisor = Supervisor(child_environment(bench), home / "logs")
     try:
         processor = supervisor.start("processor", "process").process.pid
         sink = supervisor.start("sink", "sink").process.pid
@@ -340,7 +340,7 @@ def _fold(bench: ExchangeSettings, home: Path) -> tuple[float, float, float]:
 def _processor_fold(folder: ExchangeSettings, home: Path) -> float:
     """Events/s from the processor's first folded batch until its commits reach the end offsets (or
     `RERUN_LIMIT_SECONDS` later: then over what it committed by then)."""
-    supervisor = Supervisor({**os.environ, **as_environment(folder)}, home / "logs")
+    supervisor = Supervisor(child_environment(folder), home / "logs")
     watch = Watch(folder, processor_group(folder))
     port = folder.processor.web_port
     try:

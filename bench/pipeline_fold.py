@@ -8,7 +8,6 @@ import contextlib
 import cProfile
 import datetime as dt
 import json
-import os
 import pstats
 import subprocess
 import sys
@@ -25,7 +24,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from exchange import profile as aggregate
 from exchange.serialization import AvroCodec
-from exchange.settings import ExchangeSettings, as_environment
+from exchange.settings import ExchangeSettings, child_environment
 from exchange.streams import BatchFolder
 from exchange.topics import DATASET_TOPICS
 
@@ -140,7 +139,7 @@ def faust_floor(settings: ExchangeSettings, events: int, timeout_seconds: float 
         with log.open("wb") as output:
             process = subprocess.run(
                 [sys.executable, "-m", "bench.faust_floor", str(events), str(result)],
-                env={**os.environ, **as_environment(settings)},
+                env=child_environment(settings),
                 stdout=output,
                 stderr=subprocess.STDOUT,
                 timeout=timeout_seconds,

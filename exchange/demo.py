@@ -13,7 +13,6 @@ import asyncio
 import datetime as dt
 import json
 import logging
-import os
 import shutil
 import threading
 import time
@@ -34,7 +33,7 @@ from consumers.sink.consumer import SINK_TOPICS, sink_group
 from exchange import admin, database, facts
 from exchange.api.storage.profiles import load_profile
 from exchange.lag import KafkaOffsets, stored_offsets
-from exchange.settings import ExchangeSettings, as_environment
+from exchange.settings import ExchangeSettings, child_environment
 from exchange.stack.postgres import REGISTRY_DATABASE
 from exchange.subjects import subject_key
 from exchange.supervisor import Supervisor
@@ -205,7 +204,7 @@ def run(
     registry_dsn = demo.connectors.registry_dsn.get_secret_value()
     _load_sql(registry_dsn, exports / "property.sql")
 
-    supervisor = Supervisor({**_os_environ(), **as_environment(demo)}, home / "logs")
+    supervisor = Supervisor(child_environment(demo), home / "logs")
     stop = threading.Event()
     try:
         ports = demo.monitoring
@@ -268,7 +267,3 @@ def run(
 def _metrics(port: int) -> dict[str, str]:
     """The variable that makes a process serve /metrics on `port`."""
     return {"EXCHANGE_METRICS_PORT": str(port)}
-
-
-def _os_environ() -> dict[str, str]:
-    return dict(os.environ)

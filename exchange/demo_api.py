@@ -6,7 +6,6 @@ Uses the development callers of `policy/callers.json` (their keys are documented
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ import httpx
 from rich.console import Console
 from rich.panel import Panel
 
-from exchange.settings import ExchangeSettings, as_environment
+from exchange.settings import ExchangeSettings, child_environment
 
 _console = Console()
 KEYS = {
@@ -154,7 +153,7 @@ def _grant_consent(settings: ExchangeSettings, subject: str) -> None:
             "--purpose",
             "talent-green-card",
         ],
-        env=dict(os.environ) | as_environment(settings),
+        env=child_environment(settings),
         check=True,
         capture_output=True,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -193,6 +194,11 @@ def as_environment(settings: ExchangeSettings) -> dict[str, str]:
         elif value is not None:
             variables[f"EXCHANGE_{name.upper()}"] = plain(value)
     return variables
+
+
+def child_environment(settings: ExchangeSettings) -> dict[str, str]:
+    """The environment of a child process run with `settings`: this process's, `as_environment` over it."""
+    return {**os.environ, **as_environment(settings)}
 
 
 def load_settings() -> ExchangeSettings:

@@ -21,7 +21,7 @@ from exchange import admin
 from exchange.api.relay import AuditRelay
 from exchange.api.storage.pool import create_pool
 from exchange.exceptions import ExchangeError
-from exchange.settings import ExchangeSettings, as_environment, load_settings
+from exchange.settings import ExchangeSettings, child_environment, load_settings
 from exchange.topics import AUDIT
 
 _log = logging.getLogger("exchange.api.relay")
@@ -38,7 +38,7 @@ async def supervise(settings: ExchangeSettings, stop: asyncio.Event) -> None:
             sys.executable,
             "-m",
             MODULE,
-            env={**os.environ, **as_environment(settings)},
+            env=child_environment(settings),
             stdin=asyncio.subprocess.DEVNULL,
         )
         exited = asyncio.create_task(child.wait())
