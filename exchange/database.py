@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 
 import psycopg
 
@@ -85,3 +88,18 @@ def migrate(settings: PostgresSettings) -> list[Migration]:
             "Start it with `exchange stack up` (or `make stack`)."
         ) from exc
     return applied
+
+
+@contextmanager
+def bounded_connection(
+    settings: PostgresSettings, timeout_seconds: float
+) -> Iterator[psycopg.Connection[Any]]:
+    """A short-lived autocommit connection for a monitoring read: connecting and every statement give up
+    after `timeout_seconds`, so a scrape never hangs on a slow or locked database."""
+    with psycopg.connect(
+        settings.conninfo(), connect_timeout=max(int(timeout_seconds), 1), autocommit=True
+    ) as conn:
+        conn.execute(
+            "SELECT set_config('statement_timeout', %s, false)", (f"{int(timeout_seconds * 1000)}ms",)
+        )
+        yield conn

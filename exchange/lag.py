@@ -26,6 +26,7 @@ from kafka import KafkaAdminClient, TopicPartition
 from kafka.admin import OffsetSpec
 from prometheus_client.core import GaugeMetricFamily, Metric
 
+from exchange.database import bounded_connection
 from exchange.settings import KafkaSettings, PostgresSettings
 from monitoring import metrics
 
@@ -221,10 +222,7 @@ WHERE starts_with(consumer_group, %s)
 
 def stored_offsets(postgres: PostgresSettings, prefix: str, timeout_seconds: float) -> Committed:
     """The offsets consumers keep in PostgreSQL (the sink's), per group; none before the migrations ran."""
-    with psycopg.connect(postgres.conninfo(), connect_timeout=max(int(timeout_seconds), 1)) as conn:
-        conn.execute(
-            "SELECT set_config('statement_timeout', %s, false)", (f"{int(timeout_seconds * 1000)}ms",)
-        )
+    with bounded_connection(postgres, timeout_seconds) as conn:
         try:
             rows = conn.execute(_STORED, (prefix,)).fetchall()
         except psycopg.errors.UndefinedTable:

@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from exchange.lag import PartitionLag
+from exchange.relay_lag import RelayPosition
 from monitoring.figures import Window
 
 _NONE = "–"
@@ -159,11 +160,25 @@ def lag(lags: Sequence[PartitionLag] | None) -> RenderableType:
     return table
 
 
+def relay(position: RelayPosition | None) -> Table | None:
+    """How far the audit relay is behind the audit log: rows of audit_log not yet on exchange.audit.v1
+    (None: not read, or no API tables)."""
+    if position is None:
+        return None
+    table = _table("audit relay", (), ("behind", "next seq", "last seq"))
+    style = "bold yellow" if position.behind else ""
+    table.add_row(
+        Text(count(position.behind), style=style), count(position.next_seq), count(position.last_seq)
+    )
+    return table
+
+
 def screen(
     w: Window,
     targets: Mapping[str, str],
     up: Mapping[str, bool],
     lags: Sequence[PartitionLag] | None,
+    relay_position: RelayPosition | None = None,
     *,
     show_lag: bool = True,
 ) -> Group:
@@ -183,6 +198,9 @@ def screen(
     parts.extend(section for section in sections if section is not None)
     if show_lag:
         parts.append(lag(lags))
+        relayed = relay(relay_position)
+        if relayed is not None:
+            parts.append(relayed)
     return Group(*parts)
 
 

@@ -1,9 +1,9 @@
 """`exchange top` (a live terminal view of the exchange's figures) and `exchange lag-exporter`.
 
-`top` scrapes every process's /metrics and reads consumer lag itself, so it works with nothing else
-running; the lag exporter serves that lag to Prometheus from one small process of its own, so lag
-stays visible while the consumers it measures are down, and the brokers are asked once per scrape
-rather than once per process.
+`top` scrapes every process's /metrics and reads consumer lag (and how far the audit relay is behind,
+`exchange.relay_lag`) itself, so it works with nothing else running; the lag exporter serves both to
+Prometheus from one small process of its own, so lag stays visible while the consumers it measures are
+down, and the brokers are asked once per scrape rather than once per process.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from rich.console import Console, Group
 from rich.live import Live
 
 from exchange.lag import LagCollector, PartitionLag, lag_collector, partition_lags
+from exchange.relay_lag import RelayLagCollector, RelayPosition, relay_lag_collector
 from exchange.settings import ExchangeSettings
 from monitoring import view
 from monitoring.figures import window
@@ -44,7 +45,11 @@ def register(commands: Any) -> None:
     top.add_argument("--only", action="store_true", help="scrape the --target endpoints only")
     top.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes")
     top.add_argument("--once", action="store_true", help="print one snapshot (totals, no rates) and exit")
-    top.add_argument("--no-lag", action="store_true", help="do not read consumer lag from Kafka")
+    top.add_argument(
+        "--no-lag",
+        action="store_true",
+        help="read neither consumer lag (Kafka) nor the audit relay's position (PostgreSQL)",
+    )
     top.set_defaults(run=_top)
 
     exporter = commands.add_parser("lag-exporter", help="serve consumer lag as kafka_exporter's metrics")
@@ -54,7 +59,7 @@ def register(commands: Any) -> None:
     exporter.add_argument(
         "--no-postgres",
         action="store_true",
-        help="Kafka's committed offsets only, not the sink's stored ones",
+        help="Kafka's committed offsets only: neither the sink's stored ones nor the audit relay's position",
     )
     exporter.set_defaults(run=_lag_exporter)
 
@@ -91,10 +96,11 @@ class Top:
         self.targets = parse_targets(args.target, {} if args.only else default_targets(settings))
         self.timeout = settings.monitoring.scrape_timeout_seconds
         self.lag: LagCollector | None = None
+        self.relay: RelayLagCollector | None = None
         if not args.no_lag:
-            self.lag = lag_collector(
-                settings.kafka, settings.postgres, settings.monitoring.lag_timeout_seconds
-            )
+            timeout = settings.monitoring.lag_timeout_seconds
+            self.lag = lag_collector(settings.kafka, settings.postgres, timeout)
+            self.relay = relay_lag_collector(settings.postgres, timeout)
         self.previous: Scrape | None = None
 
     def frame(self) -> Group:
@@ -104,9 +110,10 @@ class Top:
         if self.lag is not None:
             offsets = self.lag.read()
             lags = None if offsets is None else partition_lags(offsets)
+        relay: RelayPosition | None = None if self.relay is None else self.relay.read()
         up = {name: samples is not None for name, samples in current.targets.items()}
         drawn = view.screen(
-            window(self.previous, current), self.targets, up, lags, show_lag=self.lag is not None
+            window(self.previous, current), self.targets, up, lags, relay, show_lag=self.lag is not None
         )
         self.previous = current
         return drawn
@@ -133,7 +140,10 @@ def _top(settings: ExchangeSettings, args: argparse.Namespace) -> int:
 def _lag_exporter(settings: ExchangeSettings, args: argparse.Namespace) -> int:
     port = args.port or settings.metrics_port or settings.monitoring.lag_exporter_port
     postgres = None if args.no_postgres else settings.postgres
-    REGISTRY.register(lag_collector(settings.kafka, postgres, settings.monitoring.lag_timeout_seconds))
+    timeout = settings.monitoring.lag_timeout_seconds
+    REGISTRY.register(lag_collector(settings.kafka, postgres, timeout))
+    if postgres is not None:
+        REGISTRY.register(relay_lag_collector(postgres, timeout))
     server = start_metrics_server(port)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -1,9 +1,11 @@
 """Metrics on the real stack: what the connectors count is what they published, the processor's /metrics
 counts every event it folded, and consumer lag (in-process, from `exchange lag-exporter`, in `exchange
-top`) reaches zero once the processor has caught up."""
+top`) reaches zero once the processor has caught up; the audit relay's position, read and exported."""
 
 from __future__ import annotations
 
+import asyncio
+import re
 import signal
 import subprocess
 import sys
@@ -16,8 +18,13 @@ import pytest
 from prometheus_client import REGISTRY
 from support import SAMPLES, exchange_env, free_port, publish_folder
 
-from exchange import admin
+from exchange import admin, database
+from exchange.api.relay import AuditRelay
+from exchange.api.storage import audit as audit_table
+from exchange.api.storage.pool import create_pool, transaction
+from exchange.audit import AuditEntry
 from exchange.lag import KafkaOffsets, LagCollector, partition_lags
+from exchange.relay_lag import RelayPosition, relay_position
 from exchange.settings import ExchangeSettings
 from exchange.topics import DATASET_TOPICS
 from monitoring.scrape import Samples, fetch
@@ -159,3 +166,68 @@ def _top_shows_the_processor(env: dict[str, str], processor_url: str) -> None:
     assert any("social.contribution.v1" in line and "exchange-processor" in line for line in lines), (
         shown.stdout
     )
+
+
+def test_the_audit_relays_position_is_read_exported_and_shown(
+    settings: ExchangeSettings, tmp_path: Path
+) -> None:
+    assert relay_position(settings.postgres, 5.0) is None  # no API tables yet: nothing to report
+    database.migrate(settings.postgres)
+    admin.ensure_topics(settings.kafka)
+    assert relay_position(settings.postgres, 5.0) == RelayPosition(last_seq=0, next_seq=1)
+    asyncio.run(_append_then_relay(settings, appended=7, relay=False))
+    assert relay_position(settings.postgres, 5.0) == RelayPosition(last_seq=7, next_seq=1)
+
+    env = exchange_env(settings, tmp_path)
+    port = free_port()
+    log = tmp_path / "lag-exporter.log"
+    exporter = _start(env, log, "lag-exporter", "--port", str(port))
+    try:
+        url = f"http://127.0.0.1:{port}/metrics"
+        samples = _until("the lag exporter's /metrics", lambda: fetch(url, 5.0), seconds=30)
+        assert _total(samples, "exchange_audit_relay_behind_rows") == 7
+        assert _total(samples, "exchange_audit_relay_next_seq") == 1
+        assert _total(samples, "exchange_audit_chain_last_seq") == 7
+        shown = _top_once(env)
+        assert any(line.startswith("audit relay") for line in shown), shown
+        assert any(re.search(r"│\s+7\s+│\s+1\s+│\s+7\s+│", line) for line in shown), shown
+
+        asyncio.run(_append_then_relay(settings, appended=2, relay=True))  # one pass publishes all 9
+        samples = fetch(url, 5.0)
+        assert samples is not None
+        assert _total(samples, "exchange_audit_relay_behind_rows") == 0
+        assert _total(samples, "exchange_audit_relay_next_seq") == 10
+        assert _total(samples, "exchange_lag_scrape_errors_total") == 0, log.read_text()
+    finally:
+        _stop(exporter, log)
+
+
+async def _append_then_relay(settings: ExchangeSettings, *, appended: int, relay: bool) -> None:
+    entries = [
+        AuditEntry(caller="housing-bureau", action="verification", outcome="allowed", policy_version="test")
+        for _ in range(appended)
+    ]
+    pool = create_pool(settings)
+    await pool.open(wait=True)
+    audit_relay = AuditRelay(settings, pool)
+    try:
+        async with transaction(pool) as conn:
+            await audit_table.append_batch(conn, entries)
+        if relay:
+            await audit_relay.publish_pending()
+    finally:
+        await audit_relay.close()
+        await pool.close()
+
+
+def _top_once(env: dict[str, str]) -> list[str]:
+    """`exchange top --once` with no process to scrape: its lag and audit relay sections, as lines."""
+    shown = subprocess.run(
+        [sys.executable, "-m", "exchange", "top", "--once", "--only"],
+        env={**env, "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert shown.returncode == 0, shown.stderr
+    return shown.stdout.splitlines()

@@ -8,6 +8,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
+from series import known_series, metric_names
 
 MONITORING = Path(__file__).resolve().parents[3] / "monitoring"
 
@@ -57,3 +59,14 @@ def test_every_alert_is_tested_firing_and_not_firing() -> None:
         firing = re.search(rf"alertname: {name}\n\s+exp_alerts:\n\s+- exp_labels:", tests)
         assert quiet, f"no test shows {name} staying quiet"
         assert firing, f"no test shows {name} firing"
+
+
+def test_every_rule_reads_series_the_exchange_exports_or_records() -> None:
+    groups = yaml.safe_load((MONITORING / "alerts.yml").read_text(encoding="utf-8"))["groups"]
+    rules = [rule for group in groups for rule in group["rules"]]
+    known = known_series() | {rule["record"] for rule in rules if "record" in rule}
+    for rule in rules:
+        name = rule.get("alert") or rule["record"]
+        selected = metric_names(rule["expr"])
+        assert selected, f"{name}: {rule['expr']!r} selects no metric"
+        assert selected <= known, f"{name} reads unknown series {sorted(selected - known)}"

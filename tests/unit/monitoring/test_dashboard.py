@@ -7,49 +7,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import Counter, Gauge, Histogram, Summary
-from prometheus_client.metrics import MetricWrapperBase
-
-from exchange.lag import EXPORTED_NAMES
-from monitoring import metrics
+from series import known_series, metric_names
 
 ROOT = Path(__file__).resolve().parents[3]
 DASHBOARD = ROOT / "monitoring" / "dashboards" / "exchange.json"
 PROVISIONING = ROOT / "docker" / "grafana" / "provisioning"
-# Series Prometheus makes itself for every target.
-SYNTHETIC = {"up"}
-PROMQL_WORDS = {"and", "or", "unless", "offset", "bool", "inf", "nan"}
-
-
-def _sample_names(metric: MetricWrapperBase) -> set[str]:
-    name = metric._name
-    if isinstance(metric, Counter):
-        return {f"{name}_total"}
-    if isinstance(metric, Histogram):
-        return {f"{name}_bucket", f"{name}_sum", f"{name}_count"}
-    if isinstance(metric, Summary):
-        return {f"{name}_sum", f"{name}_count"}
-    assert isinstance(metric, Gauge), name
-    return {name}
-
-
-def known_series() -> set[str]:
-    """Every series name the exchange exports: monitoring/metrics.py, the lag exporter, `up`."""
-    names = set(EXPORTED_NAMES) | SYNTHETIC
-    for value in vars(metrics).values():
-        if isinstance(value, MetricWrapperBase):
-            names |= _sample_names(value)
-    return names
-
-
-def metric_names(expr: str) -> set[str]:
-    """The metric names a PromQL expression selects (functions, grouping labels and matchers left out)."""
-    text = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)
-    text = re.sub(r"\{[^}]*\}", " ", text)
-    text = re.sub(r"\[[^\]]*\]", " ", text)
-    text = re.sub(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", text)
-    words = re.findall(r"(?<![\w:$.])([A-Za-z_:][\w:]*)(?![\w:])(?!\s*\()", text)
-    return {word for word in words if word.lower() not in PROMQL_WORDS}
 
 
 def _panels() -> list[dict[str, Any]]:
@@ -94,6 +56,7 @@ def test_the_dashboard_shows_what_operators_watch() -> None:
         "exchange_processor_fold_seconds_bucket",
         "exchange_processor_batch_events_bucket",
         "exchange_sink_commit_seconds_bucket",
+        "exchange_audit_relay_behind_rows",
     ):
         assert wanted in used, f"no panel shows {wanted}"
 
