@@ -12,7 +12,7 @@ from exchange.api.profile_cache import ProfileCache
 from exchange.api.signing import Signer
 from exchange.api.storage.pool import Connection
 from exchange.exceptions import InvalidIdentifierError
-from exchange.policy import Access, Caller, Policy, Verdict
+from exchange.policy import Access, Policy, Verdict
 from exchange.settings import ExchangeSettings
 from exchange.subjects import normalise_citizen_id, subject_key
 
@@ -37,12 +37,8 @@ class Services:
     verdicts: dict[Access, Verdict] = field(init=False)
     # The normalised ID and subject key per valid 公民身份号码 as sent (`subject`); the secret never changes.
     subjects: dict[str, tuple[str, str]] = field(init=False)
-    # The caller per API key that named one (exchange.api.routes.deps.identify): a SHA-256 and a scan of
-    # the callers per request otherwise. Only keys of callers are kept, so it holds a few entries.
-    callers_by_key: dict[str, Caller] = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "callers_by_key", {})
         object.__setattr__(self, "audit", AuditAppender(self.pool))
         object.__setattr__(self, "verdicts", {})
         object.__setattr__(self, "subjects", {})

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from importlib import resources
 from importlib.abc import Traversable
 from pathlib import Path
@@ -134,6 +134,7 @@ def parse(documents: Mapping[str, Any], version: str) -> Policy:
         code: _caller(code, node)
         for code, node in _section(documents["callers.json"], "callers", "callers.json").items()
     }
+    _each_its_own(callers.values())
     proof_types = {
         code: _proof_type(code, node)
         for code, node in _section(documents["proof_types.json"], "proof_types", "proof_types.json").items()
@@ -156,6 +157,23 @@ def parse(documents: Mapping[str, Any], version: str) -> Policy:
             mine[grant.purpose] = grant
         grants[caller] = mine
     return Policy(version, callers, grants, proof_types, service_items)
+
+
+def _each_its_own(callers: Collection[Caller]) -> None:
+    """Refuse two callers with the same API key hash or certificate subject: either would identify one of
+    them only, and its requests would be answered, and audited, as the other's."""
+    for what in ("api_key_sha256", "tls_subject"):
+        seen: dict[str, str] = {}
+        for caller in callers:
+            value = getattr(caller, what)
+            if value is None:
+                continue
+            if value in seen:
+                raise ConfigurationError(
+                    f"callers.json: callers.{seen[value]} and callers.{caller.code} have the same {what}: "
+                    "each caller needs its own"
+                )
+            seen[value] = caller.code
 
 
 def _read(folder: Traversable) -> tuple[dict[str, Any], str]:

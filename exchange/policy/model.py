@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from exchange.rules import ServiceItem
 
@@ -73,16 +73,20 @@ class Policy:
     proof_types: Mapping[str, ProofType]
     service_items: Mapping[str, ServiceItem]
 
+    # The callers by API key hash and by certificate subject (`parse` refuses two callers sharing one).
+    _by_key_hash: Mapping[str, Caller] = field(init=False, repr=False, compare=False)
+    _by_tls_subject: Mapping[str, Caller] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        callers = self.callers.values()
+        object.__setattr__(self, "_by_key_hash", {caller.api_key_sha256: caller for caller in callers})
+        by_subject = {caller.tls_subject: caller for caller in callers if caller.tls_subject is not None}
+        object.__setattr__(self, "_by_tls_subject", by_subject)
+
     def caller_by_tls_subject(self, subject: str) -> Caller | None:
         """The caller a verified client certificate subject belongs to, if any."""
-        for caller in self.callers.values():
-            if caller.tls_subject is not None and caller.tls_subject == subject:
-                return caller
-        return None
+        return self._by_tls_subject.get(subject)
 
     def caller_by_key_hash(self, key_sha256: str) -> Caller | None:
         """The caller whose API key hashes to `key_sha256`, if any."""
-        for caller in self.callers.values():
-            if caller.api_key_sha256 == key_sha256:
-                return caller
-        return None
+        return self._by_key_hash.get(key_sha256)

@@ -80,12 +80,8 @@ def identify(services: Services, tls_subject: str | None, key: str | None) -> Ca
     if tls_subject:
         return services.policy.caller_by_tls_subject(tls_subject)
     if key:
-        known = services.callers_by_key.get(key)
-        if known is None:
-            known = services.policy.caller_by_key_hash(hashlib.sha256(key.encode()).hexdigest())
-            if known is not None:  # an unknown key is not kept: whatever is sent, the dict stays small
-                services.callers_by_key[key] = known
-        return known
+        # Only the key's hash is looked up, and nothing keeps the key itself past the request.
+        return services.policy.caller_by_key_hash(hashlib.sha256(key.encode()).hexdigest())
     return None
 
 

@@ -43,7 +43,7 @@ class Behind:
 
 
 def _lean(behind: Behind) -> LeanRoutes:
-    services = SimpleNamespace(settings=ExchangeSettings(), policy=load_policy(), callers_by_key={})
+    services = SimpleNamespace(settings=ExchangeSettings(), policy=load_policy())
     api: Any = SimpleNamespace(state=SimpleNamespace(services=services), exception_handlers={})
     return LeanRoutes(behind, api)
 
@@ -118,7 +118,7 @@ async def test_an_exception_no_handler_takes_is_a_plain_500_then_raised_on_as_fa
     failing_route = Lean(
         "/v1/failing", "failing", router, VerificationRequest, answer, TypeAdapter(VerificationResponse)
     )
-    services = SimpleNamespace(settings=ExchangeSettings(), policy=load_policy(), callers_by_key={})
+    services = SimpleNamespace(settings=ExchangeSettings(), policy=load_policy())
     api: Any = SimpleNamespace(state=SimpleNamespace(services=services), exception_handlers={}, debug=False)
     lean = LeanRoutes(Behind(), api, routes=(failing_route,))
     body = json.dumps(

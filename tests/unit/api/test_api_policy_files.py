@@ -45,6 +45,15 @@ def test_the_documented_development_keys_authenticate_their_callers() -> None:
     assert policy.caller_by_key_hash(hashlib.sha256(b"guess").hexdigest()) is None
 
 
+def test_certificate_subjects_identify_their_callers() -> None:
+    policy = load_policy()
+    for code, caller in policy.callers.items():
+        if caller.tls_subject is not None:
+            found = policy.caller_by_tls_subject(caller.tls_subject)
+            assert found is not None and found.code == code
+    assert policy.caller_by_tls_subject("CN=nobody") is None
+
+
 def test_no_policy_file_holds_a_plaintext_key() -> None:
     for name in FILES:
         text = resources.files("policy").joinpath(name).read_text(encoding="utf-8")
@@ -94,6 +103,20 @@ def test_the_version_is_a_hash_of_the_files_and_changes_with_them(folder: Path) 
             "proof_types.json",
             lambda d: d["proof_types"]["household"].update({"datasets": ["x"]}),
             "unknown x",
+        ),
+        (
+            "callers.json",
+            lambda d: d["callers"]["bank"].update(
+                {"api_key_sha256": d["callers"]["housing-bureau"]["api_key_sha256"]}
+            ),
+            "callers.housing-bureau and callers.bank have the same api_key_sha256",
+        ),
+        (
+            "callers.json",
+            lambda d: d["callers"]["bank"].update(
+                {"tls_subject": d["callers"]["housing-bureau"]["tls_subject"]}
+            ),
+            "callers.housing-bureau and callers.bank have the same tls_subject",
         ),
     ],
 )
