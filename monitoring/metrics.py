@@ -116,6 +116,18 @@ API_REQUEST_SECONDS = Histogram(
     ["route", "method", "status"],
     buckets=LATENCY_BUCKETS,
 )
+# Every response waits for its audit entry's batch to commit (exchange.api.appender).
+API_AUDIT_BATCH_ROWS = Histogram(
+    "exchange_api_audit_batch_rows",
+    "Audit rows appended per batch: the entries of concurrent requests are committed together",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
+API_AUDIT_COMMIT_SECONDS = Histogram(
+    "exchange_api_audit_commit_seconds",
+    "Time to append one batch of audit rows to the chain and commit it, by outcome (committed, failed)",
+    ["outcome"],
+    buckets=LATENCY_BUCKETS,
+)
 API_REFUSALS = Counter(
     "exchange_api_refusals_total",
     "Requests refused by policy, consent or delegation, by reason code",

@@ -107,7 +107,8 @@ def sink(w: Window) -> Table | None:
 
 
 def api(w: Window) -> Table | None:
-    """Requests, latency and server errors per route and method."""
+    """Requests, latency and server errors per route and method; the audit batches' commit time, and the
+    batches that failed (each failed its requests)."""
     name = "exchange_api_request_seconds"
     requests = w.by(f"{name}_count", "route", "method")
     if not requests:
@@ -125,6 +126,12 @@ def api(w: Window) -> Table | None:
         table.add_row(
             route, method, count(total), per_second(rate), duration(p50), duration(p99), count(failed)
         )
+    commit = "exchange_api_audit_commit_seconds"
+    if w.by(f"{commit}_count", "outcome"):
+        table.add_section()
+        failed = w.by(f"{commit}_count", "outcome").get(("failed",), 0.0)
+        p50, p99 = w.quantile(0.5, commit, outcome="committed"), w.quantile(0.99, commit, outcome="committed")
+        table.add_row("audit commit", "", "", "", duration(p50), duration(p99), count(failed))
     return table
 
 

@@ -12,19 +12,26 @@ The appender remembers the head its last batch left; the next batch is chained a
 in one statement that moves the head only from that value (`audit.append_batch_after`: one round
 trip, not five). When another process has appended since, that statement writes nothing and the
 batch takes the locking transaction.
+
+Every batch is measured: its rows (`exchange_api_audit_batch_rows`) and the time from its start to its
+commit or failure (`exchange_api_audit_commit_seconds{outcome}`), which every request in it waited.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 
 from psycopg_pool import AsyncConnectionPool
 
 from exchange.api.storage import audit as audit_table
 from exchange.api.storage.pool import Connection, connection, transaction
 from exchange.audit import AuditEntry
+from monitoring import metrics
 
 _Waiting = tuple[AuditEntry, "asyncio.Future[None]"]
+_COMMITTED = metrics.API_AUDIT_COMMIT_SECONDS.labels(outcome="committed")
+_FAILED = metrics.API_AUDIT_COMMIT_SECONDS.labels(outcome="failed")
 
 
 class AuditAppender:
@@ -70,6 +77,8 @@ class AuditAppender:
 
     async def _write(self, batch: list[_Waiting]) -> None:
         entries = [entry for entry, _ in batch]
+        started = time.perf_counter()
+        metrics.API_AUDIT_BATCH_ROWS.observe(len(entries))
         try:
             head = None
             if self._head is not None:  # after our own last batch: one statement, if no one appended since
@@ -82,6 +91,7 @@ class AuditAppender:
                 head = (int(rows[-1]["seq"]), str(rows[-1]["hash"]))
             self._head = head
         except BaseException as exc:
+            _FAILED.observe(time.perf_counter() - started)
             self._head = None  # whatever was committed, the next batch locks and reads the head
             for _, future in batch:
                 if not future.done():
@@ -89,6 +99,7 @@ class AuditAppender:
             if not isinstance(exc, Exception):
                 raise  # cancelled or exiting: the waiting requests were told, the task ends
             return
+        _COMMITTED.observe(time.perf_counter() - started)
         for _, future in batch:
             if not future.done():
                 future.set_result(None)

@@ -1,6 +1,6 @@
 """The batched audit appender (group commit) on the real PostgreSQL: concurrent appends are committed
-together, two processes' appenders interleave into one gapless verifiable chain, and a failed batch
-fails every request in it and leaves no row of it behind."""
+together, two processes' appenders interleave into one gapless verifiable chain, a failed batch
+fails every request in it and leaves no row of it behind, and every batch is measured."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 import pytest
 from api_support import client, with_key
+from prometheus_client import REGISTRY
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
@@ -53,6 +54,21 @@ async def _pool(settings: ExchangeSettings) -> AsyncIterator[AsyncConnectionPool
         await pool.close()
 
 
+def _measured() -> dict[str, float]:
+    """The appender's metrics now: batches and rows, and batches committed and failed."""
+    value = REGISTRY.get_sample_value
+    return {
+        "batches": value("exchange_api_audit_batch_rows_count") or 0.0,
+        "rows": value("exchange_api_audit_batch_rows_sum") or 0.0,
+        "committed": value("exchange_api_audit_commit_seconds_count", {"outcome": "committed"}) or 0.0,
+        "failed": value("exchange_api_audit_commit_seconds_count", {"outcome": "failed"}) or 0.0,
+    }
+
+
+def _since(before: dict[str, float]) -> dict[str, float]:
+    return {name: value - before[name] for name, value in _measured().items()}
+
+
 def _chain(settings: ExchangeSettings) -> tuple[list[dict[str, Any]], tuple[int, str]]:
     with psycopg.connect(settings.postgres.conninfo(), row_factory=dict_row) as conn:
         rows = conn.execute("SELECT * FROM audit_log ORDER BY seq").fetchall()
@@ -80,12 +96,14 @@ async def test_concurrent_appends_are_committed_in_one_batch(
 
     monkeypatch.setattr(audit_table, "append_batch", counted)
     monkeypatch.setattr(audit_table, "append_batch_after", counted_after)
+    before = _measured()
     async with _pool(settings) as pool:
         appender = AuditAppender(pool)
         await asyncio.gather(*(appender.append(_entry(n)) for n in range(40)))
         await appender.append(_entry(40))  # alone: a batch of one
     rows, head = _chain(settings)
     assert batches == [40, 1]
+    assert _since(before) == {"batches": 2, "rows": 41, "committed": 2, "failed": 0}
     assert [row["request"]["n"] for row in rows] == list(range(41))
     assert verify(rows, head) is None
 
@@ -160,11 +178,13 @@ async def test_a_failed_batch_fails_every_append_in_it_and_leaves_no_row(setting
         first = _entry(0)
         await appender.append(first)
         before = _chain(settings)
+        measured = _measured()
         # The last entry reuses an event id (unique in audit_log): the batch's insert fails.
         batch = [*(_entry(n) for n in range(1, 10)), dataclasses.replace(_entry(10), event_id=first.event_id)]
         outcomes = await asyncio.gather(*(appender.append(entry) for entry in batch), return_exceptions=True)
         assert all(isinstance(outcome, StorageError) for outcome in outcomes), outcomes
         assert _chain(settings) == before
+        assert _since(measured) == {"batches": 1, "rows": 10, "committed": 0, "failed": 1}
         await appender.append(_entry(11))  # the appender goes on after a failed batch
     rows, head = _chain(settings)
     assert [row["request"]["n"] for row in rows] == [0, 11] and verify(rows, head) is None

@@ -93,3 +93,32 @@ def test_targets_default_to_the_settings_ports_and_can_be_replaced() -> None:
     assert replaced["sink"] == "http://127.0.0.1:1/metrics" and "extra" in replaced
     with pytest.raises(SystemExit, match="NAME=URL"):
         parse_targets(["nonsense"], targets)
+
+
+def test_the_api_table_shows_the_audit_commit_time_and_failed_batches() -> None:
+    registry = CollectorRegistry()
+    requests = Histogram(
+        "exchange_api_request_seconds",
+        "r",
+        ["route", "method", "status"],
+        buckets=(0.01, 0.1),
+        registry=registry,
+    )
+    commit = Histogram(
+        "exchange_api_audit_commit_seconds", "c", ["outcome"], buckets=(0.001, 0.01, 0.1), registry=registry
+    )
+    requests.labels("/v1/verifications", "POST", "200").observe(0.005)
+    for _ in range(9):
+        commit.labels("committed").observe(0.004)
+    commit.labels("failed").observe(0.05)
+    commit.labels("failed").observe(0.05)
+    port = _free_port()
+    server = start_metrics_server(port, registry=registry)
+    assert server is not None
+    try:
+        shown = _render(Top(ExchangeSettings(), _args(f"api=http://127.0.0.1:{port}/metrics")))
+    finally:
+        server.shutdown()
+        server.server_close()
+    # Committed batches' p50 and p99 fall in the (1 ms, 10 ms] bucket; two batches failed.
+    assert re.search(r"│ audit commit +│ +│ +│ +│ +[\d.]+ ms │ +[\d.]+ ms │ +2 │", shown), shown
