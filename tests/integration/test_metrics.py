@@ -5,6 +5,7 @@ top`) reaches zero once the processor has caught up; the audit relay's position,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import signal
 import subprocess
@@ -133,19 +134,28 @@ def test_counters_and_lag_agree_with_what_was_published(
     _top_shows_the_processor(env, processor_url)
 
 
-def _the_lag_exporter_reports_zero(env: dict[str, str], tmp_path: Path, group: str, events: int) -> None:
+@contextlib.contextmanager
+def _lag_exporter(env: dict[str, str], tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """`exchange lag-exporter` on a free port, answering; yields its /metrics URL and its log."""
     port = free_port()
     log = tmp_path / "lag-exporter.log"
     exporter = _start(env, log, "lag-exporter", "--port", str(port))
     try:
         url = f"http://127.0.0.1:{port}/metrics"
-        samples = _until("the lag exporter's /metrics", lambda: fetch(url, 5.0), seconds=30)
+        _until("the lag exporter's /metrics", lambda: fetch(url, 5.0), seconds=30)
+        yield url, log
+    finally:
+        _stop(exporter, log)
+
+
+def _the_lag_exporter_reports_zero(env: dict[str, str], tmp_path: Path, group: str, events: int) -> None:
+    with _lag_exporter(env, tmp_path) as (url, log):
+        samples = fetch(url, 5.0)
+        assert samples is not None
         assert _total(samples, "kafka_consumergroup_current_offset", consumergroup=group) == events
         assert _total(samples, "kafka_consumergroup_lag", consumergroup=group) == 0
         assert _total(samples, "kafka_consumergroup_lag_sum", consumergroup=group) == 0
         assert _total(samples, "exchange_lag_scrape_errors_total") == 0, log.read_text()
-    finally:
-        _stop(exporter, log)
 
 
 def _top_shows_the_processor(env: dict[str, str], processor_url: str) -> None:
@@ -179,12 +189,9 @@ def test_the_audit_relays_position_is_read_exported_and_shown(
     assert relay_position(settings.postgres, 5.0) == RelayPosition(last_seq=7, next_seq=1)
 
     env = exchange_env(settings, tmp_path)
-    port = free_port()
-    log = tmp_path / "lag-exporter.log"
-    exporter = _start(env, log, "lag-exporter", "--port", str(port))
-    try:
-        url = f"http://127.0.0.1:{port}/metrics"
-        samples = _until("the lag exporter's /metrics", lambda: fetch(url, 5.0), seconds=30)
+    with _lag_exporter(env, tmp_path) as (url, log):
+        samples = fetch(url, 5.0)
+        assert samples is not None
         assert _total(samples, "exchange_audit_relay_behind_rows") == 7
         assert _total(samples, "exchange_audit_relay_next_seq") == 1
         assert _total(samples, "exchange_audit_chain_last_seq") == 7
@@ -198,8 +205,6 @@ def test_the_audit_relays_position_is_read_exported_and_shown(
         assert _total(samples, "exchange_audit_relay_behind_rows") == 0
         assert _total(samples, "exchange_audit_relay_next_seq") == 10
         assert _total(samples, "exchange_lag_scrape_errors_total") == 0, log.read_text()
-    finally:
-        _stop(exporter, log)
 
 
 async def _append_then_relay(settings: ExchangeSettings, *, appended: int, relay: bool) -> None:
