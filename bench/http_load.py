@@ -1,9 +1,12 @@
-"""A closed-loop HTTP/1.1 load generator on raw asyncio streams, for loopback benchmarks.
+"""HTTP/1.1 load generators on raw asyncio streams, for loopback benchmarks: closed and open loop.
 
-A fixed number of workers, each on one keep-alive connection, take pre-built requests from a shared
-list and send the next as soon as the previous answer is read: `concurrency` requests are always in
-flight. Raw streams rather than an HTTP client library because the generator shares the machine's
-cores with the server it measures, and every microsecond it spends is one the server does not get.
+`run` is a closed loop: a fixed number of workers, each on one keep-alive connection, take pre-built
+requests from a shared list and send the next as soon as the previous answer is read, so
+`concurrency` requests are always in flight; it finds how many requests per second a server answers.
+`run_at_rate` is an open loop: requests are due at a fixed rate whatever the answers do, and each
+latency counts from when its request was due; it answers how fast a server answers at a given rate.
+Raw streams rather than an HTTP client library because the generator shares the machine's cores with
+the server it measures, and every microsecond it spends is one the server does not get.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ class Outcome:
     statuses: Counter[int] = field(default_factory=Counter)
     failures: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
+    # The rate the requests were due at (`run_at_rate`); None for a closed loop.
+    offered: float | None = None
 
     @property
     def answered(self) -> int:
@@ -119,3 +124,64 @@ async def run(
     await asyncio.gather(*(_worker(target, shared, outcome, deadline, timeout) for _ in range(concurrency)))
     outcome.seconds = time.perf_counter() - started
     return outcome
+
+
+_Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+async def run_at_rate(
+    target: Target, requests: list[bytes], rate: float, connections: int, timeout: float = 10.0
+) -> Outcome:
+    """Send `requests` in an open loop: request i is due `i / rate` seconds after the start, and goes
+    out then on a free keep-alive connection (of `connections`), or as soon as one is free.
+
+    Each latency counts from when its request was due, not from when it went out: a server falling
+    behind the rate makes requests wait for a connection, and that wait is in its percentiles. (A
+    closed loop slows its sending down instead and reports the latency of the few requests it still
+    sends: coordinated omission.)
+    """
+    outcome = Outcome(offered=rate)
+    idle: asyncio.Queue[_Connection | None] = asyncio.Queue()
+    for _ in range(connections):
+        idle.put_nowait(None)  # opened on first use
+    sending: list[asyncio.Task[None]] = []
+    started = time.perf_counter()
+    for number, request in enumerate(requests):
+        due = started + number / rate
+        # Behind (a busy machine), it still yields, so the requests already due go out.
+        await asyncio.sleep(max(due - time.perf_counter(), 0.0))
+        sending.append(asyncio.create_task(_send_due(target, request, due, idle, outcome, timeout)))
+    await asyncio.gather(*sending)
+    outcome.seconds = time.perf_counter() - started
+    while not idle.empty():
+        connection = idle.get_nowait()
+        if connection is not None:
+            connection[1].close()
+    return outcome
+
+
+async def _send_due(
+    target: Target,
+    request: bytes,
+    due: float,
+    idle: asyncio.Queue[_Connection | None],
+    outcome: Outcome,
+    timeout: float,
+) -> None:
+    connection = await idle.get()
+    try:
+        if connection is None:
+            connection = await asyncio.open_connection(target.host, target.port)
+        reader, writer = connection
+        writer.write(request)
+        async with asyncio.timeout(timeout):
+            status, keep = await _answer(reader)
+        outcome.latencies.append(time.perf_counter() - due)
+        outcome.statuses[status] += 1
+    except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
+        outcome.failures[type(exc).__name__] += 1
+        keep = False
+    if not keep and connection is not None:
+        connection[1].close()
+        connection = None
+    idle.put_nowait(connection)

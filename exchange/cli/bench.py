@@ -51,6 +51,13 @@ def register(commands: Any) -> None:
         metavar="ROUNDS",
         help="idle verifications and bare route phases, in alternation (1 to 99)",
     )
+    api.add_argument(
+        "--rate",
+        type=float,
+        default=2000.0,
+        help="the open-loop phase: idle verifications due at this many per second (the goal's rate)",
+    )
+    api.add_argument("--rate-seconds", type=float, default=5.0, help="how long the open-loop phase sends")
     api.set_defaults(run=_api)
 
 
@@ -78,6 +85,8 @@ def _api(settings: ExchangeSettings, args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         phase_seconds=args.phase_seconds,
         rounds=args.rounds,
+        rate=args.rate,
+        rate_seconds=args.rate_seconds,
     )
     api.run(settings, options)
     return 0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bench import http_load
-from bench.api import Phase, ratios
+from bench.api import Phase, latency_goal_met, ratios
 from bench.cpu_usage import Usage
 
 
@@ -24,3 +24,20 @@ def test_each_round_is_the_ratio_of_its_own_pair_in_round_order() -> None:
     ]
     assert ratios(phases, "verifications", "idle") == [0.5, 0.9]
     assert ratios(phases, "verifications", "pipeline") == [0.5]
+
+
+def _at_rate(offered: float | None, latencies: list[float], failures: int = 0) -> http_load.Outcome:
+    outcome = http_load.Outcome(latencies=latencies, seconds=5.0, offered=offered)
+    outcome.statuses[200] = len(latencies)
+    if failures:
+        outcome.failures["TimeoutError"] = failures
+    return outcome
+
+
+def test_the_latency_goal_is_judged_on_the_open_loop_at_the_goals_rate() -> None:
+    fast = [0.005] * 990 + [0.019] * 10
+    assert latency_goal_met(_at_rate(2000.0, fast))
+    assert not latency_goal_met(_at_rate(1900.0, fast))  # offered below the goal's rate
+    assert not latency_goal_met(_at_rate(None, fast))  # a closed loop says nothing about a rate
+    assert not latency_goal_met(_at_rate(2000.0, fast, failures=1))  # a request went unanswered
+    assert not latency_goal_met(_at_rate(2000.0, [0.005] * 980 + [0.025] * 20))  # p99 25 ms
