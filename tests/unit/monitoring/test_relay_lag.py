@@ -22,7 +22,7 @@ def test_behind_is_the_rows_after_the_relays_position_never_negative() -> None:
     assert RelayPosition(last_seq=40, next_seq=1).behind == 40
     assert RelayPosition(last_seq=40, next_seq=38).behind == 3
     assert RelayPosition(last_seq=40, next_seq=41).behind == 0
-    assert RelayPosition(last_seq=40, next_seq=45).behind == 0  # read between a head and a relay commit
+    assert RelayPosition(last_seq=40, next_seq=45).behind == 0  # cannot be read (one snapshot), but never < 0
 
 
 def test_the_collector_exports_the_position_and_the_rows_behind() -> None:
