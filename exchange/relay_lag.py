@@ -81,16 +81,20 @@ class RelayLagCollector:
     def __init__(self, read_position: Callable[[], RelayPosition | None]) -> None:
         self._read_position = read_position
         self._lock = threading.Lock()
+        self.failed = False  # whether the last read failed (None then means "unknown", not "no tables")
 
     def read(self) -> RelayPosition | None:
-        """The position now, or None (no tables, or the read failed)."""
+        """The position now, or None (no tables, or the read failed: see `failed`)."""
         with self._lock:
             try:
-                return self._read_position()
+                position = self._read_position()
             except Exception as exc:  # a scrape must never fail: count it, log it, report nothing
                 metrics.LAG_SCRAPE_ERRORS.labels(source="postgres").inc()
                 _log.warning("reading the audit relay's position from PostgreSQL failed: %s", exc)
+                self.failed = True
                 return None
+            self.failed = False
+            return position
 
     def collect(self) -> Iterable[Metric]:
         """Called by prometheus_client on each scrape."""

@@ -167,9 +167,11 @@ def lag(lags: Sequence[PartitionLag] | None) -> RenderableType:
     return table
 
 
-def relay(position: RelayPosition | None) -> Table | None:
+def relay(position: RelayPosition | None, failed: bool = False) -> RenderableType | None:
     """How far the audit relay is behind the audit log: rows of audit_log not yet on exchange.audit.v1
-    (None: not read, or no API tables)."""
+    (None: not read, or no API tables; `failed`: PostgreSQL did not answer)."""
+    if failed:
+        return Text("audit relay: PostgreSQL did not answer", style="bold red")
     if position is None:
         return None
     table = _table("audit relay", (), ("behind", "next seq", "last seq"))
@@ -188,6 +190,7 @@ def screen(
     relay_position: RelayPosition | None = None,
     *,
     show_lag: bool = True,
+    relay_failed: bool = False,
 ) -> Group:
     """The whole view, top to bottom; sections without data are left out."""
     stamp = dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
@@ -205,7 +208,7 @@ def screen(
     parts.extend(section for section in sections if section is not None)
     if show_lag:
         parts.append(lag(lags))
-        relayed = relay(relay_position)
+        relayed = relay(relay_position, relay_failed)
         if relayed is not None:
             parts.append(relayed)
     return Group(*parts)

@@ -113,7 +113,13 @@ class Top:
         relay: RelayPosition | None = None if self.relay is None else self.relay.read()
         up = {name: samples is not None for name, samples in current.targets.items()}
         drawn = view.screen(
-            window(self.previous, current), self.targets, up, lags, relay, show_lag=self.lag is not None
+            window(self.previous, current),
+            self.targets,
+            up,
+            lags,
+            relay,
+            show_lag=self.lag is not None,
+            relay_failed=self.relay is not None and self.relay.failed,
         )
         self.previous = current
         return drawn

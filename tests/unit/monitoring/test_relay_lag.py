@@ -52,17 +52,27 @@ def test_no_tables_no_series_and_registering_reads_nothing() -> None:
     assert _samples(collector) == {}
 
 
-def test_a_failed_read_counts_an_error_and_reports_nothing() -> None:
-    def broken() -> RelayPosition | None:
-        raise OSError("connection refused")
+def test_a_failed_read_counts_an_error_reports_nothing_and_is_told_apart_from_no_tables() -> None:
+    position: list[RelayPosition | None] = [None]
 
+    def flaky() -> RelayPosition | None:
+        if position[0] is None:
+            raise OSError("connection refused")
+        return position[0]
+
+    collector = RelayLagCollector(flaky)
     before = _errors()
-    assert _samples(RelayLagCollector(broken)) == {}
+    assert _samples(collector) == {}
     assert _errors() == before + 1
+    assert collector.failed
+    position[0] = RelayPosition(last_seq=3, next_seq=4)
+    assert collector.read() == RelayPosition(last_seq=3, next_seq=4) and not collector.failed
 
 
-def test_top_shows_the_rows_behind_only_when_read() -> None:
+def test_top_shows_the_rows_behind_only_when_read_and_says_when_it_could_not() -> None:
     assert view.relay(None) is None
+    failed = view.relay(None, failed=True)
+    assert failed is not None and "PostgreSQL did not answer" in str(failed)
     table = view.relay(RelayPosition(last_seq=1_250, next_seq=1_001))
     assert table is not None
     console = Console(width=80, record=True)
