@@ -52,10 +52,12 @@ def register(commands: Any) -> None:
         help="idle verifications and bare route phases, in alternation (1 to 99)",
     )
     api.add_argument(
-        "--rate",
-        type=float,
-        default=2000.0,
-        help="the open-loop phase: idle verifications due at this many per second (the goal's rate)",
+        "--rates",
+        type=_rates,
+        default=(1000.0, 1500.0, 2000.0),
+        metavar="R1,R2,…",
+        help="the open-loop phases: idle verifications due at each of these rates per second "
+        "(default 1000,1500,2000; the goal is judged at 2000)",
     )
     api.add_argument("--rate-seconds", type=float, default=5.0, help="how long the open-loop phase sends")
     api.set_defaults(run=_api)
@@ -75,6 +77,19 @@ def _pipeline(settings: ExchangeSettings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _rates(text: str) -> tuple[float, ...]:
+    """`--rates`: comma-separated positive rates per second."""
+    try:
+        rates = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected rates per second such as 1000,2000, got {text!r}"
+        ) from None
+    if not rates or any(rate <= 0 for rate in rates):
+        raise argparse.ArgumentTypeError(f"rates must be positive, got {text!r}")
+    return rates
+
+
 def _api(settings: ExchangeSettings, args: argparse.Namespace) -> int:
     from bench import api
 
@@ -85,7 +100,7 @@ def _api(settings: ExchangeSettings, args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         phase_seconds=args.phase_seconds,
         rounds=args.rounds,
-        rate=args.rate,
+        rates=args.rates,
         rate_seconds=args.rate_seconds,
     )
     api.run(settings, options)
