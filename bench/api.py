@@ -391,13 +391,13 @@ def _print(settings: ExchangeSettings, phases: list[Phase], options: Options) ->
     idle_ratios = ratios(phases, verification, "idle")
     ratio = statistics.median(idle_ratios)
     _console.print(
-        f"verification / bare route throughput, idle: {ratio:.2f}, the median of {len(idle_ratios)} "
-        f"rounds ({', '.join(f'{r:.2f}' for r in idle_ratios)}) (goal ≥ {GOAL_RATIO}: "
+        f"verification / bare route throughput, idle: {ratio:.3f}, the median of {len(idle_ratios)} "
+        f"rounds ({', '.join(f'{r:.3f}' for r in idle_ratios)}) (goal ≥ {GOAL_RATIO}: "
         f"{'met' if ratio >= GOAL_RATIO else 'not met'})"
     )
     (under_load,) = ratios(phases, verification, "pipeline")
     _console.print(
-        f"verification / bare route throughput, pipeline: {under_load:.2f} (goal ≥ {GOAL_RATIO}: "
+        f"verification / bare route throughput, pipeline: {under_load:.3f} (goal ≥ {GOAL_RATIO}: "
         f"{'met' if under_load >= GOAL_RATIO else 'not met'})"
     )
     at_rates = [phase.outcome for phase in phases if phase.outcome.offered is not None]
