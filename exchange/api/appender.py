@@ -4,7 +4,11 @@ transaction, so the chain head is locked and committed once per batch rather tha
 A request hands its `AuditEntry` to `AuditAppender.append` and waits. When no batch is being written,
 the append starts a flush task; it takes every entry queued (up to `max_batch`), appends them in one
 transaction (`audit.append_batch`), commits, and only then resolves each request's future. Entries
-queued while a batch is in flight make the next batch. A batch that fails fails every request in it
+queued while a batch is in flight make the next batch, which starts no sooner than `min_interval`
+after the one before: a batch costs the process about 0.25 ms of CPU whatever its size, and at a
+moderate rate, written as soon as the one before is committed, batches held one or two entries (at
+1,200 verifications/s, 1.2 on average, and about 30% more CPU per request than with a 4 ms interval). An
+entry after a quiet spell is written at once. A batch that fails fails every request in it
 with the same error, and, rolled back, leaves no row of it in the chain. With several processes, each
 batch waits for the chain head's row lock, so their batches interleave and the chain stays gapless.
 
@@ -37,9 +41,13 @@ _FAILED = metrics.API_AUDIT_COMMIT_SECONDS.labels(outcome="failed")
 class AuditAppender:
     """Appends audit entries to the chain in batches; `append` returns once its entry is committed."""
 
-    def __init__(self, pool: AsyncConnectionPool[Connection], max_batch: int = 256) -> None:
+    def __init__(
+        self, pool: AsyncConnectionPool[Connection], max_batch: int = 256, min_interval: float = 0.0
+    ) -> None:
         self._pool = pool
         self._max_batch = max_batch
+        self._min_interval = min_interval
+        self._last_start = float("-inf")  # when the last batch started (the event loop's clock)
         self._waiting: list[_Waiting] = []
         self._flushing: asyncio.Task[None] | None = None
         # The chain head (last seq, hash) as this appender's last batch left it, or None: unknown.
@@ -67,8 +75,13 @@ class AuditAppender:
             await asyncio.shield(self._flushing)
 
     async def _flush(self) -> None:
+        loop = asyncio.get_running_loop()
         try:
             while self._waiting:
+                pause = self._last_start + self._min_interval - loop.time()
+                if pause > 0:  # batches in quick succession: let this one gather more entries
+                    await asyncio.sleep(pause)
+                self._last_start = loop.time()
                 batch = self._waiting[: self._max_batch]
                 del self._waiting[: self._max_batch]
                 await self._write(batch)

@@ -39,7 +39,8 @@ class Services:
     subjects: dict[str, tuple[str, str]] = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "audit", AuditAppender(self.pool))
+        appender = AuditAppender(self.pool, min_interval=self.settings.api.audit_batch_interval_seconds)
+        object.__setattr__(self, "audit", appender)
         object.__setattr__(self, "verdicts", {})
         object.__setattr__(self, "subjects", {})
         object.__setattr__(self, "profiles", ProfileCache(self.settings.api.profile_cache_entries))

@@ -77,10 +77,8 @@ def _chain(settings: ExchangeSettings) -> tuple[list[dict[str, Any]], tuple[int,
     return rows, (int(head["last_seq"]), str(head["last_hash"]))
 
 
-async def test_concurrent_appends_are_committed_in_one_batch(
-    settings: ExchangeSettings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    database.migrate(settings.postgres)
+def _count_batches(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of every batch written from now on, in order."""
     batches: list[int] = []
     append_batch, append_batch_after = audit_table.append_batch, audit_table.append_batch_after
 
@@ -96,6 +94,14 @@ async def test_concurrent_appends_are_committed_in_one_batch(
 
     monkeypatch.setattr(audit_table, "append_batch", counted)
     monkeypatch.setattr(audit_table, "append_batch_after", counted_after)
+    return batches
+
+
+async def test_concurrent_appends_are_committed_in_one_batch(
+    settings: ExchangeSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database.migrate(settings.postgres)
+    batches = _count_batches(monkeypatch)
     before = _measured()
     async with _pool(settings) as pool:
         appender = AuditAppender(pool)
@@ -106,6 +112,46 @@ async def test_concurrent_appends_are_committed_in_one_batch(
     assert _since(before) == {"batches": 2, "rows": 41, "committed": 2, "failed": 0}
     assert [row["request"]["n"] for row in rows] == list(range(41))
     assert verify(rows, head) is None
+
+
+async def test_batches_in_quick_succession_wait_out_the_interval_and_gather_the_entries_meanwhile(
+    settings: ExchangeSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database.migrate(settings.postgres)
+    batches = _count_batches(monkeypatch)
+    async with _pool(settings) as pool:
+        appender = AuditAppender(pool, min_interval=0.5)
+        await appender.append(_entry(0))  # after a quiet spell: written at once, alone
+
+        async def after(seconds: float, number: int) -> None:
+            await asyncio.sleep(seconds)
+            await appender.append(_entry(number))
+
+        # Within the interval since the first batch started: these wait for it to pass, and go together.
+        await asyncio.gather(after(0.0, 1), after(0.02, 2), after(0.05, 3))
+    rows, head = _chain(settings)
+    assert batches == [1, 3]
+    assert [row["request"]["n"] for row in rows] == [0, 1, 2, 3] and verify(rows, head) is None
+
+
+async def test_an_entry_after_a_quiet_spell_does_not_wait_for_the_interval(
+    settings: ExchangeSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database.migrate(settings.postgres)
+    batches = _count_batches(monkeypatch)
+    async with _pool(settings) as pool:
+        appender = AuditAppender(pool, min_interval=0.5)
+        await appender.append(_entry(0))
+        await asyncio.sleep(0.6)  # a quiet spell longer than the interval
+
+        async def after(seconds: float, number: int) -> None:
+            await asyncio.sleep(seconds)
+            await appender.append(_entry(number))
+
+        # Entry 1 is written at once, alone; entry 2, 30 ms later, is within the interval since then and
+        # goes in the next batch. Had entry 1 waited out an interval, the two would have gone together.
+        await asyncio.gather(after(0.0, 1), after(0.03, 2))
+    assert batches == [1, 1, 1]
 
 
 async def test_a_batch_after_the_appenders_own_commits_in_one_statement_without_a_transaction(
