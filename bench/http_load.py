@@ -17,6 +17,8 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+_Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
 
 @dataclass(frozen=True)
 class Target:
@@ -84,6 +86,36 @@ async def _answer(reader: asyncio.StreamReader) -> tuple[int, bool]:
     return int(status_line.split(" ", 2)[1]), headers.get("connection", "").lower() != "close"
 
 
+async def _exchange(
+    target: Target,
+    connection: _Connection | None,
+    request: bytes,
+    since: float | None,
+    outcome: Outcome,
+    timeout: float,
+) -> _Connection | None:
+    """Send `request` on `connection` (opened first when None) and read its answer into `outcome`: the
+    latency from `since` (None: from when the request is written) and the status, or the failure.
+    Returns the connection to send the next request on (None: it was closed)."""
+    try:
+        if connection is None:
+            connection = await asyncio.open_connection(target.host, target.port)
+        reader, writer = connection
+        started = time.perf_counter() if since is None else since
+        writer.write(request)
+        async with asyncio.timeout(timeout):
+            status, keep = await _answer(reader)
+        outcome.latencies.append(time.perf_counter() - started)
+        outcome.statuses[status] += 1
+    except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
+        outcome.failures[type(exc).__name__] += 1
+        keep = False
+    if not keep and connection is not None:
+        connection[1].close()
+        connection = None
+    return connection
+
+
 async def _worker(
     target: Target, requests: Iterator[bytes], outcome: Outcome, deadline: float, timeout: float
 ) -> None:
@@ -92,22 +124,7 @@ async def _worker(
         for request in requests:  # one shared iterator: each request is sent by exactly one worker
             if time.perf_counter() >= deadline:
                 return
-            try:
-                if connection is None:
-                    connection = await asyncio.open_connection(target.host, target.port)
-                reader, writer = connection
-                started = time.perf_counter()
-                writer.write(request)
-                async with asyncio.timeout(timeout):
-                    status, keep = await _answer(reader)
-                outcome.latencies.append(time.perf_counter() - started)
-                outcome.statuses[status] += 1
-            except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
-                outcome.failures[type(exc).__name__] += 1
-                keep = False
-            if not keep and connection is not None:
-                connection[1].close()
-                connection = None
+            connection = await _exchange(target, connection, request, None, outcome, timeout)
     finally:
         if connection is not None:
             connection[1].close()
@@ -124,9 +141,6 @@ async def run(
     await asyncio.gather(*(_worker(target, shared, outcome, deadline, timeout) for _ in range(concurrency)))
     outcome.seconds = time.perf_counter() - started
     return outcome
-
-
-_Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
 async def run_at_rate(
@@ -169,19 +183,4 @@ async def _send_due(
     timeout: float,
 ) -> None:
     connection = await idle.get()
-    try:
-        if connection is None:
-            connection = await asyncio.open_connection(target.host, target.port)
-        reader, writer = connection
-        writer.write(request)
-        async with asyncio.timeout(timeout):
-            status, keep = await _answer(reader)
-        outcome.latencies.append(time.perf_counter() - due)
-        outcome.statuses[status] += 1
-    except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
-        outcome.failures[type(exc).__name__] += 1
-        keep = False
-    if not keep and connection is not None:
-        connection[1].close()
-        connection = None
-    idle.put_nowait(connection)
+    idle.put_nowait(await _exchange(target, connection, request, due, outcome, timeout))

@@ -77,6 +77,11 @@ def _chain(settings: ExchangeSettings) -> tuple[list[dict[str, Any]], tuple[int,
     return rows, (int(head["last_seq"]), str(head["last_hash"]))
 
 
+async def _after(appender: AuditAppender, seconds: float, number: int) -> None:
+    await asyncio.sleep(seconds)
+    await appender.append(_entry(number))
+
+
 def _count_batches(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The size of every batch written from now on, in order."""
     batches: list[int] = []
@@ -123,12 +128,10 @@ async def test_batches_in_quick_succession_wait_out_the_interval_and_gather_the_
         appender = AuditAppender(pool, min_interval=0.5)
         await appender.append(_entry(0))  # after a quiet spell: written at once, alone
 
-        async def after(seconds: float, number: int) -> None:
-            await asyncio.sleep(seconds)
-            await appender.append(_entry(number))
-
         # Within the interval since the first batch started: these wait for it to pass, and go together.
-        await asyncio.gather(after(0.0, 1), after(0.02, 2), after(0.05, 3))
+        await asyncio.gather(
+            *(_after(appender, seconds, n) for seconds, n in ((0.0, 1), (0.02, 2), (0.05, 3)))
+        )
     rows, head = _chain(settings)
     assert batches == [1, 3]
     assert [row["request"]["n"] for row in rows] == [0, 1, 2, 3] and verify(rows, head) is None
@@ -144,13 +147,9 @@ async def test_an_entry_after_a_quiet_spell_does_not_wait_for_the_interval(
         await appender.append(_entry(0))
         await asyncio.sleep(0.6)  # a quiet spell longer than the interval
 
-        async def after(seconds: float, number: int) -> None:
-            await asyncio.sleep(seconds)
-            await appender.append(_entry(number))
-
         # Entry 1 is written at once, alone; entry 2, 30 ms later, is within the interval since then and
         # goes in the next batch. Had entry 1 waited out an interval, the two would have gone together.
-        await asyncio.gather(after(0.0, 1), after(0.03, 2))
+        await asyncio.gather(_after(appender, 0.0, 1), _after(appender, 0.03, 2))
     assert batches == [1, 1, 1]
 
 
