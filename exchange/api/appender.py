@@ -80,13 +80,25 @@ class AuditAppender:
             while self._waiting:
                 pause = self._last_start + self._min_interval - loop.time()
                 if pause > 0:  # batches in quick succession: let this one gather more entries
-                    await asyncio.sleep(pause)
+                    await self._pause(pause)
                 self._last_start = loop.time()
                 batch = self._waiting[: self._max_batch]
                 del self._waiting[: self._max_batch]
                 await self._write(batch)
         finally:
             self._flushing = None
+
+    async def _pause(self, seconds: float) -> None:
+        """Wait `seconds` before the next batch; cancelled meanwhile (the process exiting), the entries
+        waiting are not written, and their requests are told so rather than left waiting."""
+        try:
+            await asyncio.sleep(seconds)
+        except BaseException as exc:
+            waiting, self._waiting = self._waiting, []
+            for _, future in waiting:
+                if not future.done():
+                    future.set_exception(exc)
+            raise
 
     async def _write(self, batch: list[_Waiting]) -> None:
         entries = [entry for entry, _ in batch]
