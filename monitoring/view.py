@@ -127,9 +127,10 @@ def api(w: Window) -> Table | None:
             route, method, count(total), per_second(rate), duration(p50), duration(p99), count(failed)
         )
     commit = "exchange_api_audit_commit_seconds"
-    if w.by(f"{commit}_count", "outcome"):
+    batches = w.by(f"{commit}_count", "outcome")
+    if batches:
         table.add_section()
-        failed = w.by(f"{commit}_count", "outcome").get(("failed",), 0.0)
+        failed = batches.get(("failed",), 0.0)
         p50, p99 = w.quantile(0.5, commit, outcome="committed"), w.quantile(0.99, commit, outcome="committed")
         table.add_row("audit commit", "", "", "", duration(p50), duration(p99), count(failed))
     return table
