@@ -7,18 +7,21 @@ requests from a shared list and send the next as soon as the previous answer is 
 latency counts from when its request was due; it answers how fast a server answers at a given rate.
 Raw streams rather than an HTTP client library because the generator shares the machine's cores with
 the server it measures, and every microsecond it spends is one the server does not get. For the same
-reason the generator's garbage collector is off while a phase runs (`_collector_paused`).
+reason the generator runs its garbage collector during a phase as the servers do (`serving_heap`):
+what it built before the phase is frozen, so a full collection walks only the phase's objects. One
+full collection over its whole heap took 86 ms at 1,500 requests/s in an open loop; for that long no
+request went out, and every request due meanwhile counted the pause as the server's latency.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import gc
 import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+
+from exchange.api.serving import serving_heap
 
 _Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
@@ -119,26 +122,6 @@ async def _exchange(
     return connection
 
 
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """The generator's garbage collector off while a phase runs, after one collection before it.
-
-    An open loop's phase holds a task per request until its end, tens of thousands of objects the
-    collector walks: one full collection in the generator took 86 ms at 1,500 requests/s, and for that
-    long no request went out, so every request due meanwhile counted the pause as the server's latency
-    (most of that phase's p99). What a phase allocates is freed by reference counts; what is left in
-    cycles is collected when the collector is back on.
-    """
-    gc.collect()
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 async def _worker(
     target: Target, requests: Iterator[bytes], outcome: Outcome, deadline: float, timeout: float
 ) -> None:
@@ -159,7 +142,7 @@ async def run(
     """Send `requests` with `concurrency` in flight until all are answered or `seconds` have passed."""
     outcome = Outcome()
     shared = iter(requests)
-    with _collector_paused():
+    with serving_heap():
         started = time.perf_counter()
         deadline = started + seconds
         await asyncio.gather(
@@ -184,14 +167,18 @@ async def run_at_rate(
     idle: asyncio.Queue[_Connection | None] = asyncio.Queue()
     for _ in range(connections):
         idle.put_nowait(None)  # opened on first use
-    sending: list[asyncio.Task[None]] = []
-    with _collector_paused():
+    # The requests still in flight; a finished one is let go at once, so the phase does not pile up
+    # tasks for the collector to walk.
+    sending: set[asyncio.Task[None]] = set()
+    with serving_heap():
         started = time.perf_counter()
         for number, request in enumerate(requests):
             due = started + number / rate
             # Behind (a busy machine), it still yields, so the requests already due go out.
             await asyncio.sleep(max(due - time.perf_counter(), 0.0))
-            sending.append(asyncio.create_task(_send_due(target, request, due, idle, outcome, timeout)))
+            task = asyncio.create_task(_send_due(target, request, due, idle, outcome, timeout))
+            sending.add(task)
+            task.add_done_callback(sending.discard)
         await asyncio.gather(*sending)
         outcome.seconds = time.perf_counter() - started
     while not idle.empty():
