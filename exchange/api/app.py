@@ -21,6 +21,7 @@ from exchange.api.context import Services
 from exchange.api.exceptions import ApiError, InvalidRequestError, RefusedError, StorageUnavailableError
 from exchange.api.lean import LeanRoutes
 from exchange.api.metrics import RequestMetrics
+from exchange.api.models.common import RETRY_AFTER_SECONDS
 from exchange.api.routes import applications, proofs, subjects, verifications
 from exchange.api.serving import serving_heap
 from exchange.api.signing import load_signer
@@ -63,7 +64,9 @@ def _handlers(app: FastAPI, services: Services) -> None:
     async def unavailable(request: Request, exc: StorageUnavailableError) -> JSONResponse:
         _log.warning("storage unavailable: %s", type(exc.__cause__).__name__)
         return JSONResponse(
-            {"error": "unavailable", "message": "the exchange's database is unavailable"}, 503
+            {"error": "unavailable", "message": "the exchange's database is unavailable"},
+            503,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
 
     @app.exception_handler(StorageError)

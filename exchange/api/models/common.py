@@ -60,9 +60,22 @@ class RecordRef(BaseModel):
     offset: int
 
 
+# How long a caller answered 503 should wait before asking again: the pool reconnects within seconds of
+# PostgreSQL accepting connections again.
+RETRY_AFTER_SECONDS = 5
+
 ERRORS: dict[int | str, dict[str, object]] = {
     401: {"model": Problem, "description": "no API key, or an unknown one"},
     403: {"model": Refusal, "description": "refused by policy, consent or delegation"},
     422: {"description": "the request is malformed or not meaningful"},
-    503: {"model": Problem, "description": "PostgreSQL is unavailable"},
+    503: {
+        "model": Problem,
+        "description": "PostgreSQL is unavailable: ask again after the seconds in Retry-After",
+        "headers": {
+            "Retry-After": {
+                "description": "seconds to wait before asking again",
+                "schema": {"type": "integer"},
+            }
+        },
+    },
 }
