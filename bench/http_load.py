@@ -167,19 +167,16 @@ async def run_at_rate(
     idle: asyncio.Queue[_Connection | None] = asyncio.Queue()
     for _ in range(connections):
         idle.put_nowait(None)  # opened on first use
-    # The requests still in flight; a finished one is let go at once, so the phase does not pile up
-    # tasks for the collector to walk.
-    sending: set[asyncio.Task[None]] = set()
     with serving_heap():
         started = time.perf_counter()
-        for number, request in enumerate(requests):
-            due = started + number / rate
-            # Behind (a busy machine), it still yields, so the requests already due go out.
-            await asyncio.sleep(max(due - time.perf_counter(), 0.0))
-            task = asyncio.create_task(_send_due(target, request, due, idle, outcome, timeout))
-            sending.add(task)
-            task.add_done_callback(sending.discard)
-        await asyncio.gather(*sending)
+        # A task group holds only the requests still in flight (it lets a finished one go at once, so the
+        # phase does not pile up tasks for the collector to walk) and raises what any of them raised.
+        async with asyncio.TaskGroup() as sending:
+            for number, request in enumerate(requests):
+                due = started + number / rate
+                # Behind (a busy machine), it still yields, so the requests already due go out.
+                await asyncio.sleep(max(due - time.perf_counter(), 0.0))
+                sending.create_task(_send_due(target, request, due, idle, outcome, timeout))
         outcome.seconds = time.perf_counter() - started
     while not idle.empty():
         connection = idle.get_nowait()

@@ -7,6 +7,8 @@ import asyncio
 import gc
 import time
 
+import pytest
+
 from bench import http_load
 
 
@@ -83,3 +85,24 @@ def test_the_collector_walks_nothing_built_before_the_phase() -> None:
     assert outcome.answered == 20 and outcome.errors == 0
     assert served.seen_by_collector == [False] * 20
     assert any(o is built_before for o in gc.get_objects())
+
+
+async def _oversized_header(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await reader.readuntil(b"\r\n\r\n")
+    writer.write(b"HTTP/1.1 200 OK\r\nX-Padding: " + b"x" * 100_000 + b"\r\nContent-Length: 0\r\n\r\n")
+    await writer.drain()
+    writer.close()
+
+
+def test_a_failure_the_generator_does_not_count_is_raised_not_lost() -> None:
+    # A response head beyond the stream's limit is no server answer the generator knows how to count:
+    # the phase must fail with it, not finish as if that request had never been sent.
+    async def load() -> http_load.Outcome:
+        server = await asyncio.start_server(_oversized_header, "127.0.0.1", 0)
+        target = http_load.Target("127.0.0.1", server.sockets[0].getsockname()[1])
+        async with server:
+            return await http_load.run_at_rate(target, [http_load.post(target, "/x", b"{}", {})], 100.0, 1)
+
+    with pytest.raises(ExceptionGroup) as raised:
+        asyncio.run(load())
+    assert raised.group_contains(asyncio.LimitOverrunError)
