@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from exchange.cli import api, bench, connect, demo, facts, foundation, pipeline, sink, top
+from exchange.cli.signals import interrupt_on_sigterm
 from exchange.exceptions import ExchangeError
 from exchange.settings import load_settings
 
@@ -32,6 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # kafka-python and aiokafka narrate every connection at INFO; operators need their warnings only.
     for chatty in ("kafka", "aiokafka"):
         logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
+    interrupt_on_sigterm()
     try:
         code: int = args.run(settings, args)
     except ExchangeError as exc:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from support import free_port
@@ -24,15 +26,27 @@ def _children_of(pid: int) -> list[int]:
     return found
 
 
-def test_the_demo_runs_unattended_and_stops_everything(
-    base_settings: ExchangeSettings, kafka_available: str, tmp_path: Path
-) -> None:
-    env = {
+def _alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie, exited but not yet reaped by its parent, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    return {
         **os.environ,
         "EXCHANGE_API__PORT": str(free_port()),
         "EXCHANGE_PROCESSOR__WEB_PORT": str(free_port()),
         "EXCHANGE_STACK__HOME": str(tmp_path / "stack"),
     }
+
+
+def test_the_demo_runs_unattended_and_stops_everything(
+    base_settings: ExchangeSettings, kafka_available: str, tmp_path: Path
+) -> None:
+    env = _env(tmp_path)
     demo = subprocess.Popen(
         [sys.executable, "-m", "exchange", "demo", "--people", "80", "--no-wait", "--timeout", "300"],
         env=env,
@@ -48,3 +62,36 @@ def test_the_demo_runs_unattended_and_stops_everything(
     assert _children_of(demo.pid) == []
     # Every supervised process reported its exit; none was left behind.
     assert "stopped:" in text
+
+
+def test_the_demo_stopped_by_sigterm_stops_what_it_supervises(
+    base_settings: ExchangeSettings, kafka_available: str, tmp_path: Path
+) -> None:
+    # A service manager, `timeout` or `kill` stops with SIGTERM, not Ctrl-C. The demo used to die of it
+    # at once and leave the processor, the sink, the connectors and the API running, orphaned.
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "exchange", "demo", "--people", "40", "--timeout", "300"],
+        env=_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    supervised: list[int] = []
+    try:
+        deadline = time.monotonic() + 120
+        while len(supervised) < 8 and demo.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+            supervised = _children_of(demo.pid)  # every process it starts, before it loads anything
+        assert len(supervised) >= 8, f"the demo started {len(supervised)} processes"
+        demo.send_signal(signal.SIGTERM)
+        output, _ = demo.communicate(timeout=120)
+        left = [pid for pid in supervised if _alive(pid)]
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+        for pid in supervised:  # a failing run leaves nothing behind for the tests after it
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+    text = " ".join(output.decode(errors="replace").split())
+    assert demo.returncode == 0, text[-4000:]
+    assert "stopped:" in text
+    assert left == []
