@@ -78,10 +78,12 @@ def test_the_demo_stopped_by_sigterm_stops_what_it_supervises(
     supervised: list[int] = []
     try:
         deadline = time.monotonic() + 120
-        while len(supervised) < 8 and demo.poll() is None and time.monotonic() < deadline:
+        # All nine it starts (processor, sink, four connectors, API, approvals, lag exporter), before
+        # it has loaded anything: a signal while it is still starting one is a race this test leaves out.
+        while len(supervised) < 9 and demo.poll() is None and time.monotonic() < deadline:
             time.sleep(0.5)
-            supervised = _children_of(demo.pid)  # every process it starts, before it loads anything
-        assert len(supervised) >= 8, f"the demo started {len(supervised)} processes"
+            supervised = _children_of(demo.pid)
+        assert len(supervised) == 9, f"the demo started {len(supervised)} processes"
         demo.send_signal(signal.SIGTERM)
         output, _ = demo.communicate(timeout=120)
         left = [pid for pid in supervised if _alive(pid)]
