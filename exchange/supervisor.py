@@ -7,9 +7,12 @@ grace period, SIGKILL — so nothing is ever left running.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,7 +51,7 @@ class Supervisor:
         """Start `exchange ARGS…` in the background, logging to `<logs>/<name>.log`; `env` adds variables."""
         self.logs.mkdir(parents=True, exist_ok=True)
         log = self.logs / f"{name}.log"
-        with log.open("ab") as out:
+        with _stop_signals_held(), log.open("ab") as out:
             process = subprocess.Popen(
                 [sys.executable, "-m", "exchange", *args],
                 env={**self.env, **(env or {})},
@@ -57,8 +60,8 @@ class Supervisor:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,  # Ctrl-C reaches the supervisor only; it stops them in order
             )
-        supervised = Supervised(name, process, log)
-        self.running.append(supervised)
+            supervised = Supervised(name, process, log)
+            self.running.append(supervised)
         return supervised
 
     def check(self) -> None:
@@ -84,3 +87,26 @@ class Supervisor:
                 codes[supervised.name] = supervised.process.wait()
         self.running.clear()
         return codes
+
+
+@contextlib.contextmanager
+def _stop_signals_held() -> Iterator[None]:
+    """SIGINT and SIGTERM held back while a process starts, and raised again once it is registered.
+
+    Handled at once (Ctrl-C's KeyboardInterrupt, or SIGTERM's, see exchange.cli.signals), a stop that
+    arrives while `Popen` waits for the child to exec leaves that child running and unknown to
+    `stop_all`. Only the main thread receives signals; elsewhere there is nothing to hold.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    stops = (signal.SIGINT, signal.SIGTERM)
+    previous = {signum: signal.signal(signum, lambda signum, _: caught.append(signum)) for signum in stops}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if caught:
+            signal.raise_signal(caught[0])  # handled now as it would have been

@@ -78,8 +78,8 @@ def test_the_demo_stopped_by_sigterm_stops_what_it_supervises(
     supervised: list[int] = []
     try:
         deadline = time.monotonic() + 120
-        # All nine it starts (processor, sink, four connectors, API, approvals, lag exporter), before
-        # it has loaded anything: a signal while it is still starting one is a race this test leaves out.
+        # All nine it starts (processor, sink, four connectors, API, approvals, lag exporter), before it
+        # has loaded anything, so that the test watches every one of them.
         while len(supervised) < 9 and demo.poll() is None and time.monotonic() < deadline:
             time.sleep(0.5)
             supervised = _children_of(demo.pid)
