@@ -36,8 +36,6 @@ from bench import http_load
 from bench.api_stack import (
     bench_settings,
     finished,
-    free_port,
-    isolated,
     start_bare,
     start_connectors,
     wait_answering,
@@ -45,6 +43,7 @@ from bench.api_stack import (
 )
 from bench.bare_api import ROUTE as BARE_ROUTE
 from bench.cpu_usage import CpuClock, Usage, cores
+from bench.isolation import free_port, isolated
 from connectors.synth import generate
 from exchange import admin, database
 from exchange.api.relay_process import MODULE as RELAY_MODULE

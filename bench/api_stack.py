@@ -8,83 +8,31 @@ baseline (`python -m bench.bare_api`), each one uvicorn worker on a free loopbac
 from __future__ import annotations
 
 import contextlib
-import socket
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import psycopg
-from kafka import KafkaAdminClient
-from psycopg import sql
-from pydantic import SecretStr
 
+from bench.isolation import free_port, run_settings
 from exchange.settings import ExchangeSettings, child_environment
 from exchange.supervisor import Supervised, Supervisor
 
 FILES = (("identity", "identity.csv"), ("tax", "tax.csv"), ("social", "social.jsonl"))
 
 
-def free_port() -> int:
-    """A loopback TCP port nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def bench_settings(settings: ExchangeSettings, folder: Path) -> ExchangeSettings:
-    """A topic prefix and a database of the run's own, local state in `folder`, free ports."""
-    suffix = uuid.uuid4().hex[:10]
-    postgres = settings.postgres.model_copy(update={"database": f"bench_api_{suffix}"})
-    return settings.model_copy(
+    """The run's own settings (`run_settings`), the API on a free port with a signing key in `folder`."""
+    bench = run_settings(settings, "api", folder)
+    return bench.model_copy(
         update={
-            "kafka": settings.kafka.model_copy(update={"topic_prefix": f"bench-api-{suffix}."}),
-            "postgres": postgres,
-            "connectors": settings.connectors.model_copy(
-                # The registry table the property connector polls lives in the bench's database.
-                update={"state_dir": folder / "connectors", "registry_dsn": SecretStr(postgres.conninfo())}
-            ),
-            "processor": settings.processor.model_copy(
-                update={"datadir": folder / "processor", "web_port": free_port()}
-            ),
-            "api": settings.api.model_copy(
+            "api": bench.api.model_copy(
                 update={"port": free_port(), "signing_key_path": folder / "signing-key.pem"}
-            ),
-            "metrics_port": 0,
+            )
         }
     )
-
-
-@contextlib.contextmanager
-def isolated(settings: ExchangeSettings) -> Iterator[None]:
-    """Create the bench's database; afterwards drop it and delete its topics and consumer groups."""
-    with psycopg.connect(settings.postgres.conninfo("postgres"), autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(settings.postgres.database)))
-    try:
-        yield
-    finally:
-        prefix = settings.kafka.topic_prefix
-        client = KafkaAdminClient(
-            bootstrap_servers=settings.kafka.bootstrap_servers, request_timeout_ms=30000
-        )
-        try:
-            topics = [name for name in client.list_topics() if name.startswith(prefix)]
-            if topics:
-                client.delete_topics(topics)
-            groups = [g["group_id"] for g in client.list_groups() if g["group_id"].startswith(prefix)]
-            if groups:
-                client.delete_groups(groups)
-        finally:
-            client.close()
-        with psycopg.connect(settings.postgres.conninfo("postgres"), autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                    sql.Identifier(settings.postgres.database)
-                )
-            )
 
 
 # Each started connector's log, by pid, to quote when one fails.

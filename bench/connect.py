@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from kafka import KafkaAdminClient, KafkaProducer
+from kafka import KafkaProducer
 from rich.console import Console
 from rich.table import Table
 
@@ -139,9 +139,7 @@ def run(
                     read, rate = _connector(bench, department, path, Path(folder) / "state")
                 results.append(Result(department, read, rate, baseline, ceiling))
     finally:
-        client = KafkaAdminClient(bootstrap_servers=bench.kafka.bootstrap_servers)
-        client.delete_topics([t for t in client.list_topics() if t.startswith(prefix)])
-        client.close()
+        admin.remove_prefixed(bench.kafka)
     table = Table(
         "connector",
         "records",

@@ -24,22 +24,18 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-import shutil
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
-from psycopg import sql
-from pydantic import SecretStr
 from rich.console import Console
 from rich.table import Table
 
 from bench.cpu_usage import CpuClock, Usage, stack_servers
+from bench.isolation import free_port, isolated, run_settings
 from bench.pipeline_fold import bare_loop, faust_floor, hot_spots, profile_fold
 from bench.pipeline_publish import (
     fresh_vouchers,
@@ -54,7 +50,6 @@ from bench.pipeline_watch import (
     Freshness,
     Watch,
     await_groups,
-    free_port,
     freshness,
     processor_group,
     scrape,
@@ -98,43 +93,20 @@ def run(settings: ExchangeSettings, people: int, seed: int = SEED) -> list[Figur
     # kafka-python's IO thread warns whenever a busy process makes it wait; here that is expected.
     logging.getLogger("kafka.net.selector").setLevel(logging.ERROR)
     started = time.perf_counter()
-    run_id = uuid.uuid4().hex[:10]
-    home = Path(tempfile.mkdtemp(prefix="exchange-bench-pipeline-"))
-    bench = _bench_settings(settings, run_id, home)
-    _create_database(bench)
-    try:
-        admin.ensure_topics(bench.kafka)
-        database.migrate(bench.postgres)
-        with _console.status(f"generating the exports for {people:,} people…"):
-            from connectors.synth import generate
+    with tempfile.TemporaryDirectory(prefix="exchange-bench-pipeline-", ignore_cleanup_errors=True) as folder:
+        home = Path(folder)
+        bench = run_settings(settings, "pipeline", home)
+        with isolated(bench):
+            admin.ensure_topics(bench.kafka)
+            database.migrate(bench.postgres)
+            with _console.status(f"generating the exports for {people:,} people…"):
+                from connectors.synth import generate
 
-            summary = generate(people, seed, home / "exports", bad_rate=0.01)
-        rows = sum(summary.counts[name] for name in ("identity", "tax", "social"))
-        figures = _measure(bench, home, min(1.0, BASELINE_RECORDS / rows))
-    finally:
-        with _console.status("removing the benchmark's topics, groups and database…"):
-            _remove(bench)
-            shutil.rmtree(home, ignore_errors=True)
+                summary = generate(people, seed, home / "exports", bad_rate=0.01)
+            rows = sum(summary.counts[name] for name in ("identity", "tax", "social"))
+            figures = _measure(bench, home, min(1.0, BASELINE_RECORDS / rows))
     _print_summary(figures, people, time.perf_counter() - started)
     return figures
-
-
-def _bench_settings(settings: ExchangeSettings, run_id: str, home: Path) -> ExchangeSettings:
-    postgres = settings.postgres.model_copy(update={"database": f"bench_{run_id}"})
-    return settings.model_copy(
-        update={
-            "kafka": settings.kafka.model_copy(update={"topic_prefix": f"bench-pipeline-{run_id}."}),
-            "postgres": postgres,
-            # The registry table lives in the benchmark's database too, so it goes with it.
-            "connectors": settings.connectors.model_copy(
-                update={"state_dir": home / "connectors", "registry_dsn": SecretStr(postgres.conninfo())}
-            ),
-            "processor": settings.processor.model_copy(
-                update={"datadir": home / "processor", "web_port": free_port()}
-            ),
-            "metrics_port": 0,
-        }
-    )
 
 
 def _with(settings: ExchangeSettings, *, prefix: str | None = None, **processor: object) -> ExchangeSettings:
@@ -437,39 +409,9 @@ def _print_summary(figures: list[Figure], people: int, seconds: float) -> None:
     _console.print(table)
 
 
-def _create_database(bench: ExchangeSettings) -> None:
-    with psycopg.connect(bench.postgres.conninfo("postgres"), autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(bench.postgres.database)))
-
-
 def _create_topic(bench: ExchangeSettings, name: str) -> None:
     client = KafkaAdminClient(bootstrap_servers=bench.kafka.bootstrap_servers)
     try:
         client.create_topics([NewTopic(name, bench.kafka.subject_partitions, bench.kafka.replication_factor)])
     finally:
         client.close()
-
-
-def _remove(bench: ExchangeSettings) -> None:
-    """The benchmark's topics, consumer groups and database: everything under its prefix and name."""
-    prefix = bench.kafka.topic_prefix
-    try:
-        client = KafkaAdminClient(bootstrap_servers=bench.kafka.bootstrap_servers, request_timeout_ms=30000)
-        try:
-            topics = [name for name in client.list_topics() if name.startswith(prefix)]
-            if topics:
-                client.delete_topics(topics)
-            groups = [
-                group["group_id"] for group in client.list_groups() if group["group_id"].startswith(prefix)
-            ]
-            if groups:
-                client.delete_groups(groups)
-        finally:
-            client.close()
-    finally:
-        with psycopg.connect(bench.postgres.conninfo("postgres"), autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                    sql.Identifier(bench.postgres.database)
-                )
-            )

@@ -5,7 +5,6 @@ fresh the rows in PostgreSQL are."""
 from __future__ import annotations
 
 import datetime as dt
-import socket
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -25,13 +24,6 @@ from exchange.topics import DATASET_TOPICS
 
 _console = Console()
 POLL_SECONDS = 0.2
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def processor_group(settings: ExchangeSettings) -> str:

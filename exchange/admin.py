@@ -1,16 +1,20 @@
-"""Kafka administration at the edge: creating the exchange's declared topics."""
+"""Kafka administration at the edge: creating the exchange's declared topics, removing a run's own."""
 
 from __future__ import annotations
 
 import contextlib
+import logging
+import time
 
 from kafka import KafkaAdminClient
-from kafka.admin import NewTopic
+from kafka.admin import MemberToRemove, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from exchange.exceptions import StackError
 from exchange.settings import KafkaSettings
 from exchange.topics import ALL_TOPICS, Topic
+
+_log = logging.getLogger("exchange.admin")
 
 
 def admin_client(kafka: KafkaSettings) -> KafkaAdminClient:
@@ -48,3 +52,43 @@ def ensure_topics(kafka: KafkaSettings, topics: tuple[Topic, ...] = ALL_TOPICS) 
         raise StackError(f"cannot create topics on {kafka.bootstrap_servers}: {exc}") from exc
     finally:
         admin.close()
+
+
+def remove_prefixed(kafka: KafkaSettings, wait_seconds: float = 0.0) -> None:
+    """Delete every topic and consumer group named under `kafka.topic_prefix`: what a test, a benchmark
+    run or the demo made under a prefix of its own. An empty prefix would match the whole cluster:
+    refused.
+
+    A group still holding a member (a process killed, or one that exited without leaving, stays a
+    member until its session times out) has the member removed first: the broker refuses to delete a
+    group with members. A group it still refuses (a consumer that joined again) is logged, not raised.
+
+    A topic's deletion completes after the request returns; with `wait_seconds`, wait up to that long
+    until the broker no longer lists the topics (before creating topics of the same names again)."""
+    prefix = kafka.topic_prefix
+    if not prefix:
+        raise ValueError("only names under a topic prefix of their own are removed; this one is empty")
+    admin = admin_client(kafka)
+    try:
+        topics = [name for name in admin.list_topics() if name.startswith(prefix)]
+        if topics:
+            admin.delete_topics(topics)
+        groups = [group["group_id"] for group in admin.list_groups() if group["group_id"].startswith(prefix)]
+        if groups:
+            _delete_groups(admin, groups)
+        deadline = time.monotonic() + wait_seconds
+        while topics and time.monotonic() < deadline:
+            time.sleep(0.2)
+            topics = [name for name in admin.list_topics() if name.startswith(prefix)]
+    finally:
+        admin.close()
+
+
+def _delete_groups(admin: KafkaAdminClient, groups: list[str]) -> None:
+    for group, described in admin.describe_groups(groups).items():
+        members = [MemberToRemove(member_id=member["member_id"]) for member in described["members"]]
+        if members:
+            admin.remove_group_members(group, members)
+    for group, outcome in admin.delete_groups(groups).items():
+        if outcome != "OK":
+            _log.warning("consumer group %s was not deleted: %s", group, outcome)

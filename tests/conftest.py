@@ -12,6 +12,7 @@ from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 from psycopg import sql
 
+from exchange import admin
 from exchange.settings import ExchangeSettings, KafkaSettings, PostgresSettings
 
 _HOW_TO_START = "start the stack with `make stack` (or `.venv/bin/exchange stack up`)"
@@ -28,9 +29,9 @@ def kafka_available(base_settings: ExchangeSettings) -> str:
     """The bootstrap address of a broker that answers."""
     servers = base_settings.kafka.bootstrap_servers
     try:
-        admin = KafkaAdminClient(bootstrap_servers=servers, request_timeout_ms=5000)
-        admin.describe_cluster()
-        admin.close()
+        client = KafkaAdminClient(bootstrap_servers=servers, request_timeout_ms=5000)
+        client.describe_cluster()
+        client.close()
     except KafkaError as exc:
         pytest.fail(f"Kafka is not reachable at {servers} ({exc}): {_HOW_TO_START}", pytrace=False)
     return servers
@@ -52,27 +53,21 @@ def postgres_available(base_settings: ExchangeSettings) -> PostgresSettings:
 @pytest.fixture
 def kafka_settings(kafka_available: str, base_settings: ExchangeSettings) -> Iterator[KafkaSettings]:
     """Kafka settings with a topic prefix of this test's own, so tests never see each other's records;
-    the test's topics are deleted afterwards."""
-    prefix = f"test-{uuid.uuid4().hex[:10]}."
-    yield base_settings.kafka.model_copy(update={"topic_prefix": prefix})
-    admin = KafkaAdminClient(bootstrap_servers=kafka_available, request_timeout_ms=30000)
-    try:
-        mine = [name for name in admin.list_topics() if name.startswith(prefix)]
-        if mine:
-            admin.delete_topics(mine)
-    finally:
-        admin.close()
+    the test's topics and consumer groups are deleted afterwards."""
+    kafka = base_settings.kafka.model_copy(update={"topic_prefix": f"test-{uuid.uuid4().hex[:10]}."})
+    yield kafka
+    admin.remove_prefixed(kafka)
 
 
 @pytest.fixture
 def postgres_settings(postgres_available: PostgresSettings) -> Iterator[PostgresSettings]:
     """A fresh database of this test's own, dropped afterwards."""
     name = f"test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(postgres_available.conninfo(), autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    with psycopg.connect(postgres_available.conninfo(), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     yield postgres_available.model_copy(update={"database": name})
-    with psycopg.connect(postgres_available.conninfo(), autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    with psycopg.connect(postgres_available.conninfo(), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from pathlib import Path
 from kafka import KafkaConsumer, KafkaProducer
 
 from bench import send_ceiling
+from bench.isolation import free_port
 from bench.pipeline_fold import faust_floor
-from bench.pipeline_watch import free_port
 from exchange import admin
 from exchange.partitioning import partition_for
 from exchange.settings import ExchangeSettings
