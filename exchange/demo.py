@@ -14,7 +14,6 @@ import datetime as dt
 import json
 import logging
 import shutil
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 from psycopg import sql
 from pydantic import SecretStr
@@ -73,16 +71,7 @@ def demo_settings(settings: ExchangeSettings) -> ExchangeSettings:
 
 def reset(settings: ExchangeSettings) -> None:
     """Start from nothing: the demo's topics, database, registry table and local state go."""
-    client = KafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
-    try:
-        mine = [name for name in client.list_topics() if name.startswith(PREFIX)]
-        if mine:
-            client.delete_topics(mine)
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and any(n.startswith(PREFIX) for n in client.list_topics()):
-                time.sleep(0.5)
-    finally:
-        client.close()
+    admin.remove_prefixed(settings.kafka, wait_seconds=60.0)
     shutil.rmtree(settings.stack.home / "demo", ignore_errors=True)
     with psycopg.connect(settings.postgres.conninfo("postgres"), autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DATABASE)))
@@ -205,7 +194,6 @@ def run(
     _load_sql(registry_dsn, exports / "property.sql")
 
     supervisor = Supervisor(child_environment(demo), home / "logs")
-    stop = threading.Event()
     try:
         ports = demo.monitoring
         supervisor.start("processor", "process")
@@ -253,7 +241,8 @@ def run(
         )
         if options.wait:
             _console.print("the exchange is running; Ctrl-C stops it")
-            while not stop.wait(1.0):
+            while True:
+                time.sleep(1.0)
                 supervisor.check()
         return 0 if not mismatched else 1
     except KeyboardInterrupt:
