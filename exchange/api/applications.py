@@ -75,19 +75,22 @@ async def decide(services: Services, conn: Connection, app: Application) -> Row:
 
     Raises `RefusedError` on the API channel when policy, consent or delegation does not allow it,
     and `ConflictError` when the application id was used for a different application.
+
+    A decision is made once, but on the API channel every request is an access of its own: asking
+    again for a stored decision is allowed only as the first request was, by the grant, consent and
+    delegation in force now. The Kafka channel's re-sent application (at least once) gets the stored
+    decision as it is.
     """
     existing = await get_decision(conn, app.application_id)
     if existing is not None:
-        if (existing["caller"], existing["service_item"], existing["subject_key"]) != (
-            app.caller,
-            app.service_item,
-            app.subject_key,
-        ):
+        first = (existing["caller"], existing["purpose"], existing["service_item"], existing["subject_key"])
+        if first != (app.caller, app.purpose, app.service_item, app.subject_key):
             raise ConflictError(f"application id {app.application_id} was used for another application")
+        if app.channel == "api":
+            await _allowed(services, conn, app)
         return existing
     try:
-        grant = grant_for(services, Access(app.caller, app.purpose, service_item=app.service_item))
-        await check_consent(conn, grant, app.subject_key, app.applicant_key)
+        await _allowed(services, conn, app)
     except RefusedError as exc:
         if app.channel == "api":
             raise
@@ -109,6 +112,12 @@ async def decide(services: Services, conn: Connection, app: Application) -> Row:
     stored = await insert_decision(conn, decision)
     metrics.DECISIONS.labels(service_item=app.service_item, outcome=made.outcome).inc()
     return stored
+
+
+async def _allowed(services: Services, conn: Connection, app: Application) -> None:
+    """Raise `RefusedError` unless policy, consent and delegation allow `app` now."""
+    grant = grant_for(services, Access(app.caller, app.purpose, service_item=app.service_item))
+    await check_consent(conn, grant, app.subject_key, app.applicant_key)
 
 
 def avro_decision(row: Row) -> dict[str, Any]:

@@ -385,6 +385,40 @@ async def test_consent_and_delegation_are_checked_when_the_grant_requires_them(e
     assert unknown.returncode != 0 and "no grant for purpose loan" in unknown.stderr
 
 
+async def test_a_decision_asked_for_again_is_allowed_only_as_a_new_request_would_be(
+    exchange: Exchange,
+) -> None:
+    settings, state = exchange.settings, exchange.state
+    subject = "440115196406031712"
+    who = ["--subject", subject, "--caller", "talent-office", "--purpose", "talent-green-card"]
+    body = {
+        "service_item": "talent-green-card",
+        "subject": subject,
+        "reference_date": DAY,
+        "application_id": str(uuid.uuid4()),
+    }
+
+    async def ask(**extra: str) -> tuple[int, dict[str, Any]]:
+        async with client(settings, "talent-office") as http:
+            response = await http.post("/v1/applications", json={**body, **extra})
+        return response.status_code, response.json()
+
+    status, first = await ask()
+    assert (status, first["outcome"]) == (200, "approved")
+    run(settings, state, "consent", "revoke", *who)
+    run(settings, state, "approvals", "--until-idle")
+    try:
+        status, refused = await ask()
+        assert (status, refused["reason"]) == (403, "consent_missing")
+        status, _ = await ask(purpose="credit")  # the same id for another purpose: another application
+        assert status == 409
+    finally:
+        run(settings, state, "consent", "grant", *who)
+        run(settings, state, "approvals", "--until-idle")
+    status, again = await ask()
+    assert status == 200 and again["decision_id"] == first["decision_id"]
+
+
 POLICY = load_policy()
 
 
