@@ -136,3 +136,13 @@ async def test_proofs_are_signed_verifiable_and_superseded_by_a_later_correction
     assert (answer["status"], set(answer["superseded_by"])) == ("superseded", newer)
     for proof in (social, household, holdings):
         assert (await _verify(settings, proof["jws"]))["status"] == "valid"
+
+    # The subject withdraws consent: the proofs issued under it can no longer be read through the
+    # exchange (the documents already handed out still verify: they were true when issued).
+    revoke = consent.consent_event(key_of(settings, SUBJECT), "talent-office", "talent-green-card", "revoke")
+    consent.publish(settings, [revoke])
+    run(settings, tmp_path, "approvals", "--until-idle")
+    async with client(settings, "talent-office") as talent:
+        withdrawn = await talent.get(f"/v1/proofs/{social['proof_id']}")
+    assert (withdrawn.status_code, withdrawn.json()["reason"]) == (403, "consent_missing")
+    assert (await _verify(settings, social["jws"]))["status"] == "valid"

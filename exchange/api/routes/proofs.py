@@ -79,17 +79,22 @@ async def issue(body: ProofRequest, caller: Caller, services: Services) -> Proof
 
 @router.get(PROOF, response_model=ProofResponse, responses=ERRORS, name="proof.read")
 async def read_proof(proof_id: uuid.UUID, auth: AuthDep) -> ProofResponse:
-    """A proof issued earlier, to a caller granted its proof type for its purpose."""
+    """A proof issued earlier, to a caller granted its proof type for its purpose, with the subject's
+    consent in force now where the grant requires it (a withdrawn consent stops reads of the proofs
+    issued under it, as it stops new ones)."""
     caller, services = auth.caller, auth.services
     async with audited(
         services, PROOF, caller.code, "proof.read", None, {"proof_id": str(proof_id)}
     ) as audit:
         async with connection(services.pool) as conn:
             stored = await get_proof(conn, str(proof_id))
-        if stored is None:
-            raise NotFoundError(f"no proof {proof_id}")
-        audit.purpose, audit.subject_key = stored["purpose"], stored["subject_key"]
-        grant_for(services, Access(caller.code, stored["purpose"], proof_type=stored["proof_type"]))
+            if stored is None:
+                raise NotFoundError(f"no proof {proof_id}")
+            audit.purpose, audit.subject_key = stored["purpose"], stored["subject_key"]
+            grant = grant_for(
+                services, Access(caller.code, stored["purpose"], proof_type=stored["proof_type"])
+            )
+            await check_consent(conn, grant, stored["subject_key"])
         audit.response = {"proof_id": str(proof_id)}
         return ProofResponse(
             proof_id=str(proof_id),
