@@ -11,18 +11,23 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import make_asgi_app
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from exchange.api import relay_process
+from exchange.api.auditing import UNAUTHENTICATED, Audit, record
 from exchange.api.context import Services
 from exchange.api.exceptions import ApiError, InvalidRequestError, RefusedError, StorageUnavailableError
 from exchange.api.lean import LeanRoutes
 from exchange.api.metrics import RequestMetrics
 from exchange.api.models.common import RETRY_AFTER_SECONDS
 from exchange.api.routes import applications, proofs, subjects, verifications
+from exchange.api.routes.deps import identify
 from exchange.api.serving import serving_heap
 from exchange.api.signing import load_signer
 from exchange.api.storage.pool import create_pool
@@ -74,11 +79,51 @@ def _handlers(app: FastAPI, services: Services) -> None:
         _log.error("storage error on %s", request.scope.get("route") and request.scope["route"].path)
         return JSONResponse({"error": "internal", "message": "the exchange could not answer"}, 500)
 
+    async def refused_unread(
+        request: Request, status: int, reason: str, asked: dict[str, Any]
+    ) -> Response | None:
+        """Audit a request refused before any handler read it (a body or parameters that do not
+        validate, no such route or method): by the caller its credentials name, the route's template
+        (never the path itself: it may hold an ID) and what was wrong, never the values sent. None
+        once appended; the database's answer (503, 500) when the entry cannot be."""
+        route = request.scope.get("route")
+        header = services.settings.api.tls_subject_header
+        found = identify(
+            services, request.headers.get(header) if header else None, request.headers.get("X-API-Key")
+        )
+        audit = Audit(
+            UNAUTHENTICATED if found is None else found.code,
+            getattr(route, "name", "unrouted"),
+            None,
+            {"method": request.method, "route": getattr(route, "path", None), **asked},
+            response={"status": status},
+        )
+        try:
+            await record(services, audit, "refused", reason)
+        except StorageUnavailableError as exc:
+            return await unavailable(request, exc)
+        except StorageError as exc:
+            return await storage(request, exc)
+        return None
+
     @app.exception_handler(RequestValidationError)
-    async def unprocessable(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def unprocessable(request: Request, exc: RequestValidationError) -> Response:
         # FastAPI's own 422, except that a NaN or Infinity the body held (Python's JSON parser takes
         # them) is named as a string: JSON has no such number, and rendering it was a 500.
-        return JSONResponse({"detail": _finite(jsonable_encoder(exc.errors()))}, status_code=422)
+        errors = exc.errors()
+        wrong = [{"loc": list(error.get("loc", ())), "type": error.get("type")} for error in errors]
+        unread = await refused_unread(request, 422, "invalid_request", {"errors": wrong})
+        return unread or JSONResponse({"detail": _finite(jsonable_encoder(errors))}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        # FastAPI's own answer (a body it cannot read, no such route or method), audited first.
+        reason = _HTTP_REASONS.get(exc.status_code, f"http_{exc.status_code}")
+        unread = await refused_unread(request, exc.status_code, reason, {})
+        return unread or await http_exception_handler(request, exc)
+
+
+_HTTP_REASONS = {400: "invalid_request", 404: "no_such_route", 405: "method_not_allowed"}
 
 
 def _finite(value: Any) -> Any:

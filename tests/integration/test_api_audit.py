@@ -75,6 +75,56 @@ async def test_audit_verify_passes_then_names_the_first_tampered_row(
     assert done.returncode != 0 and "row 7" in done.stdout and "truncated" in done.stdout
 
 
+async def test_a_request_refused_before_any_handler_read_it_is_audited_too(
+    settings: ExchangeSettings, tmp_path: Path
+) -> None:
+    settings = with_key(settings, tmp_path)
+    database.migrate(settings.postgres)
+    async with client(settings, "housing-bureau") as housing:
+        answers = [
+            # A body that is no JSON; a field no request model has.
+            await housing.post("/v1/verifications", content=b'{"subject": "' + SUBJECT.encode()),
+            await housing.post(
+                "/v1/proofs",
+                json={
+                    "subject": SUBJECT,
+                    "purpose": "public-rental-housing",
+                    "proof_type": "household",
+                    "x": 1,
+                },
+            ),
+            # A body that is not UTF-8; no such method; no such route (its path holds the ID).
+            await housing.post(
+                "/v1/verifications",
+                content=b'{"subject": "\xff"}',
+                headers={"content-type": "application/json"},
+            ),
+            await housing.get("/v1/verifications"),
+            await housing.get(f"/v1/subject/{SUBJECT}/profile"),
+        ]
+    assert [answer.status_code for answer in answers] == [422, 422, 400, 405, 404]
+    with psycopg.connect(settings.postgres.conninfo()) as conn:
+        rows = conn.execute(
+            "SELECT caller, action, outcome, reason, request, response, request::text || response::text"
+            " FROM audit_log ORDER BY seq"
+        ).fetchall()
+    assert [row[:4] for row in rows] == [
+        ("housing-bureau", "verification", "refused", "invalid_request"),
+        ("housing-bureau", "proof.issue", "refused", "invalid_request"),
+        ("housing-bureau", "verification", "refused", "invalid_request"),
+        ("housing-bureau", "verification", "refused", "method_not_allowed"),
+        ("housing-bureau", "unrouted", "refused", "no_such_route"),
+    ]
+    assert rows[1][4] == {
+        "method": "POST",
+        "route": "/v1/proofs",
+        "errors": [{"loc": ["body", "x"], "type": "extra_forbidden"}],
+    }
+    assert [row[5] for row in rows] == [{"status": status} for status in (422, 422, 400, 405, 404)]
+    assert not any(SUBJECT in text for *_, text in rows)  # what was wrong, never what was sent
+    assert "intact: 5 rows" in run(settings, tmp_path, "audit", "verify").stdout
+
+
 async def test_a_subject_sees_who_used_their_data(settings: ExchangeSettings, tmp_path: Path) -> None:
     settings = with_key(settings, tmp_path)
     database.migrate(settings.postgres)

@@ -187,8 +187,8 @@ def _metrics(status: int, reason: str | None) -> tuple[float, float]:
 
 async def _ask(
     app: FastAPI, settings: ExchangeSettings, headers: dict[str, str], body: bytes
-) -> tuple[httpx.Response, tuple[Any, ...] | None, tuple[float, float]]:
-    """The answer, the audit entry it appended (None: none) and how much the metrics moved."""
+) -> tuple[httpx.Response, tuple[Any, ...], tuple[float, float]]:
+    """The answer, the audit entry it appended and how much the metrics moved."""
     with psycopg.connect(settings.postgres.conninfo()) as conn:
         last = conn.execute("SELECT coalesce(max(seq), 0) FROM audit_log").fetchone()
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)  # a 500 is an answer too
@@ -205,9 +205,9 @@ async def _ask(
         rows = conn.execute(
             f"SELECT {_AUDITED} FROM audit_log WHERE seq > %s ORDER BY seq", (last[0] if last else 0,)
         ).fetchall()
-    assert len(rows) in (0, 2), rows  # the probe's entry and the answer's, or neither
-    assert not rows or rows[0] == rows[1]
-    return response, rows[1] if rows else None, (after[0] - before[0], after[1] - before[1])
+    assert len(rows) == 2, rows  # every answer is audited: the probe's entry and the answer's
+    assert rows[0] == rows[1]
+    return response, rows[1], (after[0] - before[0], after[1] - before[1])
 
 
 @pytest.mark.parametrize(("case", "headers", "body", "lean"), CASES, ids=[case[0] for case in CASES])
