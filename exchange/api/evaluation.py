@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from exchange.api.exceptions import InvalidRequestError
 from exchange.api.models.verifications import Claim
 from exchange.api.profile_cache import ProfileCache
 from exchange.api.storage.lineage import resolve
@@ -38,6 +39,24 @@ def lineage(refs: Iterable[RecordRef]) -> list[dict[str, Any]]:
         }
         for ref in refs
     ]
+
+
+def known_instant(as_of: dt.datetime | None, location: tuple[str, ...]) -> dt.datetime | None:
+    """`as_of` as the instant to answer from (a time without a zone is the departments' local time),
+    or `InvalidRequestError` when it is after now: what the exchange will know then is not known yet,
+    and an answer labelled with that instant would change as data arrives."""
+    if as_of is None:
+        return None
+    if as_of.tzinfo is None:
+        as_of = as_of.replace(tzinfo=LOCAL)  # a local time without a zone, as the departments write it
+    now = dt.datetime.now(dt.UTC)
+    if as_of > now:
+        raise InvalidRequestError(
+            f"as_of {as_of.isoformat()} is after now ({now.isoformat(timespec='seconds')}): the exchange "
+            "answers from what it knew at an instant that has passed; leave as_of out for now",
+            location,
+        )
+    return as_of
 
 
 @dataclass(frozen=True, slots=True)

@@ -284,6 +284,31 @@ async def test_verifications_as_of_use_the_profile_known_then(exchange: Exchange
     assert dt.datetime.fromisoformat(response.json()["as_of"]) == exchange.between
 
 
+async def test_an_as_of_after_now_is_refused_not_answered(exchange: Exchange) -> None:
+    # What the exchange will know tomorrow is not known yet: an answer labelled with that instant
+    # would change as data arrives.
+    tomorrow = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).isoformat()
+    body = {
+        "subject": TALENTED,
+        "purpose": "talent-green-card",
+        "claims": claims(("tax.months_paid_12", "ge", 6)),
+        "as_of": tomorrow,
+    }
+    async with client(exchange.settings, "talent-office") as http:
+        verification = await http.post("/v1/verifications", json=body)
+        profile = await http.get(
+            f"/v1/subjects/{TALENTED}/profile", params={"purpose": "talent-green-card", "as_of": tomorrow}
+        )
+        just_now = await http.post(
+            "/v1/verifications", json={**body, "as_of": dt.datetime.now(dt.UTC).isoformat()}
+        )
+    assert verification.status_code == profile.status_code == 422
+    assert verification.json()["detail"][0]["loc"] == ["body", "as_of"]
+    assert profile.json()["detail"][0]["loc"] == ["query", "as_of"]
+    assert "after now" in verification.json()["detail"][0]["msg"]
+    assert just_now.status_code == 200
+
+
 CALLER_OF = {
     "talent-green-card": "talent-office",
     "public-rental-housing": "housing-bureau",

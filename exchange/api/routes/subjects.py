@@ -62,6 +62,7 @@ async def read_profile(
     asked = {"fields": fields, "as_of": as_of, "reference_date": reference_date}
     async with audited(services, PROFILE, caller.code, "profile.read", purpose, asked) as audit:
         wanted = _fields(fields)
+        as_of = evaluation.known_instant(as_of, ("query", "as_of"))
         audit.subject_key = services.subject_key(subject_id, ("path", "subject_id"))
         grant = grant_for(services, Access(caller.code, purpose, fields=frozenset(wanted or ())))
         names = sorted(grant.profile_fields) if wanted is None else wanted

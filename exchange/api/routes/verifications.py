@@ -51,13 +51,14 @@ async def answer(body: VerificationRequest, caller: Caller, services: Services) 
                     f"claim on {claim.fact}: operator in takes a list, the others a single value",
                     ("body", "claims"),
                 )
+        as_of = evaluation.known_instant(body.as_of, ("body", "as_of"))
         audit.subject_key = services.subject_key(body.subject)
         access = Access(caller.code, body.purpose, facts=frozenset(claim.fact for claim in body.claims))
         grant = grant_for(services, access)
         async with connection(services.pool) as conn:  # reads only: no transaction to open and commit
             await check_consent(conn, grant, audit.subject_key)
             known = await evaluation.evaluate(
-                conn, audit.subject_key, body.reference_date, body.as_of, services.profiles
+                conn, audit.subject_key, body.reference_date, as_of, services.profiles
             )
         results = [evaluation.check_claim(claim, known.facts) for claim in body.claims]
         audit.response = {
