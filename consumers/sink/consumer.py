@@ -31,7 +31,7 @@ from consumers.exceptions import ConsumerError, OffsetConflictError
 from consumers.sink.batch import Batch, Decoder
 from consumers.sink.database import Database
 from consumers.sink.offsets import load_offsets
-from consumers.sink.rebalance import OffsetSeeker
+from consumers.sink.rebalance import OffsetSeeker, written_to_end
 from consumers.sink.tables import RECORD_TABLES
 from consumers.sink.writer import BatchWriter
 from exchange import admin, database
@@ -300,7 +300,7 @@ class _Loop:
 
         The group's stored offsets are the measure, not this member's assignment, so that with several
         sinks in the group none stops while a partition is unread, whoever holds it. A partition of this
-        member also counts as done when its position is at the end (past trailing control records).
+        member also counts as done when its position is at the end (`written_to_end`).
         """
         if not self._seeker.assigned:
             return False
@@ -312,12 +312,7 @@ class _Loop:
             partitions += [TopicPartition(topic, number) for number in sorted(numbers)]
         ends: dict[TopicPartition, int] = self._consumer.end_offsets(partitions)
         stored = self._load_offsets(partitions)
-        mine = self._consumer.assignment()
-        return all(
-            stored.get(partition, 0) >= end
-            or (partition in mine and self._consumer.position(partition) >= end)
-            for partition, end in ends.items()
-        )
+        return written_to_end(ends, stored, self._seeker.owned(), self._consumer.position)
 
     def close(self) -> None:
         self._writer_thread.shutdown(wait=True)

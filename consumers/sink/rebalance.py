@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Set
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
@@ -86,9 +86,32 @@ class OffsetSeeker(ConsumerRebalanceListener):  # type: ignore[misc]  # kafka-py
         with self._lock:
             return {partition: self._expected.get(partition) for partition in partitions}
 
+    def owned(self) -> set[TopicPartition]:
+        """The partitions this member holds now: assigned and not revoked since. In the eager protocol
+        kafka-python keeps revoked partitions in `assignment()` (with their positions) until the group
+        has joined again; they are not this member's to count."""
+        with self._lock:
+            return set(self._expected)
+
     def advance(self, next_offsets: Mapping[TopicPartition, int]) -> None:
         """Record offsets just committed, for the partitions still assigned."""
         with self._lock:
             for partition, offset in next_offsets.items():
                 if partition in self._expected:
                     self._expected[partition] = offset
+
+
+def written_to_end(
+    ends: Mapping[TopicPartition, int],
+    stored: Mapping[TopicPartition, int],
+    owned: Set[TopicPartition],
+    position: Callable[[TopicPartition], int],
+) -> bool:
+    """Whether every partition is written up to its end offset: the group's stored offset is there, or
+    the partition is this member's and its position is there (past trailing control records, which
+    no row stores an offset for). A revoked partition's position says nothing of what was written:
+    its rows taken since the last write were dropped."""
+    return all(
+        stored.get(partition, 0) >= end or (partition in owned and position(partition) >= end)
+        for partition, end in ends.items()
+    )
