@@ -34,6 +34,9 @@ class Access:
     proof_type: str | None = None
     service_item: str | None = None
     subject_audit: bool = False
+    # A profile read: allowed only where the grant lists some profile field (with none, even a read of
+    # no field would tell whether the exchange holds data on the subject).
+    profile: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +87,8 @@ def authorise(policy: Policy, access: Access) -> Verdict:
     for reason, key, missing in checks:
         if missing:
             return _refuse(reason, f"{', '.join(missing)} not granted: {where}.{key} does not list it")
+    if access.profile and not grant.profile_fields:
+        return _refuse(FIELD_NOT_GRANTED, f"no profile field granted: {where}.profile_fields is empty")
     if access.subject_audit and not grant.subject_audit:
         return _refuse(
             SUBJECT_AUDIT_NOT_GRANTED, f"data-use history not granted: {where}.subject_audit is false"

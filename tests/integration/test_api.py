@@ -226,8 +226,19 @@ async def test_profile_fields_are_the_granted_ones_and_as_of_answers_what_was_kn
             f"/v1/subjects/{TALENTED}/profile",
             params={"purpose": "talent-green-card", "fields": "identity.age"},
         )
+        nothing = await http.get(
+            f"/v1/subjects/{TALENTED}/profile", params={"purpose": "talent-green-card", "fields": ","}
+        )
+    async with client(exchange.settings, "citizen-portal") as portal:
+        # Its grant (the subject's data-use history) lists no profile field: no read of the profile at
+        # all, not even one that would say whether the exchange holds data on the subject.
+        no_fields = await portal.get(
+            f"/v1/subjects/{TALENTED}/profile", params={"purpose": "data-use-history"}
+        )
     assert list(narrowed.json()["fields"]) == ["identity.status"]
     assert (refused.status_code, refused.json()["reason"]) == (403, "field_not_granted")
+    assert nothing.status_code == 422 and nothing.json()["detail"][0]["loc"] == ["query", "fields"]
+    assert (no_fields.status_code, no_fields.json()["reason"]) == (403, "field_not_granted")
     # The pension facts really changed between the phases, so the as-of answers were not trivially equal.
     assert exchange.between_facts[TALENTED]["social.pension.continuous_months"] == 0
 

@@ -33,10 +33,14 @@ PurposeQuery = Annotated[
 
 
 def _fields(raw: list[str] | None) -> list[str] | None:
-    """Repeated and comma-separated `fields` alike; None when not given."""
+    """Repeated and comma-separated `fields` alike; None when not given (then every granted field)."""
     if raw is None:
         return None
     fields = sorted({name.strip() for item in raw for name in item.split(",") if name.strip()})
+    if not fields:
+        raise InvalidRequestError(
+            "fields names no field; leave it out for every granted field", ("query", "fields")
+        )
     unknown = [name for name in fields if name not in FACT_NAMES]
     if unknown:
         raise InvalidRequestError(
@@ -64,7 +68,9 @@ async def read_profile(
         wanted = _fields(fields)
         as_of = evaluation.known_instant(as_of, ("query", "as_of"))
         audit.subject_key = services.subject_key(subject_id, ("path", "subject_id"))
-        grant = grant_for(services, Access(caller.code, purpose, fields=frozenset(wanted or ())))
+        grant = grant_for(
+            services, Access(caller.code, purpose, fields=frozenset(wanted or ()), profile=True)
+        )
         names = sorted(grant.profile_fields) if wanted is None else wanted
         async with connection(services.pool) as conn:  # reads only
             await check_consent(conn, grant, audit.subject_key)

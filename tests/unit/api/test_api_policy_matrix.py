@@ -64,6 +64,16 @@ def test_facts_and_fields_are_allowed_exactly_when_granted(caller: str, purpose:
 
 
 @pytest.mark.parametrize(("caller", "purpose"), list(product(CALLERS, PURPOSES)))
+def test_a_profile_read_is_allowed_exactly_where_some_profile_field_is_granted(
+    caller: str, purpose: str
+) -> None:
+    # A read naming no field (every granted one) tells whether the exchange holds data on the subject.
+    verdict = authorise(POLICY, Access(caller, purpose, profile=True))
+    allowed = any(g["purpose"] == purpose and g.get("profile_fields") for g in GRANTS.get(caller, []))
+    _expect(verdict.reason, caller, purpose, allowed, FIELD_NOT_GRANTED)
+
+
+@pytest.mark.parametrize(("caller", "purpose"), list(product(CALLERS, PURPOSES)))
 def test_proof_types_and_service_items_are_allowed_exactly_when_granted(caller: str, purpose: str) -> None:
     for proof_type in PROOF_TYPES:
         verdict = authorise(POLICY, Access(caller, purpose, proof_type=proof_type))
