@@ -180,8 +180,9 @@ def _span(
 
 
 def _continuous(months: Iterable[MonthRange], last: int) -> tuple[MonthRange, ...]:
-    """The run of months ending at `last`; none when `last` itself is missing."""
-    return tuple(MonthRange(span.first, last) for span in months if span.first <= last == span.last)
+    """The run of months ending at `last` (the range holding `last`, cut there: months after it are not
+    counted); none when `last` itself is missing."""
+    return tuple(MonthRange(span.first, last) for span in months if span.first <= last <= span.last)
 
 
 def social_facts(profile: Profile, reference_date: dt.date) -> Facts:

@@ -179,6 +179,18 @@ def test_continuity_ends_at_the_month_before_the_reference_month() -> None:
     assert value(with_current, "social.pension.months_paid_12") == 9
 
 
+def test_continuity_counts_back_from_the_month_before_the_reference_month_whatever_follows_it() -> None:
+    # Received without a gap through month M (2026-11): the run still ends at M-1 and counts 10, not 0.
+    records = [contribution(f"P{month}", month) for month in _months("2026-01", "2026-11")]
+    assert value(records, "social.pension.continuous_months") == 10
+    # A past reference date, for someone still paying in: the 17 months up to its M-1 (2026-05).
+    longer = [contribution(f"Q{month}", month) for month in _months("2025-01", "2026-10")]
+    assert value(longer, "social.pension.continuous_months", dt.date(2026, 6, 1)) == 17
+    span = compute(fold(records), D)["social.pension.continuous_months"].span  # the months behind it
+    assert span is not None
+    assert span.months == (MonthRange(month_index(dt.date(2026, 1, 1)), month_index(dt.date(2026, 10, 1))),)
+
+
 def test_arrears_break_continuity_and_are_not_received() -> None:
     records = [contribution(f"P{month}", month) for month in _months("2026-01", "2026-10")]
     records.append(contribution("P2026-07", "2026-07", status="arrears", version=2))
