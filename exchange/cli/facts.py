@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from exchange import facts
+from exchange.api import evaluation
 from exchange.api.storage.lineage import resolve
 from exchange.api.storage.profiles import StoredProfile, load_profile
 from exchange.exceptions import ExchangeError
@@ -30,13 +31,14 @@ def register(commands: Any) -> None:
         "--reference-date",
         type=dt.date.fromisoformat,
         default=None,
-        help="the date facts are evaluated on (default: today)",
+        help="the date facts are evaluated on (default: today in Asia/Shanghai)",
     )
     parser.add_argument(
         "--as-of",
         type=dt.datetime.fromisoformat,
         default=None,
-        help="an instant: answer from what the exchange knew then (default: now)",
+        help="an instant (without a zone: Asia/Shanghai time): answer from what the exchange knew then "
+        "(default: now)",
     )
     parser.add_argument("--json", action="store_true", help="an object keyed by fact name, lineage beside it")
     parser.set_defaults(run=_facts)
@@ -57,8 +59,10 @@ async def _load(
 def _facts(settings: ExchangeSettings, args: argparse.Namespace) -> int:
     citizen_id = normalise_citizen_id(args.citizen_id)
     key = subject_key(citizen_id, settings.subject_secret.get_secret_value().encode())
-    reference = args.reference_date or dt.date.today()
-    as_of = args.as_of if args.as_of is None or args.as_of.tzinfo else args.as_of.replace(tzinfo=dt.UTC)
+    # As the API reads them: today and a time without a zone in the departments' zone (Asia/Shanghai),
+    # and an instant still to come refused.
+    reference = args.reference_date or evaluation.today()
+    as_of = evaluation.known_instant(args.as_of, ("--as-of",))
     stored, computed = asyncio.run(_load(settings, key, as_of, reference))
     values = facts.as_json(computed)
     document: dict[str, Any] = {

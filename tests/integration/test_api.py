@@ -41,6 +41,7 @@ from connectors.publisher import Publisher
 from connectors.table import run_table
 from exchange import admin, consent, database
 from exchange import profile as aggregate
+from exchange.api import evaluation
 from exchange.api.evaluation import lineage
 from exchange.facts import Line, Voucher, compute, with_records
 from exchange.logs import read_all
@@ -241,6 +242,22 @@ async def test_profile_fields_are_the_granted_ones_and_as_of_answers_what_was_kn
     assert (no_fields.status_code, no_fields.json()["reason"]) == (403, "field_not_granted")
     # The pension facts really changed between the phases, so the as-of answers were not trivially equal.
     assert exchange.between_facts[TALENTED]["social.pension.continuous_months"] == 0
+
+
+def test_the_facts_command_prints_the_expected_facts_and_reads_a_local_as_of(exchange: Exchange) -> None:
+    settings, state = exchange.settings, exchange.state
+    for citizen_id in SUBJECTS:
+        printed = json.loads(
+            run(settings, state, "facts", citizen_id, "--reference-date", DAY, "--json").stdout
+        )
+        assert printed["facts"] == EXPECTED["subjects"][citizen_id]
+        assert set(printed["lineage"]) == set(printed["facts"])
+    # The instant between the two phases as the departments write times: Asia/Shanghai, no zone.
+    local = exchange.between.astimezone(evaluation.LOCAL).replace(tzinfo=None).isoformat()
+    args = ("facts", TALENTED, "--reference-date", DAY, "--as-of", local, "--json")
+    printed = json.loads(run(settings, state, *args).stdout)
+    assert printed["facts"] == exchange.between_facts[TALENTED]
+    assert dt.datetime.fromisoformat(printed["as_of"]) == exchange.between
 
 
 async def test_the_lineage_of_a_fact_over_months_is_exactly_the_lines_the_fold_counted(
