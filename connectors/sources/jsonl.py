@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -71,14 +72,29 @@ def parse_object(data: bytes) -> dict[str, Any]:
     """The JSON object on one line of UTF-8; raise `ValueError` for anything else.
 
     Decoded explicitly because `json.loads` would also guess UTF-16 and UTF-32 from bytes; repeated keys
-    and NaN or Infinity are refused because the format has no meaning for them.
+    and NaN or Infinity are refused because the format has no meaning for them. So are an escape that
+    stands for half a character (`\\ud800` alone: `json` takes it, but no text can be encoded with it)
+    and nesting deeper than the parser goes: both would otherwise fail later, the connector with them.
     """
-    value = json.loads(
-        data.decode("utf-8"), object_pairs_hook=_object_without_repeats, parse_constant=_no_constant
-    )
+    text = data.decode("utf-8")
+    try:
+        value = json.loads(text, object_pairs_hook=_object_without_repeats, parse_constant=_no_constant)
+    except RecursionError:
+        raise ValueError("it is nested too deeply") from None
     if not isinstance(value, dict):
         raise ValueError(f"it is {_TYPES.get(type(value), 'null')}")
+    if _SURROGATE_ESCAPE.search(text) is not None:
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(
+                "a \\u escape in it stands for half of a character (a lone surrogate), which no text holds"
+            ) from None
     return value
+
+
+# A \uD800–\uDFFF escape: half of a surrogate pair, or a lone one (which `json.loads` lets through).
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def _object_without_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

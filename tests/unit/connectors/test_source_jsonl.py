@@ -39,6 +39,11 @@ def test_objects_keep_their_json_types_and_offsets(tmp_path: Path) -> None:
     assert path.read_bytes()[second.start : second.end] == second.original == b'{"c": [1]}'
 
 
+def test_a_surrogate_pair_written_as_escapes_is_one_character(tmp_path: Path) -> None:
+    (record,) = read(write(tmp_path, b'{"a": "\\ud83d\\ude00"}\n'))
+    assert record.problem is None and record.fields == {"a": "\U0001f600"}
+
+
 @pytest.mark.parametrize(
     ("line", "says"),
     [
@@ -52,6 +57,9 @@ def test_objects_keep_their_json_types_and_offsets(tmp_path: Path) -> None:
         (b'{"a": NaN}', "NaN is not a JSON number"),
         ('\ufeff{"a": 1}'.encode(), "not a JSON object"),
         ('{"a": 1}'.encode("utf-16"), "not valid UTF-8"),
+        (b'{"a": "\\ud800"}', "half of a character"),
+        (b'{"a": {"b": "x\\udc00y"}}', "half of a character"),
+        (b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested too deeply"),
     ],
 )
 def test_a_line_that_is_not_a_json_object_is_unparseable(tmp_path: Path, line: bytes, says: str) -> None:
