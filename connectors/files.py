@@ -14,6 +14,7 @@ processes agree on where it ends even while it grows; following, the next pass r
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 from collections.abc import Generator, Sequence
 from pathlib import Path
@@ -25,6 +26,7 @@ from connectors.preparing import PreparedChunk, prepare_file
 from connectors.publisher import Publisher
 from connectors.runner import ProgressCallback, Summary, stopped
 from connectors.sending import account, flush
+from connectors.sources.lines import open_binary
 from connectors.worker import in_worker
 
 # Below this many bytes left to read, preparing in a worker process (about a second to start) is not
@@ -53,6 +55,9 @@ def run_file(
 ) -> Summary:
     """Publish `path` from the saved position to its end (and, with `follow`, as it grows).
 
+    Following, each pass reads up to the last line break (a last line without one is read by a run
+    that does not follow), and a file replaced or cut meanwhile stops the run with `ResumeError`.
+
     When at least `worker_min_bytes` are left to read, records are prepared in a process of their
     own; a smaller rest — a small export, or what a followed file grew by — is prepared in this one
     (the same steps on one core), where starting an interpreter would cost more than it saves.
@@ -68,10 +73,19 @@ def run_file(
         )
     summary = Summary()
     first = True
+    followed = _identity(path.stat())
     while True:
-        size = path.stat().st_size
+        status = path.stat()
+        if _identity(status) != followed or status.st_size < offset:
+            raise ResumeError(
+                f"{path} was replaced or cut while being followed (now {status.st_size} bytes, read up to "
+                f"byte {offset}): its records after that byte are not this export's; remove the position "
+                "to read the new file from its start"
+            )
+        # Following, a line still being written waits for its line break: read now, it would be cut.
+        size = _complete_lines_end(path, offset, status.st_size) if follow else status.st_size
         # Following, a file that did not grow is not read again (nor a preparing process started).
-        if first or size > offset:
+        if size > offset or (first and not follow):
             chunks = _prepared(
                 department, path, offset, size, chunk_records, publisher, worker_min_bytes, workers
             )
@@ -83,6 +97,28 @@ def run_file(
             return summary
         if stop is not None:
             stop.wait(follow_interval)
+
+
+def _identity(status: os.stat_result) -> tuple[int, int]:
+    """The file a path names (device, inode): another one after a rotation or a replacement."""
+    return status.st_dev, status.st_ino
+
+
+def _complete_lines_end(path: Path, offset: int, size: int) -> int:
+    """The end of the last whole line (through its line break) between `offset` and `size`, or `offset`."""
+    with open_binary(path) as file:
+        end = size
+        while end > offset:
+            start = max(offset, end - _TAIL_BYTES)
+            file.seek(start)
+            found = file.read(end - start).rfind(b"\n")
+            if found >= 0:
+                return start + found + 1
+            end = start
+    return offset
+
+
+_TAIL_BYTES = 64 * 1024
 
 
 def _prepared(

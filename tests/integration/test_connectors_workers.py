@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from connectors.exceptions import ResumeError
 from connectors.files import run_file
 from connectors.mappings import MAPPINGS
 from connectors.positions import PositionStore
@@ -164,3 +165,59 @@ def _wait_for(condition: Callable[[], bool], timeout: float = 60) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
+
+
+def test_following_a_line_still_being_written_waits_for_its_end_and_a_replaced_file_stops_the_run(
+    settings: ExchangeSettings, tmp_path: Path
+) -> None:
+    admin.ensure_topics(settings.kafka)
+    first, second, third = (SAMPLES / "social.jsonl").read_bytes().splitlines(keepends=True)[:3]
+    export = tmp_path / "social.jsonl"
+    export.write_bytes(first + second[:60])  # the writer has flushed half of the second line
+    progress: list[int | None] = []
+    failures: list[BaseException] = []
+    stop = threading.Event()
+    publisher = Publisher(settings, client_id="test-follow-partial")
+
+    def follow() -> None:
+        try:
+            run_file(
+                "social",
+                export,
+                publisher=publisher,
+                positions=PositionStore(tmp_path / "state"),
+                chunk_records=40,
+                follow=True,
+                follow_interval=0.1,
+                stop=stop,
+                progress=lambda summary: progress.append(summary.position),
+            )
+        except BaseException as exc:
+            failures.append(exc)
+
+    thread = threading.Thread(target=follow)
+    thread.start()
+    try:
+        _wait_for(_stored(progress, len(first)))
+        time.sleep(0.5)  # passes go by: the half line is not read
+        assert progress[-1] == len(first) and not failures
+        with export.open("ab") as out:
+            out.write(second[60:])
+        _wait_for(_stored(progress, len(first) + len(second)))
+        # Rotated: the old export moved away, a new one in its place.
+        export.rename(tmp_path / "social.jsonl.1")
+        export.write_bytes(third)
+        _wait_for(lambda: bool(failures))
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+        publisher.close()
+    assert not thread.is_alive()
+    [failure] = failures
+    assert isinstance(failure, ResumeError) and "replaced or cut" in str(failure)
+    published = [
+        record.value["envelope"]["source_record_id"]
+        for record in read_all(settings.kafka, MAPPINGS["social"].topic.full_name(settings.kafka))
+    ]
+    assert len(published) == 2  # both lines of the old export, the second once it was whole
+    assert list(read_all(settings.kafka, DEADLETTER.full_name(settings.kafka))) == []
