@@ -18,15 +18,18 @@ _QUOTE = ord('"')
 def split_records(lines: Iterable[Line], limit: int) -> Iterator[Line]:
     """Join physical lines into records: a line break inside a quoted field does not end a record.
 
-    An odd count of quote characters so far means a quoted field is still open (RFC 4180 escapes a quote by
-    doubling it, which keeps the parity). A record is cut after `limit` bytes — a quote left open by
-    mistake must not swallow the rest of a multi-gigabyte file — and then fails to parse on its own.
+    Only a quote that begins a field opens a quoted field (RFC 4180); one inside an unquoted field, as in
+    `大道230"号`, is a character of that field, so that record ends at its line break and is judged on
+    its own, not joined with the records after it. A record is cut after `limit` bytes — a quote left
+    open by mistake must not swallow the rest of a multi-gigabyte file — and then fails to parse on its
+    own.
     """
     pending: list[Line] = []
     size = 0
     quoted = False
     for line in lines:
-        quoted ^= bool(line.data.count(_QUOTE) & 1)
+        if quoted or _QUOTE in line.data:
+            quoted = _open_at_end(line.data, quoted)
         if not pending and not quoted:
             yield line  # the common case: a whole record on one line
             continue
@@ -37,6 +40,30 @@ def split_records(lines: Iterable[Line], limit: int) -> Iterator[Line]:
             pending, size, quoted = [], 0, False
     if pending:
         yield _joined(pending)
+
+
+def _open_at_end(data: bytes, quoted: bool) -> bool:
+    """Whether a quoted field is open at the end of `data`, one line of a record, which begins inside a
+    quoted field when `quoted`. Jumps from quote to comma with `find`: no loop over characters."""
+    at = 0
+    while True:
+        if quoted:
+            closing = data.find(b'"', at)
+            if closing < 0:
+                return True
+            if data[closing + 1 : closing + 2] == b'"':  # a doubled quote: one quote character
+                at = closing + 2
+                continue
+            quoted = False
+            at = closing + 1
+        elif data[at : at + 1] == b'"':  # `at` begins a field: this quote opens it
+            quoted = True
+            at += 1
+            continue
+        comma = data.find(b",", at)  # the next field begins after it
+        if comma < 0:
+            return False
+        at = comma + 1
 
 
 def _joined(lines: list[Line]) -> Line:

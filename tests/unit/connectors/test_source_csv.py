@@ -105,6 +105,16 @@ def test_unclosed_quote_is_rejected_and_cut_at_the_limit(tmp_path: Path) -> None
     assert records[-1].fields == {"编号": "3", "姓名": "e", "地址": "f"}
 
 
+def test_a_quote_inside_an_unquoted_field_is_judged_with_its_record_alone(tmp_path: Path) -> None:
+    # RFC 4180: only a quote beginning a field opens a quoted one. Counting quotes per line took this
+    # one as an open field and joined every record after it into one rejected record.
+    path = write(tmp_path, '编号,姓名,地址\r\n1,何,工业大道230"号\r\n' + "2,c,d\r\n" * 15 + '3,"e",f""g\r\n')
+    records = read(path)
+    assert [record.problem for record in records] == [None] * 17
+    assert records[0].fields == {"编号": "1", "姓名": "何", "地址": '工业大道230"号'}
+    assert records[-1].fields == {"编号": "3", "姓名": "e", "地址": 'f""g'}
+
+
 def test_over_long_line_is_rejected_with_its_beginning(tmp_path: Path) -> None:
     path = write(tmp_path, "编号,姓名,地址\r\n1,a," + "x" * 500 + "\r\n2,b,c\r\n")
     big, good = read(path, max_record_bytes=64)
