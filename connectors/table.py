@@ -13,7 +13,10 @@ import threading
 from typing import Any
 
 import psycopg
+from psycopg.abc import AdaptContext, Buffer
+from psycopg.adapt import Loader
 from psycopg.rows import dict_row
+from psycopg.types.datetime import TimestampLoader
 
 from connectors.exceptions import ConnectorError, RecordRejected
 from connectors.mappings import MAPPINGS
@@ -25,12 +28,30 @@ from connectors.sending import account, flush
 
 # The registry's own column names, as the property mapping declares them.
 COLUMNS = PropertyMapping.columns
+# The watermark's time travels as PostgreSQL's own text for it, so that every value the column can
+# hold, 'infinity' and dates BC included, is a watermark PostgreSQL reads back.
 _POLL = (
     f"SELECT {', '.join(COLUMNS)} FROM bdc_djb "
-    "WHERE gxsj > %(gxsj)s OR (gxsj = %(gxsj)s AND bdcqzh > %(bdcqzh)s) "
+    "WHERE gxsj > %(gxsj)s::timestamp OR (gxsj = %(gxsj)s::timestamp AND bdcqzh > %(bdcqzh)s) "
     "ORDER BY gxsj, bdcqzh LIMIT %(limit)s"
 )
-_BEGINNING = dt.datetime(1, 1, 1)
+_BEGINNING = "-infinity"
+
+
+class _TimestampOrText(Loader):
+    """A `timestamp` as a `datetime`, or as PostgreSQL's text where Python has none ('infinity', a date
+    BC or after 9999): the mapping then rejects that row (bad_time), rather than the whole poll failing
+    at it, every time, with the rows after it unread."""
+
+    def __init__(self, oid: int, context: AdaptContext | None = None) -> None:
+        super().__init__(oid, context)
+        self._timestamp = TimestampLoader(oid, context)
+
+    def load(self, data: Buffer) -> dt.datetime | str:
+        try:
+            return self._timestamp.load(data)
+        except psycopg.DataError:
+            return bytes(data).decode()
 
 
 def run_table(
@@ -52,6 +73,7 @@ def run_table(
     chunk = ChunkPublisher(mapping, publisher, source, Summary())
     try:
         with psycopg.connect(dsn, autocommit=True, row_factory=dict_row) as conn:
+            conn.adapters.register_loader("timestamp", _TimestampOrText)
             while True:
                 state = positions.load("property", source)
                 rows = conn.execute(_POLL, _watermark(state, chunk_records)).fetchall()
@@ -76,8 +98,7 @@ def run_table(
 
 
 def _watermark(state: dict[str, Any], limit: int) -> dict[str, Any]:
-    gxsj = dt.datetime.fromisoformat(state["gxsj"]) if "gxsj" in state else _BEGINNING
-    return {"gxsj": gxsj, "bdcqzh": state.get("bdcqzh", ""), "limit": limit}
+    return {"gxsj": state.get("gxsj", _BEGINNING), "bdcqzh": state.get("bdcqzh", ""), "limit": limit}
 
 
 def _publish_rows(
@@ -99,6 +120,6 @@ def _publish_rows(
                 continue
             chunk.publish([*converted, *dropped])
             owners[str(row["bdcqzh"])] = [record.subject_id for record in converted]
-        if isinstance(row["gxsj"], dt.datetime):
-            state["gxsj"] = row["gxsj"].isoformat()
+        gxsj = row["gxsj"]
+        state["gxsj"] = gxsj.isoformat() if isinstance(gxsj, dt.datetime) else str(gxsj)
         state["bdcqzh"] = row["bdcqzh"]

@@ -174,6 +174,37 @@ def test_the_table_connector_publishes_rows_per_owner_and_later_changes(
     assert len(updates) >= 2
 
 
+def test_a_registry_time_python_cannot_hold_is_a_dead_letter_and_the_rows_after_it_are_read(
+    settings: ExchangeSettings, tmp_path: Path
+) -> None:
+    # PostgreSQL's timestamp holds 'infinity' and dates BC; psycopg's datetime cannot, and refused the
+    # whole poll at such a row, every time, leaving the rows after it unread.
+    admin.ensure_topics(settings.kafka)
+    dsn = settings.postgres.conninfo()
+    _load_registry(dsn, SAMPLES / "property.sql")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE bdc_djb SET djsj = 'infinity' WHERE bdcqzh = '粤(2022)广州市不动产权第0000001号'"
+        )
+        conn.execute(
+            "UPDATE bdc_djb SET gxsj = '0044-03-15 BC' WHERE bdcqzh = '粤(2007)广州市不动产权第0000002号'"
+        )
+    positions = PositionStore(tmp_path)
+    for _ in range(2):  # the second poll finds nothing new: no row read or rejected twice
+        publisher = Publisher(settings, client_id="test-property")
+        try:
+            run_table(dsn, publisher=publisher, positions=positions, chunk_records=2)
+        finally:
+            publisher.close()
+    letters = read_deadletters(settings, department="property")
+    assert sorted((letter["reason"], letter["field"]) for letter in letters) == [
+        ("bad_time", "djsj"),
+        ("bad_time", "gxsj"),
+    ]
+    titles = {record.value["certificate_no"] for record in _published(settings, "property.title")}
+    assert len(titles) == EXPECTED_COUNTS["property_rows_first"] - 2
+
+
 def test_an_owner_dropped_by_a_later_version_is_revoked(settings: ExchangeSettings, tmp_path: Path) -> None:
     admin.ensure_topics(settings.kafka)
     dsn = settings.postgres.conninfo()
