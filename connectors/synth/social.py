@@ -33,6 +33,9 @@ def social_rows(context: Context, person: Person) -> list[SocialLine]:
         if rng.random() < chance
     ]
     base = min(max(person.salary * 100, _BASE_FLOOR), _BASE_CEILING) // 100 * 100
+    # For some still at work 人社 has the reference month's lines already: the facts count back from
+    # M-1, and a received month after it must not change them.
+    current = person.jobs[-1].last == context.month - 1 and rng.random() < 0.2
     lines: list[SocialLine] = []
     for job in person.jobs:
         pension = PENSION_INSTITUTION if job.employer.public_institution else PENSION_ENTERPRISE
@@ -41,7 +44,8 @@ def social_rows(context: Context, person: Person) -> list[SocialLine]:
             (start, _template(person.name, aac002, job, code, base))
             for code, start in [(pension, first), *starts]
         ]
-        for month in range(job.first, job.last + 1):
+        last = job.last + 1 if current and job is person.jobs[-1] else job.last
+        for month in range(job.first, last + 1):
             aae002 = yyyymm(month)
             gxsj = f"{aae002[:4]}-{aae002[4:]}-20 09:00:00"
             for start, template in templates:
