@@ -10,6 +10,7 @@ verifying a sequence of them. Storage and publication live at the edges (exchang
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -225,8 +226,40 @@ def chained(entry: AuditEntry, seq: int, prev_hash: str) -> dict[str, Any]:
     return chained_canonical(entry, seq, prev_hash)[0]
 
 
+# A row's canonical JSON beyond this is a request or response someone made large on purpose (a field
+# name of megabytes in a body that does not validate): kept whole, it would be a row the relay cannot
+# publish (Kafka's message limit), holding back every row after it. Its request or response over
+# `MAX_PART_BYTES` is kept as its size and SHA-256 instead (`_summarised`).
+MAX_ROW_BYTES = 64 * 1024
+MAX_PART_BYTES = 16 * 1024
+
+
 def chained_canonical(entry: AuditEntry, seq: int, prev_hash: str) -> tuple[dict[str, Any], bytes]:
     """`chained`, and the row's canonical JSON that its hash is taken over (to store it from, unchanged)."""
+    row, text = _chained_canonical(entry, seq, prev_hash)
+    if len(text) > MAX_ROW_BYTES:
+        row, text = _chained_canonical(_summarised(entry), seq, prev_hash)
+    return row, text
+
+
+def _summarised(entry: AuditEntry) -> AuditEntry:
+    """`entry` with a request or response over `MAX_PART_BYTES` (as canonical JSON) replaced by its size
+    and SHA-256: what was asked or answered stays provable, without the row holding all of it."""
+    parts = {}
+    for name in ("request", "response"):
+        value, exact = _plain_json(getattr(entry, name))
+        text = _encoded({"value": value}, exact=exact)[len(b'{"value":') : -1]
+        if len(text) > MAX_PART_BYTES:
+            value = {
+                "omitted": "too large to keep",
+                "bytes": len(text),
+                "sha256": hashlib.sha256(text).hexdigest(),
+            }
+        parts[name] = value
+    return dataclasses.replace(entry, **parts)
+
+
+def _chained_canonical(entry: AuditEntry, seq: int, prev_hash: str) -> tuple[dict[str, Any], bytes]:
     row: dict[str, Any] = {
         "seq": seq,
         "event_id": entry.event_id,
@@ -257,7 +290,7 @@ def chained_text(entry: AuditEntry, seq: int, prev_hash: str) -> tuple[str, byte
     (NUL, a lone surrogate, an integer beyond 64 bits), is left to `chained_canonical`."""
     if _json_types(entry.request, 0) and _json_types(entry.response, 0):
         text = _direct(entry, seq, prev_hash)
-        if text is not None:
+        if text is not None and len(text) <= MAX_ROW_BYTES:
             return hashlib.sha256(text).hexdigest(), text
     row, text = chained_canonical(entry, seq, prev_hash)
     return row["hash"], text

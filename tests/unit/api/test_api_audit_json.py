@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from exchange import audit
 from exchange.api.models.verifications import Claim
 from exchange.audit import (
     AuditEntry,
@@ -317,3 +318,24 @@ def test_what_orjson_writes_otherwise_is_left_to_chained_canonical(value: dict[A
     entry = _json_types_entry(value, {}, "p", dt.datetime(2026, 11, 15, 8, 30, 1, 5, tzinfo=dt.UTC))
     row, text = chained_canonical(entry, 3, "1" * 64)
     assert chained_text(entry, 3, "1" * 64) == (row["hash"], text)
+
+
+def test_a_request_too_large_to_keep_is_kept_as_its_size_and_hash() -> None:
+    # A body that does not validate, with a field name of 2 MB: its 422 is audited with the error's
+    # location, so the row would be larger than Kafka takes and the relay would retry it forever.
+    request = {"method": "POST", "errors": [{"loc": ["body", "k" * 2_000_000], "type": "extra_forbidden"}]}
+    entry = AuditEntry("unauthenticated", "verification", "refused", "v1", request=request)
+    original = json.dumps(request, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+    row, text = chained_canonical(entry, 1, "0" * 64)
+
+    assert chained_text(entry, 1, "0" * 64) == (row["hash"], text)
+    assert len(text) < audit.MAX_ROW_BYTES
+    assert row["request"] == {
+        "omitted": "too large to keep",
+        "bytes": len(original),
+        "sha256": hashlib.sha256(original).hexdigest(),
+    }
+    assert audit.verify([row], (1, row["hash"])) is None
+    small = AuditEntry("unauthenticated", "verification", "refused", "v1", request={"method": "POST"})
+    assert chained_canonical(small, 1, "0" * 64)[0]["request"] == {"method": "POST"}
