@@ -107,14 +107,23 @@ async def _connect(settings: ExchangeSettings) -> psycopg.AsyncConnection[Any]:
         raise StorageError(f"cannot reach PostgreSQL at {settings.postgres.url()}: {exc}") from exc
 
 
+FIRST_POSSIBLE_SEQ = -(2**63)  # bigint's least
+
+
 def _audit_verify(settings: ExchangeSettings, args: argparse.Namespace) -> int:
     async def check() -> tuple[ChainProblem | None, int]:
         async with await _connect(settings) as conn:
-            verifier = ChainVerifier()
-            async for row in audit_table.rows_from(conn, 1):
-                if verifier.feed(row) is not None:
-                    break
-            return verifier.finish(await audit_table.head(conn)), verifier.rows
+            # One snapshot for every page and the head: appends committed meanwhile by a running API
+            # would otherwise leave the head past the last row read, a truncation that is not one.
+            await conn.set_isolation_level(psycopg.IsolationLevel.REPEATABLE_READ)
+            await conn.set_read_only(True)
+            async with conn.transaction():
+                verifier = ChainVerifier()
+                # From the lowest seq there is, not from 1: a row put below the chain's start is named.
+                async for row in audit_table.rows_from(conn, FIRST_POSSIBLE_SEQ):
+                    if verifier.feed(row) is not None:
+                        break
+                return verifier.finish(await audit_table.head(conn)), verifier.rows
 
     problem, rows = asyncio.run(check())
     if problem is not None:

@@ -18,12 +18,13 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 from api_support import client, key_of, run, with_key
+from psycopg.types.json import Jsonb
 
 from exchange import admin, database
 from exchange.api import create_api, relay, relay_process
 from exchange.api.storage import audit as audit_table
 from exchange.api.storage.pool import create_pool, transaction
-from exchange.audit import AuditEntry, verify
+from exchange.audit import AuditEntry, chained_canonical, verify
 from exchange.logs import read_all
 from exchange.settings import ExchangeSettings
 from exchange.topics import AUDIT
@@ -123,6 +124,36 @@ async def test_a_request_refused_before_any_handler_read_it_is_audited_too(
     assert [row[5] for row in rows] == [{"status": status} for status in (422, 422, 400, 405, 404)]
     assert not any(SUBJECT in text for *_, text in rows)  # what was wrong, never what was sent
     assert "intact: 5 rows" in run(settings, tmp_path, "audit", "verify").stdout
+
+
+async def test_a_row_put_below_the_chain_s_start_is_refused_and_named(
+    settings: ExchangeSettings, tmp_path: Path
+) -> None:
+    # A forged row with seq 0 and a hash of its own showed in the subject's data-use history, while
+    # `audit verify`, reading from seq 1, said the chain was intact.
+    settings = with_key(settings, tmp_path)
+    database.migrate(settings.postgres)
+    await _requests(settings, 3)
+    entry = AuditEntry(
+        "housing-bureau", "verification", "allowed", "v1", subject_key=key_of(settings, SUBJECT)
+    )
+    forged, _ = chained_canonical(entry, 0, "0" * 64)
+    insert = (
+        "INSERT INTO audit_log (seq, event_id, at, caller, purpose, subject_key, action, outcome, reason, "
+        "request, response, policy_version, prev_hash, hash) VALUES (%(seq)s, %(event_id)s, %(at)s, "
+        "%(caller)s, %(purpose)s, %(subject_key)s, %(action)s, %(outcome)s, %(reason)s, %(request)s, "
+        "%(response)s, %(policy_version)s, %(prev_hash)s, %(hash)s)"
+    )
+    values = {**forged, "request": Jsonb(forged["request"]), "response": Jsonb(forged["response"])}
+    with psycopg.connect(settings.postgres.conninfo()) as conn:
+        with pytest.raises(psycopg.errors.CheckViolation):
+            conn.execute(insert, values)
+        conn.rollback()
+        conn.execute("ALTER TABLE audit_log DROP CONSTRAINT audit_log_seq_positive")  # the owner can
+        conn.execute(insert, values)
+        conn.commit()
+    done = run(settings, tmp_path, "audit", "verify", check=False)
+    assert done.returncode == 2 and "row 0" in done.stdout and "sequence_gap" in done.stdout
 
 
 async def test_a_subject_sees_who_used_their_data(settings: ExchangeSettings, tmp_path: Path) -> None:
