@@ -262,8 +262,13 @@ class BatchFolder:
             )
             latest = max(latest, record["envelope"]["published_at"])
             datasets[dataset] += 1
-        if after is before:
-            return None
+        if after is before and stored is None:
+            return None  # nothing stored and nothing learnt
+        # A subject whose events change nothing (all folded before) is stored and emitted again all
+        # the same: the table is written at once (RocksDB) while the profile and the changelog record
+        # leave later, so after a crash the replayed batch finds its own effect stored, and emitting
+        # nothing then would lose that profile and that changelog record for good. Downstream keeps
+        # each version once; duplicates outside a replay are rare.
         ledger_record = aggregate.ledger_to_avro(
             after, since=None if stored is None else (stored[0], stored[1])
         )
