@@ -42,7 +42,10 @@ def consent_event(
     """A `ConsentChanged` record (schemas/consent.avsc): `op` is grant or revoke."""
     if op not in ("grant", "revoke"):
         raise ValueError(f"op must be grant or revoke, not {op!r}")
-    occurred = (at or dt.datetime.now(dt.UTC)).replace(microsecond=0)
+    # To the millisecond the record keeps (timestamp-millis): a grant and its withdrawal within one
+    # second are ordered by when they happened, not by which reached the topic last.
+    occurred = at or dt.datetime.now(dt.UTC)
+    occurred = occurred.replace(microsecond=occurred.microsecond // 1000 * 1000)
     return {
         "event_id": str(uuid.uuid4()),
         "subject_key": subject_key,
