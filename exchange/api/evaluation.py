@@ -76,10 +76,9 @@ async def evaluate(
     as_of: dt.datetime | None,
     cache: ProfileCache | None = None,
 ) -> Evaluated:
-    """Compute every fact of a subject on `reference_date` from the profile known at `as_of`, lineage
-    resolved (decoded profiles and resolved facts taken from and kept in `cache`, if given)."""
-    if as_of is not None and as_of.tzinfo is None:
-        as_of = as_of.replace(tzinfo=LOCAL)  # a local time without a zone, as the departments write it
+    """Compute every fact of a subject on `reference_date` from the profile known at `as_of` (an instant
+    as `known_instant` gives it), lineage resolved (decoded profiles and resolved facts taken from and
+    kept in `cache`, if given)."""
     stored = await load_profile(conn, subject_key, as_of, cache)
     day = reference_date or today()
     facts: Mapping[str, Fact]

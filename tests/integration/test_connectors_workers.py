@@ -4,9 +4,11 @@ letters, the same stored position."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +107,53 @@ def test_two_preparing_processes_publish_exactly_what_one_publishes(
         assert summary_one.rejected_total > 0
 
 
+@dataclass
+class _Following:
+    """What a `run_file(follow=True)` in a thread of its own reports: each position it stored, and how
+    it ended (its summary, or what it raised)."""
+
+    progress: list[int | None] = field(default_factory=list)
+    summaries: list[Summary] = field(default_factory=list)
+    failures: list[BaseException] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def _following(settings: ExchangeSettings, export: Path, state: Path, **options: Any) -> Iterator[_Following]:
+    """Follow `export` (social) in a thread while the block runs; stopped and joined when it ends."""
+    seen = _Following()
+    stop = threading.Event()
+    publisher = Publisher(settings, client_id=f"test-follow-{export.stem}")
+
+    def follow() -> None:
+        try:
+            seen.summaries.append(
+                run_file(
+                    "social",
+                    export,
+                    publisher=publisher,
+                    positions=PositionStore(state),
+                    chunk_records=40,
+                    follow=True,
+                    follow_interval=0.1,
+                    stop=stop,
+                    progress=lambda summary: seen.progress.append(summary.position),
+                    **options,
+                )
+            )
+        except BaseException as exc:
+            seen.failures.append(exc)
+
+    thread = threading.Thread(target=follow)
+    thread.start()
+    try:
+        yield seen
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+        publisher.close()
+    assert not thread.is_alive()
+
+
 def test_following_a_growing_export_with_two_preparing_processes_publishes_each_record_once(
     settings: ExchangeSettings, tmp_path: Path
 ) -> None:
@@ -112,42 +161,14 @@ def test_following_a_growing_export_with_two_preparing_processes_publishes_each_
     lines = (SAMPLES / "social.jsonl").read_bytes().splitlines(keepends=True)
     export = tmp_path / "social.jsonl"
     export.write_bytes(b"".join(lines[:300]))
-    progress: list[int | None] = []
-    stop = threading.Event()
-    publisher = Publisher(settings, client_id="test-follow")
-    summaries: list[Summary] = []
-
-    def follow() -> None:
-        summaries.append(
-            run_file(
-                "social",
-                export,
-                publisher=publisher,
-                positions=PositionStore(tmp_path / "state"),
-                chunk_records=40,
-                follow=True,
-                follow_interval=0.1,
-                stop=stop,
-                progress=lambda summary: progress.append(summary.position),
-                worker_min_bytes=0,
-                workers=2,
-            )
-        )
-
-    thread = threading.Thread(target=follow)
-    thread.start()
-    try:
+    with _following(settings, export, tmp_path / "state", worker_min_bytes=0, workers=2) as seen:
         for start, end in ((300, 600), (600, len(lines))):
-            _wait_for(_stored(progress, export.stat().st_size))
+            _wait_for(_stored(seen.progress, export.stat().st_size))
             with export.open("ab") as out:
                 out.write(b"".join(lines[start:end]))
-        _wait_for(_stored(progress, export.stat().st_size))
-    finally:
-        stop.set()
-        thread.join(timeout=60)
-        publisher.close()
-    assert not thread.is_alive()
-    [summary] = summaries
+        _wait_for(_stored(seen.progress, export.stat().st_size))
+    assert seen.failures == []
+    [summary] = seen.summaries
     assert summary.read == len(lines)
     published = [
         record.value["envelope"]["event_id"]
@@ -174,46 +195,18 @@ def test_following_a_line_still_being_written_waits_for_its_end_and_a_replaced_f
     first, second, third = (SAMPLES / "social.jsonl").read_bytes().splitlines(keepends=True)[:3]
     export = tmp_path / "social.jsonl"
     export.write_bytes(first + second[:60])  # the writer has flushed half of the second line
-    progress: list[int | None] = []
-    failures: list[BaseException] = []
-    stop = threading.Event()
-    publisher = Publisher(settings, client_id="test-follow-partial")
-
-    def follow() -> None:
-        try:
-            run_file(
-                "social",
-                export,
-                publisher=publisher,
-                positions=PositionStore(tmp_path / "state"),
-                chunk_records=40,
-                follow=True,
-                follow_interval=0.1,
-                stop=stop,
-                progress=lambda summary: progress.append(summary.position),
-            )
-        except BaseException as exc:
-            failures.append(exc)
-
-    thread = threading.Thread(target=follow)
-    thread.start()
-    try:
-        _wait_for(_stored(progress, len(first)))
+    with _following(settings, export, tmp_path / "state") as seen:
+        _wait_for(_stored(seen.progress, len(first)))
         time.sleep(0.5)  # passes go by: the half line is not read
-        assert progress[-1] == len(first) and not failures
+        assert seen.progress[-1] == len(first) and not seen.failures
         with export.open("ab") as out:
             out.write(second[60:])
-        _wait_for(_stored(progress, len(first) + len(second)))
+        _wait_for(_stored(seen.progress, len(first) + len(second)))
         # Rotated: the old export moved away, a new one in its place.
         export.rename(tmp_path / "social.jsonl.1")
         export.write_bytes(third)
-        _wait_for(lambda: bool(failures))
-    finally:
-        stop.set()
-        thread.join(timeout=60)
-        publisher.close()
-    assert not thread.is_alive()
-    [failure] = failures
+        _wait_for(lambda: bool(seen.failures))
+    [failure] = seen.failures
     assert isinstance(failure, ResumeError) and "replaced or cut" in str(failure)
     published = [
         record.value["envelope"]["source_record_id"]
