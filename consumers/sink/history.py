@@ -39,9 +39,15 @@ _COPY = sql.SQL("COPY {} ({}) FROM STDIN").format(
 )
 
 # A re-sent version keeps the row first written.
+# A version sent twice (a processor's replay re-emits what it had stored) keeps its first copy, the
+# lowest offset, also when both copies are in one batch: which one a live sink and a rebuild keep must
+# not depend on how the records fell into batches.
 _HISTORY = f"""
 INSERT INTO profile_history (subject_key, version, profile, valid_from, topic, kafka_partition, kafka_offset)
-SELECT subject_key, version, profile, updated_at, topic, kafka_partition, kafka_offset FROM {STAGING}
+SELECT DISTINCT ON (subject_key, version)
+       subject_key, version, profile, updated_at, topic, kafka_partition, kafka_offset
+FROM {STAGING}
+ORDER BY subject_key, version, kafka_partition, kafka_offset
 ON CONFLICT (subject_key, version) DO NOTHING
 """
 

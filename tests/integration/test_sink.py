@@ -422,6 +422,12 @@ def test_profiles_keep_the_highest_version_and_a_chained_history(settings: Excha
     ]
     assert query(settings, as_of, key, t3, t3) == [(3, "3")]
 
+    # One version sent twice in one batch (a processor's replay re-emits it): its first copy is kept,
+    # as a sink that met the copies in two batches keeps it.
+    profiles(settings, profile_record(other, 2, t2), profile_record(other, 2, t3))
+    run_sink(settings)
+    assert query(settings, history, other) == [(1, t1, t2), (2, t2, None)]
+
 
 def test_a_poison_record_stops_the_sink_and_names_its_position(settings: ExchangeSettings) -> None:
     key = key_of(settings, CITIZEN)
