@@ -1,10 +1,13 @@
 """`exchange approvals`: applications (exchange.applications.v1) decided onto exchange.decisions.v1, and
 consent events (exchange.consent.v1) materialised into the `consents` table.
 
-At least once, with idempotent effects: a decision is stored once per application id (a re-delivered
-application re-sends the stored decision, same decision id), a consent event is folded by time and
-offset (a replay changes nothing), and Kafka offsets are committed only after the batch's decisions
-were acknowledged by the broker. A record no schema can read is dead-lettered with its bytes.
+At least once, with idempotent effects:
+- a decision is stored once per application id, with its audit entry in the same transaction; a
+  re-delivered application re-sends the stored decision (same decision id), and an application that
+  reuses another application's id is dead-lettered, never sent that decision;
+- a consent event is folded by time and offset (a replay changes nothing);
+- Kafka offsets are committed only after the batch's decisions were acknowledged by the broker.
+A record no schema can read is dead-lettered with its bytes.
 
 Consent is materialised here rather than in the API so that the API stays stateless and scales by
 replicas with no consumer group of its own; this process is already the exchange's consumer of
@@ -23,12 +26,13 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
 from exchange import admin, database
-from exchange.api.applications import Application, avro_decision, decide, refused
-from exchange.api.auditing import Audit, record
+from exchange.api.applications import Application, avro_decision, check_same_application, decide, refused
+from exchange.api.auditing import Audit, entry_of, record
 from exchange.api.context import Services
-from exchange.api.exceptions import InvalidRequestError
+from exchange.api.exceptions import ConflictError, InvalidRequestError
 from exchange.api.relay import AuditRelay
 from exchange.api.signing import load_signer
+from exchange.api.storage import audit as audit_table
 from exchange.api.storage.consents import apply_event
 from exchange.api.storage.decisions import get_decision, insert_decision
 from exchange.api.storage.pool import create_pool, transaction
@@ -113,7 +117,10 @@ class Approvals:
             self.counts["consents"] += 1
             return None
         if schema == "application" and self._topics[message.topic] is APPLICATIONS:
-            decision = await self._decide(value)
+            try:
+                decision = await self._decide(value)
+            except ConflictError as exc:
+                return await self._dead_letter(message, "application_id_reused", exc.message, producer)
             self.counts[f"decisions.{decision['outcome']}"] += 1
             topic = DECISIONS.full_name(self._settings.kafka)
             key = decision["subject_key"].encode() or decision["application_id"].encode()
@@ -142,9 +149,32 @@ class Approvals:
             channel="kafka",
             trace_id=value["trace_id"],
         )
+        asked = {"service_item": app.service_item, "application_id": app.application_id, "channel": "kafka"}
+        try:
+            return await self._decided(app, asked, invalid)
+        except ConflictError as exc:
+            # Another caller's or another subject's decision is not sent to whoever reused its id.
+            audit = Audit(
+                app.caller,
+                "application",
+                app.purpose,
+                asked,
+                subject or None,
+                {"refused": exc.code, "message": exc.message},
+            )
+            await record(services, audit, "refused", exc.code)
+            raise
+
+    async def _decided(self, app: Application, asked: dict[str, Any], invalid: str | None) -> dict[str, Any]:
+        """The stored decision on `app`, or a new one stored with its audit entry in one transaction.
+
+        Raises `ConflictError` when the application id names a stored decision on another application.
+        """
+        services = self._services
         async with transaction(services.pool) as conn:
             existing = await get_decision(conn, app.application_id)
             if existing is not None:
+                check_same_application(existing, app)
                 return avro_decision(existing)
             if invalid is not None:
                 row = await insert_decision(
@@ -152,11 +182,18 @@ class Approvals:
                 )
             else:
                 row = await decide(services, conn, app)
-        asked = {"service_item": app.service_item, "application_id": app.application_id, "channel": "kafka"}
-        audit = Audit(
-            app.caller, "application", app.purpose, asked, subject or None, {"outcome": row["outcome"]}
-        )
-        await record(services, audit, "refused" if row["outcome"] == "refused" else "allowed")
+            # Audited in the decision's own transaction: a decision is never stored, and so never sent
+            # again on a replay, without its audit entry.
+            audit = Audit(
+                app.caller,
+                "application",
+                app.purpose,
+                asked,
+                app.subject_key or None,
+                {"outcome": row["outcome"]},
+            )
+            outcome = "refused" if row["outcome"] == "refused" else "allowed"
+            await audit_table.append_batch(conn, [entry_of(services, audit, outcome)])
         return avro_decision(row)
 
     async def _dead_letter(

@@ -70,6 +70,14 @@ def refused(app: Application, reason: str, message: str, policy_version: str) ->
     )
 
 
+def check_same_application(existing: Row, app: Application) -> None:
+    """Raises `ConflictError` unless the stored decision `existing` was made on the application `app`
+    (same caller, purpose, service item and subject): an application id names one application."""
+    first = (existing["caller"], existing["purpose"], existing["service_item"], existing["subject_key"])
+    if first != (app.caller, app.purpose, app.service_item, app.subject_key):
+        raise ConflictError(f"application id {app.application_id} was used for another application")
+
+
 async def decide(services: Services, conn: Connection, app: Application) -> Row:
     """The decision on `app`: the stored one if it was decided before, else a new one, stored.
 
@@ -83,9 +91,7 @@ async def decide(services: Services, conn: Connection, app: Application) -> Row:
     """
     existing = await get_decision(conn, app.application_id)
     if existing is not None:
-        first = (existing["caller"], existing["purpose"], existing["service_item"], existing["subject_key"])
-        if first != (app.caller, app.purpose, app.service_item, app.subject_key):
-            raise ConflictError(f"application id {app.application_id} was used for another application")
+        check_same_application(existing, app)
         if app.channel == "api":
             await _allowed(services, conn, app)
         return existing

@@ -33,9 +33,9 @@ class Audit:
     response: dict[str, Any] = field(default_factory=dict)
 
 
-async def record(services: Services, audit: Audit, outcome: str, reason: str | None = None) -> None:
-    """Append the entry to the hash chain; returns once it is committed (`AuditAppender.append`)."""
-    entry = AuditEntry(
+def entry_of(services: Services, audit: Audit, outcome: str, reason: str | None = None) -> AuditEntry:
+    """The chain entry of `audit`, under the policy version in force."""
+    return AuditEntry(
         caller=audit.caller,
         action=audit.action,
         outcome=outcome,
@@ -46,7 +46,11 @@ async def record(services: Services, audit: Audit, outcome: str, reason: str | N
         request=audit.request,
         response=audit.response,
     )
-    await services.audit.append(entry)
+
+
+async def record(services: Services, audit: Audit, outcome: str, reason: str | None = None) -> None:
+    """Append the entry to the hash chain; returns once it is committed (`AuditAppender.append`)."""
+    await services.audit.append(entry_of(services, audit, outcome, reason))
 
 
 def audited(

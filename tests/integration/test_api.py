@@ -412,6 +412,50 @@ def test_the_approvals_consumer_decides_applications_from_kafka_exactly_as_expec
     assert stored == len(encoded)
 
 
+def test_a_kafka_decision_is_stored_only_with_its_audit_entry_and_never_sent_for_a_reused_id(
+    exchange: Exchange,
+) -> None:
+    settings, codec = exchange.settings, AvroCodec()
+    application = _application("housing-bureau", "public-rental-housing", SUBJECTS[0])
+    reused = {
+        **_application("talent-office", "talent-green-card", TALENTED),
+        "application_id": application["application_id"],
+    }
+    with psycopg.connect(settings.postgres.conninfo(), autocommit=True) as conn:
+        head = conn.execute("DELETE FROM audit_chain_head RETURNING last_seq, last_hash").fetchone()
+        try:
+            _produce(settings, [codec.encode("application", application)])
+            failed = run(settings, exchange.state, "approvals", "--until-idle", check=False)
+            assert failed.returncode != 0 and "audit_chain_head" in failed.stderr
+            # The audit append failed, so the decision is not stored either.
+            assert conn.execute(
+                "SELECT count(*) FROM decisions WHERE application_id = %s", (application["application_id"],)
+            ).fetchone() == (0,)
+        finally:
+            conn.execute("INSERT INTO audit_chain_head (last_seq, last_hash) VALUES (%s, %s)", head)
+        run(settings, exchange.state, "approvals", "--until-idle")  # the application is read again
+        _produce(settings, [codec.encode("application", reused)])
+        run(settings, exchange.state, "approvals", "--until-idle")
+        audited = conn.execute(
+            "SELECT caller, outcome, reason FROM audit_log WHERE request->>'application_id' = %s "
+            "ORDER BY seq",
+            (application["application_id"],),
+        ).fetchall()
+    assert audited == [("housing-bureau", "allowed", None), ("talent-office", "refused", "conflict")]
+    decisions = [
+        record.value
+        for record in read_all(settings.kafka, DECISIONS.full_name(settings.kafka))
+        if record.value["application_id"] == application["application_id"]
+    ]
+    assert [(d["caller"], d["subject_key"]) for d in decisions] == [
+        ("housing-bureau", key_of(settings, SUBJECTS[0]))
+    ]
+    dead = [record.value for record in read_all(settings.kafka, DEADLETTER.full_name(settings.kafka))]
+    assert [letter["original"] for letter in dead if letter["reason"] == "application_id_reused"] == [
+        codec.encode("application", reused)
+    ]
+
+
 async def test_consent_and_delegation_are_checked_when_the_grant_requires_them(exchange: Exchange) -> None:
     settings, state = exchange.settings, exchange.state
     subject, applicant = "440115196406031712", TALENTED
