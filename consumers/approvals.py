@@ -117,6 +117,9 @@ class Approvals:
             self.counts["consents"] += 1
             return None
         if schema == "application" and self._topics[message.topic] is APPLICATIONS:
+            unusable = _unusable(value)
+            if unusable is not None:
+                return await self._dead_letter(message, "invalid_application", unusable, producer)
             try:
                 decision = await self._decide(value)
             except ConflictError as exc:
@@ -132,12 +135,19 @@ class Approvals:
     async def _decide(self, value: dict[str, Any]) -> dict[str, Any]:
         """The decision on one application: the stored one, or a new one (audited)."""
         services = self._services
+        invalid: tuple[str, str] | None = None  # the refusal's code and message
         try:
-            subject = services.subject_key(value["subject_id"])
-            applicant = None if value["applicant_id"] is None else services.subject_key(value["applicant_id"])
-            invalid = None
+            subject = services.subject_key(value["subject_id"], ("subject_id",))
         except InvalidRequestError as exc:
-            subject, applicant, invalid = "", None, exc.message
+            subject, invalid = "", ("invalid_subject", exc.message)
+        try:
+            applicant = (
+                None
+                if value["applicant_id"] is None
+                else services.subject_key(value["applicant_id"], ("applicant_id",))
+            )
+        except InvalidRequestError as exc:
+            applicant, invalid = None, invalid or ("invalid_applicant", exc.message)
         app = Application(
             application_id=value["application_id"],
             caller=value["caller"],
@@ -165,7 +175,9 @@ class Approvals:
             await record(services, audit, "refused", exc.code)
             raise
 
-    async def _decided(self, app: Application, asked: dict[str, Any], invalid: str | None) -> dict[str, Any]:
+    async def _decided(
+        self, app: Application, asked: dict[str, Any], invalid: tuple[str, str] | None
+    ) -> dict[str, Any]:
         """The stored decision on `app`, or a new one stored with its audit entry in one transaction.
 
         Raises `ConflictError` when the application id names a stored decision on another application.
@@ -177,8 +189,9 @@ class Approvals:
                 check_same_application(existing, app)
                 return avro_decision(existing)
             if invalid is not None:
+                code, text = invalid
                 row = await insert_decision(
-                    conn, refused(app, "invalid_subject", invalid, services.policy.version)
+                    conn, refused(app, code, text, services.policy.version, zh="不予受理：公民身份号码无效")
                 )
             else:
                 row = await decide(services, conn, app)
@@ -192,8 +205,11 @@ class Approvals:
                 app.subject_key or None,
                 {"outcome": row["outcome"]},
             )
-            outcome = "refused" if row["outcome"] == "refused" else "allowed"
-            await audit_table.append_batch(conn, [entry_of(services, audit, outcome)])
+            if row["outcome"] == "refused":
+                entry = entry_of(services, audit, "refused", row["reasons"][0]["code"])
+            else:
+                entry = entry_of(services, audit, "allowed")
+            await audit_table.append_batch(conn, [entry])
         return avro_decision(row)
 
     async def _dead_letter(
@@ -217,6 +233,26 @@ class Approvals:
         }
         topic = DEADLETTER.full_name(self._settings.kafka)
         return await producer.send(topic, self._codec.encode("deadletter", rejected), key=b"approvals")
+
+
+def _unusable(value: dict[str, Any]) -> str | None:
+    """Why an application cannot even be stored as refused, for the dead letter; None if it can.
+
+    Its id keys the decision (a UUID column, and echoed back on the decision as sent, so only the
+    canonical lower-case form is taken), and PostgreSQL text cannot hold a NUL character.
+    """
+    application_id = value["application_id"]
+    try:
+        canonical = str(uuid.UUID(application_id))
+    except ValueError:
+        canonical = None
+    if canonical != application_id:
+        shown = repr(application_id[:80])
+        return f"application_id {shown} is not a UUID written as 8-4-4-4-12 lower-case hex digits"
+    for name, field in value.items():
+        if isinstance(field, str) and "\x00" in field:
+            return f"{name} holds a NUL character"
+    return None
 
 
 async def _at_end(consumer: AIOKafkaConsumer) -> bool:

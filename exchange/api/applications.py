@@ -57,12 +57,15 @@ def _decision(app: Application, outcome: str, reasons: list[dict[str, Any]], **r
     }
 
 
-def refused(app: Application, reason: str, message: str, policy_version: str) -> dict[str, Any]:
-    """The decision recorded for an application policy does not allow (the consumer's channel)."""
+def refused(
+    app: Application, reason: str, message: str, policy_version: str, *, zh: str = "不予受理：未获授权"
+) -> dict[str, Any]:
+    """The decision recorded for an application that policy does not allow or that names no valid
+    subject (the consumer's channel)."""
     return _decision(
         app,
         "refused",
-        [{"code": reason, "met": None, "zh": "不予受理：未获授权", "en": message}],
+        [{"code": reason, "met": None, "zh": zh, "en": message}],
         facts_used=[],
         reference_date=app.reference_date or evaluation.today(),
         profile_version=0,

@@ -456,6 +456,55 @@ def test_a_kafka_decision_is_stored_only_with_its_audit_entry_and_never_sent_for
     ]
 
 
+def test_applications_that_cannot_be_stored_are_dead_lettered_and_refusals_keep_their_reason(
+    exchange: Exchange,
+) -> None:
+    settings, codec = exchange.settings, AvroCodec()
+    not_uuid = {
+        **_application("housing-bureau", "public-rental-housing", SUBJECTS[0]),
+        "application_id": "APP-1",
+    }
+    nul = _application("bank\x00", "public-rental-housing", SUBJECTS[0])
+    bad_applicant = {**_application("talent-office", "talent-green-card", TALENTED), "applicant_id": "123"}
+    not_granted = _application("bank", "public-rental-housing", TALENTED)
+    after = _application("housing-bureau", "public-rental-housing", SUBJECTS[0])
+    sent = [not_uuid, nul, bad_applicant, not_granted, after]
+    _produce(settings, [codec.encode("application", value) for value in sent])
+    run(settings, exchange.state, "approvals", "--until-idle")
+
+    dead = {
+        letter["original"]: letter
+        for letter in (
+            record.value for record in read_all(settings.kafka, DEADLETTER.full_name(settings.kafka))
+        )
+        if letter["reason"] == "invalid_application"
+    }
+    assert "not a UUID" in dead[codec.encode("application", not_uuid)]["message"]
+    assert dead[codec.encode("application", nul)]["message"] == "caller holds a NUL character"
+    ids = [value["application_id"] for value in (bad_applicant, not_granted, after)]
+    by_id = {
+        record.value["application_id"]: record.value
+        for record in read_all(settings.kafka, DECISIONS.full_name(settings.kafka))
+        if record.value["application_id"] in ids
+    }
+    applicant = by_id[bad_applicant["application_id"]]
+    assert (applicant["outcome"], applicant["subject_key"]) == ("refused", key_of(settings, TALENTED))
+    assert applicant["reasons"][0]["code"] == "invalid_applicant"
+    assert "applicant_id" in applicant["reasons"][0]["en"]
+    expected = EXPECTED["decisions"][SUBJECTS[0]]["public-rental-housing"]
+    assert by_id[after["application_id"]]["outcome"] == expected
+    with psycopg.connect(settings.postgres.conninfo()) as conn:
+        audited = dict(
+            conn.execute(
+                "SELECT request->>'application_id', reason FROM audit_log "
+                "WHERE request->>'application_id' = ANY(%s)",
+                (ids,),
+            ).fetchall()
+        )
+    refusal = by_id[not_granted["application_id"]]["reasons"][0]["code"]
+    assert audited == {ids[0]: "invalid_applicant", ids[1]: refusal, ids[2]: None}
+
+
 async def test_consent_and_delegation_are_checked_when_the_grant_requires_them(exchange: Exchange) -> None:
     settings, state = exchange.settings, exchange.state
     subject, applicant = "440115196406031712", TALENTED
