@@ -66,7 +66,9 @@ def tax_content(rows: Sequence[Row], period: tuple[dt.date, dt.date]) -> tuple[D
 
 def social_content(rows: Sequence[Row], period: tuple[dt.date, dt.date]) -> tuple[Document, list[Row]]:
     """社会保险参保缴费证明: per insurance type, the received months in `period` and their employers."""
-    used = [row for row in rows if row["status"] == "paid" and period[0] <= row["month"] <= period[1]]
+    # A month (its 1st in the tables) is in the period when it overlaps it, as a tax period is.
+    start = period[0].replace(day=1)
+    used = [row for row in rows if row["status"] == "paid" and start <= row["month"] <= period[1]]
     insurance = []
     for kind in INSURANCE_TYPES:
         mine = [row for row in used if row["insurance_type"] == kind]
@@ -177,3 +179,16 @@ def superseded_by(used: Sequence[Mapping[str, Any]], latest: Mapping[str, Row]) 
         if int(now["source_version"]) > ref["source_version"] or now["op"] == "revoke":
             found.append(str(now["event_id"]))
     return sorted(set(found))
+
+
+def added_since(used: Sequence[Mapping[str, Any]], now: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Event ids of the record versions a proof issued now would use (`now`, as `lineage` gives them)
+    that the proof did not use (`used`): records added, or corrected into what it certifies, since."""
+    had = {(ref["dataset"], ref["source_record_id"], ref["source_version"]) for ref in used}
+    return sorted(
+        {
+            str(ref["event_id"])
+            for ref in now
+            if (ref["dataset"], ref["source_record_id"], ref["source_version"]) not in had
+        }
+    )

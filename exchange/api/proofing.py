@@ -19,6 +19,23 @@ from exchange.policy import Grant, ProofType
 from monitoring import metrics
 
 
+async def _content(
+    conn: Connection, proof_type: ProofType, subject_key: str, period: tuple[dt.date, dt.date] | None
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The content of a proof of `proof_type` drawn from the current records, and their lineage.
+
+    Raises `ProofUnavailableError` when there is nothing to certify.
+    """
+    used: list[dict[str, Any]] = []
+    content: dict[str, Any] = {}
+    for dataset in proof_type.datasets:
+        rows = await records.current_rows(conn, dataset, subject_key)
+        part, rows_used = proofs.CONTENT[proof_type.code](rows, period or (dt.date.min, dt.date.max))
+        content.update(part)
+        used.extend(proofs.lineage(dataset, rows_used))
+    return content, used
+
+
 @dataclass(frozen=True, slots=True)
 class Issued:
     """A proof as issued: its document and its compact JWS."""
@@ -37,18 +54,12 @@ async def issue(
 ) -> Issued:
     """Build, sign and store a proof of `proof_type` about `subject` (citizen ID, subject key)."""
     citizen_id, key = subject
-    used: list[dict[str, Any]] = []
-    content: dict[str, Any] = {}
-    for dataset in proof_type.datasets:
-        rows = await records.current_rows(conn, dataset, key)
-        try:
-            part, rows_used = proofs.CONTENT[proof_type.code](rows, period or (dt.date.min, dt.date.max))
-        except proofs.ProofUnavailableError as exc:
-            # Nothing to certify (no 户籍 record for a 户籍证明): the caller's request, not the exchange, is
-            # at fault, and it must learn why.
-            raise NotFoundError(str(exc)) from exc
-        content.update(part)
-        used.extend(proofs.lineage(dataset, rows_used))
+    try:
+        content, used = await _content(conn, proof_type, key, period)
+    except proofs.ProofUnavailableError as exc:
+        # Nothing to certify (no 户籍 record for a 户籍证明): the caller's request, not the exchange, is
+        # at fault, and it must learn why.
+        raise NotFoundError(str(exc)) from exc
     issued_at = dt.datetime.now(dt.UTC).replace(microsecond=0)
     document = {
         "proof_id": str(uuid.uuid4()),
@@ -123,7 +134,36 @@ async def check(services: Services, conn: Connection, token: str) -> Check:
         ids = [source["source_record_id"] for source in used]
         latest = await records.latest_versions(conn, dataset, stored["subject_key"], ids)
         superseding.extend(proofs.superseded_by(used, latest))
+    superseding.extend(await _added_since(services, conn, document, stored))
     if superseding:
-        message = "records the proof used were corrected or revoked after it was issued"
-        return Check("superseded", True, message, True, proof_id, sorted(superseding))
-    return Check("valid", True, "genuine, intact, and every record it used is still current", True, proof_id)
+        message = "records behind the proof were corrected, revoked or added after it was issued"
+        return Check("superseded", True, message, True, proof_id, sorted(set(superseding)))
+    message = "genuine, intact, and the records behind it are as they were when it was issued"
+    return Check("valid", True, message, True, proof_id)
+
+
+async def _added_since(
+    services: Services, conn: Connection, document: dict[str, Any], stored: dict[str, Any]
+) -> list[str]:
+    """The records that make a proof issued now differ from `document`, when it would differ.
+
+    A proof's content depends on records it does not list too: the arrears a social-insurance proof
+    left out, the titles a 无房证明 found none of, the vouchers outside a tax proof's period. When one
+    of them is corrected into what the proof certifies, or one is added, the content would now read
+    otherwise; the versions it would use and the proof did not are what superseded it. Content that
+    differs with no such version (the builder itself changed) is not a correction of the data.
+    """
+    proof_type = services.policy.proof_types.get(str(document.get("proof_type")))
+    if proof_type is None:
+        return []
+    bounds = document.get("period")
+    period = None
+    if bounds is not None:
+        period = (dt.date.fromisoformat(bounds["start"]), dt.date.fromisoformat(bounds["end"]))
+    try:
+        content, used = await _content(conn, proof_type, stored["subject_key"], period)
+    except proofs.ProofUnavailableError:
+        return []  # nothing current: the revocations of what it used say so
+    if content == document.get("content"):
+        return []
+    return proofs.added_since(stored["sources"], used)

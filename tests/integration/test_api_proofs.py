@@ -44,6 +44,18 @@ def _publish_tax(settings: ExchangeSettings, state: Path, rows: list[list[str]])
         publisher.close()
 
 
+def _publish_social(settings: ExchangeSettings, state: Path, line: dict[str, Any]) -> None:
+    path = state / f"social-{line['jfmxid']}-{line['bbh']}.jsonl"
+    path.write_text(json.dumps(line, ensure_ascii=False) + "\n", encoding="utf-8")
+    publisher = Publisher(settings, client_id="test-correction")
+    try:
+        run_file(
+            "social", path, publisher=publisher, positions=PositionStore(state / "p3"), chunk_records=100
+        )
+    finally:
+        publisher.close()
+
+
 async def _verify(settings: ExchangeSettings, token: str) -> dict[str, Any]:
     async with client(settings) as public:
         response = await public.post("/v1/proofs/verify", json={"jws": token})
@@ -137,6 +149,48 @@ async def test_proofs_are_signed_verifiable_and_superseded_by_a_later_correction
     for proof in (social, household, holdings):
         assert (await _verify(settings, proof["jws"]))["status"] == "valid"
 
+    # 人社 reports a line in arrears; a proof leaves it out; the line is later received. Neither proof
+    # listed it, yet both would now read otherwise (the subject had no institution-pension month): both
+    # are superseded by the received version.
+    arrears = {
+        "jfmxid": "JF-ARREARS-1",
+        "aac002": SUBJECT,
+        "aac003": "李明明",
+        "aae140": "120",
+        "aae002": "202609",
+        "aab998": "91440117HDRJHTPQQ3",
+        "aab004": "穗建设有限公司",
+        "aae180": 1845000,
+        "dwjfje": 15000,
+        "grjfje": 0,
+        "aae078": "0",
+        "yxbz": "1",
+        "bbh": 1,
+        "gxsj": "2026-10-20 09:00:00",
+    }
+    _publish_social(settings, tmp_path, arrears)
+    run(settings, tmp_path, "sink", "--until-idle")
+    async with client(settings, "talent-office") as talent:
+        body = {
+            "proof_type": "social-insurance",
+            "subject": SUBJECT,
+            "purpose": "talent-green-card",
+            **PERIOD,
+        }
+        before = (await talent.post("/v1/proofs", json=body)).json()
+    assert before["document"]["content"] == social["document"]["content"]
+    assert (await _verify(settings, social["jws"]))["status"] == "valid"
+    _publish_social(settings, tmp_path, {**arrears, "aae078": "1", "bbh": 2})
+    run(settings, tmp_path, "sink", "--until-idle")
+    with psycopg.connect(settings.postgres.conninfo()) as conn:
+        (received,) = conn.execute(
+            "SELECT event_id::text FROM social_contribution_records "
+            "WHERE source_record_id = 'JF-ARREARS-1' AND source_version = 2"
+        ).fetchone() or ("",)
+    for proof in (before, social):
+        answer = await _verify(settings, proof["jws"])
+        assert (answer["status"], answer["superseded_by"]) == ("superseded", [received])
+
     # The subject withdraws consent: the proofs issued under it can no longer be read through the
     # exchange (the documents already handed out still verify: they were true when issued).
     revoke = consent.consent_event(key_of(settings, SUBJECT), "talent-office", "talent-green-card", "revoke")
@@ -145,4 +199,4 @@ async def test_proofs_are_signed_verifiable_and_superseded_by_a_later_correction
     async with client(settings, "talent-office") as talent:
         withdrawn = await talent.get(f"/v1/proofs/{social['proof_id']}")
     assert (withdrawn.status_code, withdrawn.json()["reason"]) == (403, "consent_missing")
-    assert (await _verify(settings, social["jws"]))["status"] == "valid"
+    assert (await _verify(settings, social["jws"]))["status"] == "superseded"

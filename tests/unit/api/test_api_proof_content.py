@@ -11,6 +11,7 @@ import pytest
 from exchange.audit import plain_json
 from exchange.proofs import (
     ProofUnavailableError,
+    added_since,
     default_period,
     household_content,
     lineage,
@@ -83,6 +84,10 @@ def test_social_content_groups_received_months_and_employers_per_insurance_type(
         ("medical", ["2026-01"]),
     ]
     assert {r["source_record_id"] for r in used} == {"1", "3"}
+    # A period cut mid-month takes the months it overlaps, first and last alike, as a tax period does.
+    rows = [line("5", "medical", dt.date(2025, 11, 1)), line("6", "medical", dt.date(2026, 11, 1))]
+    content, _ = social_content(rows, (dt.date(2025, 11, 15), dt.date(2026, 10, 15)))
+    assert content["insurance"][0]["months"] == ["2025-11"]
 
 
 def test_property_content_states_no_property_in_the_city_when_there_is_none() -> None:
@@ -125,6 +130,15 @@ def test_a_higher_version_or_a_revocation_supersedes_a_proof() -> None:
     assert superseded_by(used, corrected) == ["a2"]
     revoked = {**same, "B": {"source_version": 2, "op": "revoke", "event_id": "b2r"}}
     assert superseded_by(used, revoked) == ["b2r"]
+
+
+def test_record_versions_a_proof_issued_now_would_use_and_it_did_not_superseded_it() -> None:
+    used = lineage("social.contribution", [row("1"), row("2")])
+    assert added_since(used, used) == []
+    now = lineage("social.contribution", [row("1"), row("2"), row("3", 2)])
+    assert added_since(used, now) == ["e-3-2"]
+    # The same record id of another dataset is another record.
+    assert added_since(used, lineage("tax.payment", [row("1")])) == ["e-1-1"]
 
 
 def test_the_default_period_is_the_last_twelve_complete_months() -> None:
