@@ -149,10 +149,12 @@ def lineage(dataset: str, rows: Iterable[Row]) -> list[Document]:
     ]
 
 
-def offsets(used: Iterable[Mapping[str, Any]]) -> list[Document]:
-    """The highest Kafka offset per topic and partition among the records used: what the proof reflects."""
+def offsets(read: Iterable[Mapping[str, Any]]) -> list[Document]:
+    """The highest Kafka offset per topic and partition among `read` (topic, partition, offset): what a
+    proof reflects when `read` holds every record version of the subject it was built from, those it
+    left out (revoked, in arrears, outside the period) included; none for a subject with no records."""
     highest: dict[tuple[str, int], int] = {}
-    for ref in used:
+    for ref in read:
         place = (ref["topic"], ref["partition"])
         highest[place] = max(highest.get(place, -1), ref["offset"])
     return [{"topic": t, "partition": p, "offset": o} for (t, p), o in sorted(highest.items())]

@@ -54,12 +54,18 @@ async def issue(
 ) -> Issued:
     """Build, sign and store a proof of `proof_type` about `subject` (citizen ID, subject key)."""
     citizen_id, key = subject
-    try:
-        content, used = await _content(conn, proof_type, key, period)
-    except proofs.ProofUnavailableError as exc:
-        # Nothing to certify (no 户籍 record for a 户籍证明): the caller's request, not the exchange, is
-        # at fault, and it must learn why.
-        raise NotFoundError(str(exc)) from exc
+    # The content and the offsets it reflects from one snapshot of the record tables.
+    async with conn.transaction():
+        await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        try:
+            content, used = await _content(conn, proof_type, key, period)
+        except proofs.ProofUnavailableError as exc:
+            # Nothing to certify (no 户籍 record for a 户籍证明): the caller's request, not the exchange,
+            # is at fault, and it must learn why.
+            raise NotFoundError(str(exc)) from exc
+        reflected = [
+            row for dataset in proof_type.datasets for row in await records.read_to(conn, dataset, key)
+        ]
     issued_at = dt.datetime.now(dt.UTC).replace(microsecond=0)
     document = {
         "proof_id": str(uuid.uuid4()),
@@ -79,7 +85,7 @@ async def issue(
         "subject": {"citizen_id": citizen_id},
         "period": None if period is None else {"start": period[0].isoformat(), "end": period[1].isoformat()},
         "content": content,
-        "offsets": proofs.offsets(used),
+        "offsets": proofs.offsets(reflected),
         "lineage": used,
         "policy_version": services.policy.version,
     }

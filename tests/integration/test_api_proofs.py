@@ -148,6 +148,19 @@ async def test_proofs_are_signed_verifiable_and_superseded_by_a_later_correction
     assert (answer["status"], set(answer["superseded_by"])) == ("superseded", newer)
     for proof in (social, household, holdings):
         assert (await _verify(settings, proof["jws"]))["status"] == "valid"
+    # A proof issued now leaves the voided voucher out, and reflects the log up to its void all the same:
+    # replayed only as far as the last voucher it lists, the voided one would read as valid.
+    async with client(settings, "talent-office") as talent:
+        body = {"proof_type": "tax-payment", "subject": SUBJECT, "purpose": "talent-green-card", **PERIOD}
+        now = (await talent.post("/v1/proofs", json=body)).json()["document"]
+    with psycopg.connect(settings.postgres.conninfo()) as conn:
+        void = conn.execute(
+            "SELECT topic, kafka_partition, kafka_offset FROM tax_payment_records "
+            "WHERE source_record_id = %s AND op = 'revoke'",
+            (VOIDED,),
+        ).fetchone()
+    assert void is not None and VOIDED not in {entry["source_record_id"] for entry in now["lineage"]}
+    assert now["offsets"] == [{"topic": void[0], "partition": void[1], "offset": void[2]}]
 
     # 人社 reports a line in arrears; a proof leaves it out; the line is later received. Neither proof
     # listed it, yet both would now read otherwise (the subject had no institution-pension month): both

@@ -25,6 +25,20 @@ async def current_rows(conn: Connection, dataset: str, subject_key: str) -> list
     return await fetch_all(conn, query, (subject_key,))
 
 
+_READ_TO = """
+SELECT topic, kafka_partition AS partition, max(kafka_offset) AS offset
+FROM {} WHERE subject_key = %s GROUP BY topic, kafka_partition ORDER BY topic, kafka_partition
+"""
+
+
+async def read_to(conn: Connection, dataset: str, subject_key: str) -> list[Row]:
+    """The offset of the subject's last record version of `dataset` loaded, per topic and partition
+    (topic, partition, offset): replayed up to there, the subject's records read as they do now."""
+    return await fetch_all(
+        conn, sql.SQL(_READ_TO).format(sql.Identifier(f"{TABLES[dataset]}_records")), (subject_key,)
+    )
+
+
 # Highest version per record, revocations included: the same order as the views and the profile fold.
 _LATEST = """
 SELECT DISTINCT ON (source_record_id) source_record_id, source_version, op, event_id
