@@ -78,10 +78,10 @@ def run_table(
                 state = positions.load("property", source)
                 rows = conn.execute(_POLL, _watermark(state, chunk_records)).fetchall()
                 if rows:
+                    chunk.new_chunk()  # stamped when read, not when the poll before it ended
                     chunk.summary = Summary()
                     _publish_rows(rows, mapping, chunk, state)
                     flush(mapping, publisher)
-                    chunk.new_chunk()
                     positions.save("property", source, state)
                     summary.add(chunk.summary)
                     account(mapping, chunk.summary)

@@ -9,7 +9,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -203,6 +205,53 @@ def test_a_registry_time_python_cannot_hold_is_a_dead_letter_and_the_rows_after_
     ]
     titles = {record.value["certificate_no"] for record in _published(settings, "property.title")}
     assert len(titles) == EXPECTED_COUNTS["property_rows_first"] - 2
+
+
+def test_a_followed_registry_stamps_a_change_when_it_is_read_not_when_the_poll_before_it_ended(
+    settings: ExchangeSettings, tmp_path: Path
+) -> None:
+    # Freshness (sink commit minus published_at) was overstated by the quiet spell before each change.
+    admin.ensure_topics(settings.kafka)
+    dsn = settings.postgres.conninfo()
+    _load_registry(dsn, SAMPLES / "property.sql")
+    first = 2 * EXPECTED_COUNTS["property_rows_first"]
+    stop = threading.Event()
+    publisher = Publisher(settings, client_id="test-property")
+    follower = threading.Thread(
+        target=run_table,
+        args=(dsn,),
+        kwargs={
+            "publisher": publisher,
+            "positions": PositionStore(tmp_path),
+            "chunk_records": 100,
+            "follow": True,
+            "follow_interval": 0.2,
+            "stop": stop,
+        },
+    )
+    follower.start()
+    try:
+        _wait_for(lambda: len(_published(settings, "property.title")) >= first)
+        changed_after = dt.datetime.now(dt.UTC)
+        _load_registry(dsn, SAMPLES / "property_update.sql")
+        _wait_for(lambda: len(_updates(settings)) == 2 * EXPECTED_COUNTS["property_updates"])
+    finally:
+        stop.set()
+        follower.join(30)
+        publisher.close()
+    assert all(record["envelope"]["published_at"] >= changed_after for record in _updates(settings))
+
+
+def _updates(settings: ExchangeSettings) -> list[dict[str, Any]]:
+    published = _published(settings, "property.title")
+    return [r.value for r in published if r.value["envelope"]["source_version"] > 1]
+
+
+def _wait_for(condition: Callable[[], bool], seconds: float = 60.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "the followed registry's rows were not published"
+        time.sleep(0.2)
 
 
 def test_an_owner_dropped_by_a_later_version_is_revoked(settings: ExchangeSettings, tmp_path: Path) -> None:
