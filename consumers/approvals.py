@@ -26,7 +26,14 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
 from exchange import admin, database
-from exchange.api.applications import Application, avro_decision, check_same_application, decide, refused
+from exchange.api.applications import (
+    Application,
+    avro_decision,
+    check_same_application,
+    count_decision,
+    decide,
+    refused,
+)
 from exchange.api.auditing import Audit, entry_of, record
 from exchange.api.context import Services
 from exchange.api.exceptions import ConflictError, InvalidRequestError
@@ -190,6 +197,7 @@ class Approvals:
                 return avro_decision(existing)
             if invalid is not None:
                 code, text = invalid
+                count_decision(services, app.service_item, "refused")
                 row = await insert_decision(
                     conn, refused(app, code, text, services.policy.version, zh="不予受理：公民身份号码无效")
                 )

@@ -103,6 +103,7 @@ async def decide(services: Services, conn: Connection, app: Application) -> Row:
     except RefusedError as exc:
         if app.channel == "api":
             raise
+        count_decision(services, app.service_item, "refused")
         return await insert_decision(conn, refused(app, exc.reason, exc.message, services.policy.version))
     known = await evaluation.evaluate(conn, app.subject_key, app.reference_date, None, services.profiles)
     made = rules.decide(services.policy.service_items[app.service_item], known.facts)
@@ -119,8 +120,15 @@ async def decide(services: Services, conn: Connection, app: Application) -> Row:
         policy_version=services.policy.version,
     )
     stored = await insert_decision(conn, decision)
-    metrics.DECISIONS.labels(service_item=app.service_item, outcome=made.outcome).inc()
+    count_decision(services, app.service_item, made.outcome)
     return stored
+
+
+def count_decision(services: Services, service_item: str, outcome: str) -> None:
+    """Count a new decision; a service item the policy does not name (an application on the topic can
+    name anything) counts as "unknown", so the metric's labels stay few."""
+    item = service_item if service_item in services.policy.service_items else "unknown"
+    metrics.DECISIONS.labels(service_item=item, outcome=outcome).inc()
 
 
 async def _allowed(services: Services, conn: Connection, app: Application) -> None:

@@ -3,6 +3,7 @@ tax first, then social insurance and property), so that as-of queries have a pas
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import functools
 import json
@@ -32,6 +33,7 @@ from api_support import (
     wait_for_processor,
 )
 from kafka import KafkaProducer
+from prometheus_client import REGISTRY
 from schemathesis.checks import not_a_server_error
 from support import FILES, SAMPLES, load_registry, start
 
@@ -39,6 +41,7 @@ from connectors.files import run_file
 from connectors.positions import PositionStore
 from connectors.publisher import Publisher
 from connectors.table import run_table
+from consumers.approvals import Approvals
 from exchange import admin, consent, database
 from exchange import profile as aggregate
 from exchange.api import evaluation
@@ -456,7 +459,7 @@ def test_a_kafka_decision_is_stored_only_with_its_audit_entry_and_never_sent_for
     ]
 
 
-def test_applications_that_cannot_be_stored_are_dead_lettered_and_refusals_keep_their_reason(
+async def test_applications_that_cannot_be_stored_are_dead_lettered_and_refusals_keep_their_reason(
     exchange: Exchange,
 ) -> None:
     settings, codec = exchange.settings, AvroCodec()
@@ -467,10 +470,20 @@ def test_applications_that_cannot_be_stored_are_dead_lettered_and_refusals_keep_
     nul = _application("bank\x00", "public-rental-housing", SUBJECTS[0])
     bad_applicant = {**_application("talent-office", "talent-green-card", TALENTED), "applicant_id": "123"}
     not_granted = _application("bank", "public-rental-housing", TALENTED)
+    unknown_item = _application("housing-bureau", "no-such-item", SUBJECTS[0])
     after = _application("housing-bureau", "public-rental-housing", SUBJECTS[0])
-    sent = [not_uuid, nul, bad_applicant, not_granted, after]
+    sent = [not_uuid, nul, bad_applicant, not_granted, unknown_item, after]
     _produce(settings, [codec.encode("application", value) for value in sent])
-    run(settings, exchange.state, "approvals", "--until-idle")
+    counted = {
+        (item, outcome): _counted(item, outcome)
+        for item in ("talent-green-card", "public-rental-housing", "unknown")
+        for outcome in ("refused", "approved", "rejected", "manual_review")
+    }
+    await Approvals(settings).run(asyncio.Event(), until_idle=True)  # in this process, for its metrics
+    new = {key: _counted(*key) - before for key, before in counted.items() if _counted(*key) > before}
+    expected = EXPECTED["decisions"][SUBJECTS[0]]["public-rental-housing"]
+    housing = Counter({("public-rental-housing", "refused"): 1, ("public-rental-housing", expected): 1})
+    assert new == {("talent-green-card", "refused"): 1, ("unknown", "refused"): 1, **housing}
 
     dead = {
         letter["original"]: letter
@@ -491,7 +504,6 @@ def test_applications_that_cannot_be_stored_are_dead_lettered_and_refusals_keep_
     assert (applicant["outcome"], applicant["subject_key"]) == ("refused", key_of(settings, TALENTED))
     assert applicant["reasons"][0]["code"] == "invalid_applicant"
     assert "applicant_id" in applicant["reasons"][0]["en"]
-    expected = EXPECTED["decisions"][SUBJECTS[0]]["public-rental-housing"]
     assert by_id[after["application_id"]]["outcome"] == expected
     with psycopg.connect(settings.postgres.conninfo()) as conn:
         audited = dict(
@@ -503,6 +515,11 @@ def test_applications_that_cannot_be_stored_are_dead_lettered_and_refusals_keep_
         )
     refusal = by_id[not_granted["application_id"]]["reasons"][0]["code"]
     assert audited == {ids[0]: "invalid_applicant", ids[1]: refusal, ids[2]: None}
+
+
+def _counted(service_item: str, outcome: str) -> float:
+    labels = {"service_item": service_item, "outcome": outcome}
+    return REGISTRY.get_sample_value("exchange_decisions_total", labels) or 0.0
 
 
 async def test_consent_and_delegation_are_checked_when_the_grant_requires_them(exchange: Exchange) -> None:
