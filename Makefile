@@ -70,5 +70,7 @@ unit: install promtool
 integration: stack
 	$(BIN)/pytest -q tests/integration tests/e2e
 
-clean: stack-down
+# With no virtualenv (a first run that failed building it) there is no stack of ours to stop.
+clean:
+	if [ -x $(EXCHANGE) ]; then $(EXCHANGE) stack down; fi
 	rm -rf .stack $(VENV)

@@ -15,15 +15,28 @@ from kafka.errors import KafkaError
 
 from exchange.exceptions import StackError
 from exchange.settings import StackSettings
-from exchange.stack.processes import process_mentions, read_pid, run, terminate, wait_until
+from exchange.stack.processes import (
+    ensure_port_free,
+    process_mentions,
+    read_pid,
+    run,
+    terminate,
+    wait_until,
+)
 
 _LOG4J2 = """\
 status = warn
-appender.file.type = File
+appender.file.type = RollingFile
 appender.file.name = FILE
 appender.file.fileName = {log}
+appender.file.filePattern = {log}.%i
 appender.file.layout.type = PatternLayout
 appender.file.layout.pattern = [%d] %p %m (%c)%n
+appender.file.policies.type = Policies
+appender.file.policies.size.type = SizeBasedTriggeringPolicy
+appender.file.policies.size.size = 10MB
+appender.file.strategy.type = DefaultRolloverStrategy
+appender.file.strategy.max = 3
 rootLogger.level = INFO
 rootLogger.appenderRef.file.ref = FILE
 logger.kafka.name = kafka
@@ -155,6 +168,10 @@ class KafkaNode:
         if self.running_pid() is not None:
             self.wait_ready()
             return
+        ensure_port_free(self.settings.kafka_port, "Kafka", "EXCHANGE_STACK__KAFKA_PORT")
+        ensure_port_free(
+            self.settings.kafka_controller_port, "Kafka's controller", "EXCHANGE_STACK__KAFKA_CONTROLLER_PORT"
+        )
         classpath = self.classpath()
         config = self._configure()
         self._format(classpath, config)
@@ -174,7 +191,10 @@ class KafkaNode:
 
         def ready() -> bool:
             if process is not None and process.poll() is not None:
-                raise StackError(f"Kafka exited with {process.returncode}; see {self.home / 'stdout.log'}")
+                raise StackError(
+                    f"Kafka exited with {process.returncode}; see {self.log_file} "
+                    f"and {self.home / 'stdout.log'}"
+                )
             return self.healthy()
 
         if not wait_until(ready, self.settings.ready_timeout_seconds, poll=0.5):

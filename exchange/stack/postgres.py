@@ -17,7 +17,7 @@ from psycopg import sql
 
 from exchange.exceptions import StackError
 from exchange.settings import PostgresSettings, StackSettings
-from exchange.stack.processes import as_postgres_user, run
+from exchange.stack.processes import as_postgres_user, ensure_port_free, run
 
 # The department's own registry database the property connector polls, simulated in the same cluster.
 REGISTRY_DATABASE = "registry"
@@ -99,6 +99,7 @@ class PostgresCluster:
         """Start the server (waiting until it accepts connections), then ensure role and databases."""
         self.initialise()
         if not self.running():
+            ensure_port_free(self.settings.postgres_port, "PostgreSQL", "EXCHANGE_STACK__POSTGRES_PORT")
             self._prepare_folder()
             options = (
                 f"-p {self.settings.postgres_port} -k {self.socket_dir} -c listen_addresses=127.0.0.1 "
@@ -120,7 +121,7 @@ class PostgresCluster:
                         "start",
                     ]
                 ),
-                what="starting PostgreSQL",
+                what=f"starting PostgreSQL (its log, for root or postgres: {self.home / 'server.log'})",
             )
         self._ensure_role_and_databases()
 

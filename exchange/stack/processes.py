@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Sequence
@@ -23,6 +24,19 @@ def run(command: Sequence[str], *, what: str, cwd: Path | None = None) -> str:
         tail = (done.stderr or done.stdout).strip().splitlines()[-15:]
         raise StackError(f"{what} failed (exit {done.returncode}):\n" + "\n".join(tail))
     return done.stdout
+
+
+def ensure_port_free(port: int, what: str, setting: str) -> None:
+    """Raise `StackError` when something already accepts connections on 127.0.0.1:`port`: a service
+    started there would fail to bind, and checks of "is it up?" would be answered by the stranger."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)
+        if probe.connect_ex(("127.0.0.1", port)) != 0:
+            return
+    raise StackError(
+        f"cannot start {what}: another process already listens on 127.0.0.1:{port} "
+        f"(stop it, or choose another port with {setting})"
+    )
 
 
 def read_pid(pid_file: Path) -> int | None:
