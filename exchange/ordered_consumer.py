@@ -74,6 +74,14 @@ def ordered_consumer_class(guarded: Collection[str]) -> type[faust_aiokafka.Cons
                 return await super().wait_first(*coros, timeout=timeout)  # type: ignore[arg-type]  # None: none
             return await step_first(super().wait_first, *coros)
 
+        async def _commit_offsets(self, offsets: Any, start_new_transaction: bool = True) -> bool:
+            # Nothing is committed before what was produced for it is acknowledged (exchange.deliveries).
+            deliveries = getattr(self.app, "deliveries", None)
+            if deliveries is not None:
+                await deliveries.settle()
+            committed: bool = await super()._commit_offsets(offsets, start_new_transaction)
+            return committed
+
         async def perform_seek(self) -> None:
             await super().perform_seek()
             start: dict[TP, int | None] = dict(self._committed_offset)

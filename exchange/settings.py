@@ -104,6 +104,9 @@ class ProcessorSettings(BaseModel):
     # faust's defaults (no wait, 16 KiB) sent a produce request for every few profiles.
     producer_linger_seconds: float = 0.02
     producer_batch_bytes: int = 512 * 1024
+    # How long a commit waits for the broker to acknowledge what was produced before it; then the
+    # processor stops (and its restart replays) rather than commit past records that may be lost.
+    delivery_timeout_seconds: float = 120.0
 
 
 class ApiSettings(BaseModel):

@@ -9,13 +9,15 @@ derived from it (`profile_of`: payments and contribution lines become months) pu
 profile per subject per batch. Only the sections the batch changed are packed again; the others come
 from the record last stored, and the profile shares the ledger's packed sections.
 
-Delivery is at-least-once (faust flushes the producer — changelog and profiles — before committing
-source offsets) and the fold is idempotent, so a replay after a crash changes nothing. faust's
+Delivery is at-least-once: every profile and changelog record produced is acknowledged by the broker
+before the source offsets it came from are committed (exchange.deliveries; faust's own flush before a
+commit is no such guarantee), and the fold is idempotent, so a replay after a crash changes nothing. faust's
 `exactly_once` guarantee is not used: faust-streaming #517, #323 and #177 report duplicates with it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import os
@@ -33,6 +35,7 @@ from mode import ServiceT
 from prometheus_client import generate_latest
 
 from exchange import profile as aggregate
+from exchange.deliveries import Deliveries, DeliveryError
 from exchange.ordered_consumer import ordered_consumer_class
 from exchange.profile_avro import profile_record
 from exchange.serialization import AvroCodec
@@ -68,13 +71,33 @@ class RebalanceSensor(Sensor):
         metrics.PROCESSOR_REBALANCE_SECONDS.observe(time.monotonic() - state["time_start"])
 
 
+def _stop_undelivered(error: DeliveryError) -> None:
+    """Stop the process before a commit covers records the broker did not acknowledge: the restart
+    replays from the last commit."""
+    _log.error("%s; the processor stops, and its restart replays from the last commit", error)
+    logging.shutdown()
+    os._exit(EXIT_AGENT_FAILED)
+
+
+class _TrackedTable(faust.Table[bytes, bytes]):
+    """faust's table, each changelog record it sends tracked until acknowledged (`_App.deliveries`)."""
+
+    def send_changelog(self, *args: Any, **kwargs: Any) -> Any:
+        sent = super().send_changelog(*args, **kwargs)
+        cast(_App, self.app).deliveries.track(sent)
+        return sent
+
+
 class _App(faust.App):
-    """faust's app with the `RebalanceSensor` instead of its Monitor sensor.
+    """faust's app with the `RebalanceSensor` instead of its Monitor sensor, and the deliveries its
+    consumer settles before each commit.
 
     The Monitor keeps in-memory stats for faust's web views (turned off here) and is called for every
     record and event, in and out; the processor's metrics are its own (`monitoring.metrics`). With no
     sensor at all, faust would warn of a missing sensor state at every rebalance.
     """
+
+    deliveries: Deliveries  # set by `source_app`
 
     def on_init_dependencies(self) -> Iterable[ServiceT]:
         dependencies = super().on_init_dependencies()
@@ -100,7 +123,7 @@ def _batch_producer_class(base: type[ProducerT], batch_events: int) -> type[Prod
     return cast(type[ProducerT], BatchProducer)
 
 
-def source_app(settings: ExchangeSettings) -> tuple[faust.App, faust.TopicT]:
+def source_app(settings: ExchangeSettings) -> tuple[_App, faust.TopicT]:
     """The processor's app, configured but without its table and agent, and the channel over the four
     dataset topics that its agent reads (`exchange bench pipeline` times a no-op agent on the same)."""
     kafka = settings.kafka
@@ -129,6 +152,7 @@ def source_app(settings: ExchangeSettings) -> tuple[faust.App, faust.TopicT]:
         key_serializer="raw",
         value_serializer="raw",
     )
+    app.deliveries = Deliveries(processor.delivery_timeout_seconds, _stop_undelivered)
     source_names = [topic.full_name(kafka) for topic in DATASET_TOPICS]
     # faust can drop fetched records in a rebalance and then commit past them: this consumer re-reads.
     app.transport.Consumer = ordered_consumer_class(source_names)  # type: ignore[misc]  # read per instance
@@ -151,19 +175,23 @@ def create_app(settings: ExchangeSettings) -> faust.App:
     processor = settings.processor
     app, sources = source_app(settings)
     profiles_out = app.topic(PROFILE.full_name(kafka), key_serializer="raw", value_serializer="raw")
-    table = app.Table(
-        "profiles",
-        default=None,
-        partitions=kafka.subject_partitions,
-        key_type=bytes,
-        value_type=bytes,
-        changelog_topic=app.topic(
-            changelog_topic_name(settings),
+    table = app.tables.add(
+        _TrackedTable(
+            app,
+            name="profiles",
+            default=None,
+            beacon=app.tables.beacon,
             partitions=kafka.subject_partitions,
-            compacting=True,
-            key_serializer="raw",
-            value_serializer="raw",
-        ),
+            key_type=bytes,
+            value_type=bytes,
+            changelog_topic=app.topic(
+                changelog_topic_name(settings),
+                partitions=kafka.subject_partitions,
+                compacting=True,
+                key_serializer="raw",
+                value_serializer="raw",
+            ),
+        )
     )
     folder = BatchFolder(AvroCodec())
 
@@ -176,7 +204,9 @@ def create_app(settings: ExchangeSettings) -> faust.App:
         async for batch in batches:
             try:
                 for key, encoded in folder.fold(batch, table):
-                    await profiles_out.send(key=key, value=encoded)
+                    # A future of aiokafka's, resolved on the broker's acknowledgement.
+                    sent = await profiles_out.send(key=key, value=encoded)
+                    app.deliveries.track(cast("asyncio.Future[object]", sent))
             except Exception:
                 # Never a dead agent behind a live process: stop hard, before anything is committed.
                 _log.exception("folding a batch of %d events failed; the processor stops", len(batch))
