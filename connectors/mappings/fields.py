@@ -101,13 +101,17 @@ def version(fields: Mapping[str, Any], field: Field) -> int:
 
 
 def integer_version(fields: Mapping[str, Any], field: Field) -> int:
-    """A record version given as a number (JSON, SQL): a positive integer, not a boolean or a string."""
+    """A record version given as a number (JSON, SQL): an integer, not a boolean or a string.
+
+    DEPARTMENTS.md asks a positive integer of 公安's and 税务's versions (`version`) and only an integer
+    of 人社's and the registry's `bbh`: 0 and below are versions like any other there, lower than 1.
+    """
     value = fields.get(field.name)
-    if type(value) is int and 1 <= value <= MAX_VERSION:
+    if type(value) is int and -MAX_VERSION - 1 <= value <= MAX_VERSION:
         return value
     if value is None:
         raise field.rejected("missing_field", "is missing")
-    raise field.rejected("bad_version", f"must be a positive integer, got {shown(value)}")
+    raise field.rejected("bad_version", f"must be an integer (of 64 bits), got {shown(value)}")
 
 
 def district(fields: Mapping[str, Any], field: Field) -> str:

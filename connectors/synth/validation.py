@@ -43,6 +43,7 @@ _YUAN = re.compile(r"-?[0-9]+\.[0-9]{2}")
 _AREA = re.compile(r"[0-9]+(?:\.[0-9]{1,2})?")
 _SHARE = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 _POSITIVE = re.compile(r"[1-9][0-9]*")
+_INTEGER = re.compile(r"-?[0-9]+")  # bbh: an integer, not necessarily positive (DEPARTMENTS.md)
 
 
 def citizen_id_problem(value: str) -> str | None:
@@ -119,7 +120,7 @@ def social_problem(line: Mapping[str, object]) -> str | None:
     if any(not isinstance(value, str) for value in texts.values()):
         return "types"
     bbh = line["bbh"]
-    if type(bbh) is not int or bbh < 1:
+    if type(bbh) is not int:
         return "version"
     checks = (
         None if texts["jfmxid"] else "record_id",
@@ -151,7 +152,7 @@ def property_problem(row: Mapping[str, str | None]) -> str | None:
         None if _date(text["djsj"], "%Y-%m-%d %H:%M:%S") else "registered_at",
         None if text["qszt"] in {"1", "2", "3"} else "title_status",
         None if text["dyzt"] in {"0", "1"} and text["cfzt"] in {"0", "1"} else "encumbrance",
-        None if _POSITIVE.fullmatch(text["bbh"]) else "version",
+        None if _INTEGER.fullmatch(text["bbh"]) else "version",
         None if _date(text["gxsj"], "%Y-%m-%d %H:%M:%S") else "changed_at",
     )
     return _first(checks)

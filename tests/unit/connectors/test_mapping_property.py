@@ -150,13 +150,19 @@ def test_owner_errors_say_which_owner(reject: Reject) -> None:
         ("mj", "121.90", "bad_area"),
         ("djsj", dt.datetime(2022, 5, 7, 10, 0, tzinfo=dt.UTC), "bad_time"),
         ("gxsj", "2022-05-10 10:00:00", "bad_time"),
-        ("bbh", 0, "bad_version"),
         ("bbh", "1", "bad_version"),
+        ("bbh", True, "bad_version"),
         ("bdcqzh", 7, "bad_type"),
     ],
 )
 def test_column_rules(reject: Reject, field: str, value: object, reason: str) -> None:
     reject(PROPERTY, with_(**{field: value}), reason, field)
+
+
+def test_a_version_need_not_be_positive(convert: Convert) -> None:
+    # DEPARTMENTS.md: bbh is an "integer" (identity's and tax's versions are "positive integer").
+    (first, _) = convert(PROPERTY, with_(bbh=0))
+    assert first.record["envelope"]["source_version"] == 0
 
 
 def test_dropped_owners_are_revoked(convert: Convert, codec: object) -> None:
