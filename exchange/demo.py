@@ -31,8 +31,7 @@ from consumers.sink.consumer import SINK_TOPICS, sink_group
 from exchange import admin, database, facts
 from exchange.api.storage.profiles import load_profile
 from exchange.lag import KafkaOffsets, stored_offsets
-from exchange.settings import ExchangeSettings, child_environment
-from exchange.stack.postgres import REGISTRY_DATABASE
+from exchange.settings import REGISTRY_DATABASE, ExchangeSettings, child_environment
 from exchange.subjects import subject_key
 from exchange.supervisor import Supervisor
 from exchange.topics import DATASET_TOPICS

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _FROZEN = ConfigDict(frozen=True)
+# The department registry's database the property connector polls, simulated in the stack's cluster.
+REGISTRY_DATABASE = "registry"
 
 
 class KafkaSettings(BaseModel):
@@ -81,7 +84,7 @@ class ConnectorSettings(BaseModel):
     follow_interval_seconds: float = 1.0
     # The 不动产登记中心's database the property connector polls when no DSN is given.
     registry_dsn: SecretStr = SecretStr(
-        "host=127.0.0.1 port=15432 dbname=registry user=exchange password=exchange"
+        f"host=127.0.0.1 port=15432 dbname={REGISTRY_DATABASE} user=exchange password=exchange"
     )
     linger_ms: int = 20
     compression: str = "lz4"
@@ -181,6 +184,44 @@ class ExchangeSettings(BaseSettings):
     subject_secret: SecretStr = SecretStr("local-development-subject-secret")
     metrics_port: int = 0
     log_level: str = "INFO"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_port_per_service(cls, data: Any) -> Any:
+        """Each local service's port said once: a port given only for the stack (where it listens) or
+        only for its clients (where they connect) is the other's too, and the controller listens next
+        to the broker. Set apart, a run on other ports that missed one variable started its own services
+        and then used another run's, which accept the same credentials."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        sections = {}
+        for name in ("kafka", "postgres", "stack", "connectors"):
+            section = data.get(name, {})
+            if not isinstance(section, dict):
+                return data  # given as a settings object: its fields are explicit already
+            sections[name] = dict(section)
+        kafka, postgres, stack, connectors = (
+            sections[n] for n in ("kafka", "postgres", "stack", "connectors")
+        )
+        if "kafka_port" in stack and "bootstrap_servers" not in kafka:
+            kafka["bootstrap_servers"] = f"127.0.0.1:{stack['kafka_port']}"
+        elif "bootstrap_servers" in kafka and "kafka_port" not in stack:
+            host, _, port = str(kafka["bootstrap_servers"]).rpartition(":")
+            if host in ("127.0.0.1", "localhost") and port.isdigit():
+                stack["kafka_port"] = port
+        if "kafka_port" in stack and "kafka_controller_port" not in stack:
+            stack["kafka_controller_port"] = int(stack["kafka_port"]) + 1
+        if "postgres_port" in stack and "port" not in postgres:
+            postgres["port"] = stack["postgres_port"]
+        elif "port" in postgres and "postgres_port" not in stack:
+            stack["postgres_port"] = postgres["port"]
+        if "port" in postgres and "registry_dsn" not in connectors:
+            connectors["registry_dsn"] = PostgresSettings(**postgres).conninfo(REGISTRY_DATABASE)
+        for name, section in sections.items():
+            if section:
+                data[name] = section
+        return data
 
 
 def as_environment(settings: ExchangeSettings) -> dict[str, str]:

@@ -16,11 +16,8 @@ import psycopg
 from psycopg import sql
 
 from exchange.exceptions import StackError
-from exchange.settings import PostgresSettings, StackSettings
+from exchange.settings import REGISTRY_DATABASE, PostgresSettings, StackSettings
 from exchange.stack.processes import as_postgres_user, ensure_port_free, run
-
-# The department's own registry database the property connector polls, simulated in the same cluster.
-REGISTRY_DATABASE = "registry"
 
 
 def find_bindir(configured: Path | None) -> Path:
