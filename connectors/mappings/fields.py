@@ -55,6 +55,14 @@ def text(fields: Mapping[str, Any], field: Field) -> str:
     raise invalid(field, value, "missing_field", "text")
 
 
+def string(fields: Mapping[str, Any], field: Field) -> str:
+    """A field the contract calls a "string" (人社's names): present and a JSON string, empty or not."""
+    value = fields.get(field.name)
+    if type(value) is str:
+        return value
+    raise invalid(field, value, "missing_field", "a string")
+
+
 def invalid(field: Field, value: Any, reason: str, expected: str) -> RecordRejected:
     """The rejection of a value that failed a check, for the first thing wrong with it.
 

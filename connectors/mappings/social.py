@@ -7,7 +7,7 @@ from typing import Any
 
 from connectors.exceptions import RecordRejected
 from connectors.mappings.base import Converted, Mapping
-from connectors.mappings.fields import code, integer_version, native_fields, text
+from connectors.mappings.fields import code, integer_version, native_fields, string, text
 from connectors.mappings.ids import citizen_id, uscc
 from connectors.mappings.money import fen
 from connectors.mappings.times import local_time, month
@@ -65,11 +65,12 @@ class SocialMapping(Mapping):
                 trace_id=trace_id,
             ),
             "citizen_id": subject,
-            "name": text(fields, FIELDS["aac003"]),
+            # DEPARTMENTS.md gives both names as "string" (identity's name is "text, 1–50 characters").
+            "name": string(fields, FIELDS["aac003"]),
             "insurance_type": code(fields, FIELDS["aae140"], INSURANCE_TYPES),
             "month": month(fields, FIELDS["aae002"]),
             "employer_id": uscc(fields, FIELDS["aab998"]),
-            "employer_name": text(fields, FIELDS["aab004"]),
+            "employer_name": string(fields, FIELDS["aab004"]),
             "base": fen(fields, FIELDS["aae180"]),
             "employer_amount": fen(fields, FIELDS["dwjfje"]),
             "personal_amount": fen(fields, FIELDS["grjfje"]),

@@ -91,6 +91,12 @@ def test_every_key_is_required(reject: Reject, field: str) -> None:
     reject(SOCIAL, with_(**{field: None}), "missing_field", field)
 
 
+def test_the_names_are_strings_and_may_be_empty(convert: Convert) -> None:
+    # DEPARTMENTS.md: aac003 and aab004 are "string"; a blank one was dead-lettered as missing.
+    record = convert(SOCIAL, with_(aac003="", aab004=" "))[0].record
+    assert (record["name"], record["employer_name"]) == ("", " ")
+
+
 @pytest.mark.parametrize("field", AMOUNTS)
 @pytest.mark.parametrize("value", ["800000", 8000.5, 800000.0, True, -1, 10**18, [1]])
 def test_amounts_are_non_negative_json_integers_of_fen(reject: Reject, field: str, value: object) -> None:
