@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import re
 import uuid
 from collections import Counter
 from typing import Any
@@ -37,6 +38,7 @@ from exchange.api.applications import (
 from exchange.api.auditing import Audit, entry_of, record
 from exchange.api.context import Services
 from exchange.api.exceptions import ConflictError, InvalidRequestError
+from exchange.api.models.common import CODE_PATTERN
 from exchange.api.relay import AuditRelay
 from exchange.api.signing import load_signer
 from exchange.api.storage import audit as audit_table
@@ -260,7 +262,21 @@ def _unusable(value: dict[str, Any]) -> str | None:
     for name, field in value.items():
         if isinstance(field, str) and "\x00" in field:
             return f"{name} holds a NUL character"
+    # As the API takes them (exchange.api.models): codes the policy files could name. Each is stored in
+    # the decision and its audit row whole; a long one made a record Kafka refuses, which stalled the
+    # audit relay and this consumer for good.
+    for name in ("caller", "service_item", "purpose"):
+        code = value[name]
+        if code is not None and not _CODE.fullmatch(code):
+            shown = repr(code[:80])
+            return f"{name} {shown} is not a code: a letter or digit, then up to 99 of letters, digits, . _ -"
+    for name, longest in (("trace_id", 128), ("subject_id", 64), ("applicant_id", 64)):
+        if value[name] is not None and len(value[name]) > longest:
+            return f"{name} is {len(value[name])} characters long, more than {longest}"
     return None
+
+
+_CODE = re.compile(CODE_PATTERN)
 
 
 async def _at_end(consumer: AIOKafkaConsumer) -> bool:

@@ -471,8 +471,13 @@ async def test_applications_that_cannot_be_stored_are_dead_lettered_and_refusals
     bad_applicant = {**_application("talent-office", "talent-green-card", TALENTED), "applicant_id": "123"}
     not_granted = _application("bank", "public-rental-housing", TALENTED)
     unknown_item = _application("housing-bureau", "no-such-item", SUBJECTS[0])
+    # A purpose of 200 characters: kept whole in the audit row, a longer one made a row Kafka refuses.
+    long_purpose = {
+        **_application("housing-bureau", "public-rental-housing", SUBJECTS[0]),
+        "purpose": "p" * 200,
+    }
     after = _application("housing-bureau", "public-rental-housing", SUBJECTS[0])
-    sent = [not_uuid, nul, bad_applicant, not_granted, unknown_item, after]
+    sent = [not_uuid, nul, bad_applicant, not_granted, unknown_item, long_purpose, after]
     _produce(settings, [codec.encode("application", value) for value in sent])
     counted = {
         (item, outcome): _counted(item, outcome)
@@ -494,6 +499,7 @@ async def test_applications_that_cannot_be_stored_are_dead_lettered_and_refusals
     }
     assert "not a UUID" in dead[codec.encode("application", not_uuid)]["message"]
     assert dead[codec.encode("application", nul)]["message"] == "caller holds a NUL character"
+    assert "purpose 'ppp" in dead[codec.encode("application", long_purpose)]["message"]
     ids = [value["application_id"] for value in (bad_applicant, not_granted, after)]
     by_id = {
         record.value["application_id"]: record.value
