@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 
@@ -43,11 +42,24 @@ def ensure_topics(kafka: KafkaSettings, topics: tuple[Topic, ...] = ALL_TOPICS) 
             for topic in topics
             if topic.full_name(kafka) not in existing
         ]
-        if missing:
-            # Another process may create them between our list and create.
-            with contextlib.suppress(TopicAlreadyExistsError):
-                admin.create_topics(missing)
-        return [new.name for new in missing]
+        if not missing:
+            return []
+        # Per topic: another process may create one between our list and create (already exists: not
+        # ours). Whatever this call returns, the topics are in the broker's metadata with their leaders,
+        # so a list, a describe or a producer right after it sees them: read too early, the metadata
+        # had once listed none of them, and a second call "created" them all again.
+        answered = admin.create_topics(missing, raise_errors=False)["topics"]
+        created, refused = [], []
+        for topic in answered:
+            if topic["error_code"] == 0:
+                created.append(topic["name"])
+            elif topic["error_code"] != TopicAlreadyExistsError.errno:
+                refused.append(f"{topic['name']}: {topic.get('error_message') or topic['error_code']}")
+        if refused:
+            raise StackError(f"Kafka refused to create topics: {'; '.join(refused)}")
+        admin.wait_for_topics([new.name for new in missing], timeout_ms=30_000)
+        order = [new.name for new in missing]
+        return sorted(created, key=order.index)
     except KafkaError as exc:
         raise StackError(f"cannot create topics on {kafka.bootstrap_servers}: {exc}") from exc
     finally:
