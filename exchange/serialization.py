@@ -55,14 +55,14 @@ class AvroCodec:
         """The schema name and the record, read with the current version of that schema."""
         writer = self.writer_of(data)
         reader = schemas.current(writer.name)
+        body = BytesIO(data[HEADER_SIZE:])
         try:
-            record = schemaless_reader(
-                BytesIO(data[HEADER_SIZE:]),
-                writer.parsed,
-                None if writer is reader else reader.parsed,
-            )
+            record = schemaless_reader(body, writer.parsed, None if writer is reader else reader.parsed)
         except (EOFError, ValueError, TypeError, IndexError) as exc:
             raise SerializationError(f"corrupt {writer.name} record: {exc}") from exc
+        left = len(data) - HEADER_SIZE - body.tell()
+        if left:  # a record reads to the end of its message: more is corruption, or another writer's body
+            raise SerializationError(f"corrupt {writer.name} record: {left} byte(s) after its end")
         if not isinstance(record, dict):
             raise SerializationError(f"{writer.name} record is not a record")
         return writer.name, record

@@ -92,3 +92,24 @@ def test_a_narrowed_enum_is_rejected() -> None:
     status = next(field for field in changed["fields"] if field["name"] == "status")
     status["type"]["symbols"] = ["normal", "deceased"]
     assert compatibility.check(_version("identity.person", changed, "next"), (current,))
+
+
+def test_a_changed_logical_type_is_rejected_though_avro_resolves_it() -> None:
+    # Avro resolves the underlying bytes and long, and the fingerprint ignores logical types: old
+    # records would have been read with tax_paid 123.45 as 1.2345 and occurred_at as 1970.
+    current = schemas.current("tax.payment")
+    changed = json.loads(json.dumps(current.json))
+    tax_paid = next(field for field in changed["fields"] if field["name"] == "tax_paid")
+    tax_paid["type"]["scale"] = 4
+    assert _version("tax.payment", changed, "next").fingerprint == current.fingerprint
+    (problem,) = compatibility.check(_version("tax.payment", changed, "next"), (current,))
+    assert problem.messages == ("tax_paid: written as bytes decimal(18,2), read as bytes decimal(18,4)",)
+
+
+def test_bytes_after_a_record_s_end_are_refused() -> None:
+    codec = AvroCodec()
+    record = next(iter(generate_many(schemas.current("deadletter").parsed, 1)))
+    encoded = codec.encode("deadletter", record)
+    assert codec.decode(encoded)[1]["reason"] == record["reason"]
+    with pytest.raises(SerializationError, match="2 byte"):
+        codec.decode(encoded + b"\x00\x01")
