@@ -6,7 +6,7 @@ import logging
 import time
 
 from kafka import KafkaAdminClient
-from kafka.admin import MemberToRemove, NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, MemberToRemove, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from exchange.exceptions import StackError
@@ -28,10 +28,13 @@ def admin_client(kafka: KafkaSettings) -> KafkaAdminClient:
 
 
 def ensure_topics(kafka: KafkaSettings, topics: tuple[Topic, ...] = ALL_TOPICS) -> list[str]:
-    """Create the topics that do not exist yet and return their names; existing ones stay as they are."""
+    """Create the topics that do not exist yet and return their names; existing ones stay as they are,
+    each way they differ from their declaration (partitions, cleanup, retention) logged as a warning."""
     admin = admin_client(kafka)
     try:
         existing = set(admin.list_topics())
+        for problem in _differences(admin, kafka, [t for t in topics if t.full_name(kafka) in existing]):
+            _log.warning("%s; the exchange leaves existing topics as they are: change it by hand", problem)
         missing = [
             NewTopic(
                 topic.full_name(kafka),
@@ -64,6 +67,29 @@ def ensure_topics(kafka: KafkaSettings, topics: tuple[Topic, ...] = ALL_TOPICS) 
         raise StackError(f"cannot create topics on {kafka.bootstrap_servers}: {exc}") from exc
     finally:
         admin.close()
+
+
+def _differences(admin: KafkaAdminClient, kafka: KafkaSettings, topics: list[Topic]) -> list[str]:
+    """How existing `topics` differ from their declaration: a dead-letter topic made with finite
+    retention, a profile topic not compacted, another partition count than the subject topics'."""
+    declared = {topic.full_name(kafka): topic for topic in topics}
+    if not declared:
+        return []
+    problems = []
+    for described in admin.describe_topics(list(declared)):
+        name, count = described["name"], len(described["partitions"])
+        if name in declared and count != declared[name].partitions(kafka):
+            problems.append(
+                f"topic {name} has {count} partitions, declared {declared[name].partitions(kafka)}"
+            )
+    resources = [ConfigResource(ConfigResourceType.TOPIC, name) for name in declared]
+    configs = admin.describe_configs(resources, config_filter="all")["topic"]
+    for name, topic in declared.items():
+        for key, wanted in topic.configs().items():
+            actual = configs.get(name, {}).get(key, {}).get("value")
+            if actual != wanted:
+                problems.append(f"topic {name} has {key}={actual}, declared {wanted}")
+    return problems
 
 
 def remove_prefixed(kafka: KafkaSettings, wait_seconds: float = 0.0) -> None:

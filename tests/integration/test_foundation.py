@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import uuid
 
 import psycopg
+import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import NewTopic
 
 from exchange import admin, database, stack, topics
 from exchange.serialization import AvroCodec
@@ -63,6 +66,33 @@ def test_topics_are_created_once_with_the_declared_layout(kafka_settings: KafkaS
     finally:
         client.close()
     assert {len(t["partitions"]) for t in described.values()} == {kafka_settings.subject_partitions}
+
+
+def test_an_existing_topic_unlike_its_declaration_is_named_in_a_warning(
+    kafka_settings: KafkaSettings, caplog: pytest.LogCaptureFixture
+) -> None:
+    # ensure_topics looked at names only: a dead-letter topic made with a day's retention stayed so
+    # in silence, and dead letters older than a day were lost.
+    kafka_settings = kafka_settings.model_copy(
+        update={"topic_prefix": f"{kafka_settings.topic_prefix}unlike."}
+    )
+    name = topics.DEADLETTER.full_name(kafka_settings)
+    client = admin.admin_client(kafka_settings)
+    try:
+        configs = {"cleanup.policy": "delete", "retention.ms": str(24 * 3600 * 1000)}
+        client.create_topics([NewTopic(name, 2, 1, topic_configs=configs)], wait_for_metadata=True)
+    finally:
+        client.close()
+    with caplog.at_level(logging.WARNING, logger="exchange.admin"):
+        assert admin.ensure_topics(kafka_settings, (topics.DEADLETTER,)) == []
+    text = " ".join(record.getMessage() for record in caplog.records)
+    assert f"topic {name} has retention.ms=86400000, declared 31536000000" in text
+    assert f"topic {name} has 2 partitions, declared {topics.DEADLETTER.partitions(kafka_settings)}" in text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="exchange.admin"):
+        admin.ensure_topics(kafka_settings, (topics.IDENTITY_PERSON,))  # created as declared: no warning
+        admin.ensure_topics(kafka_settings, (topics.IDENTITY_PERSON,))
+    assert caplog.records == []
 
 
 def test_an_encoded_record_goes_through_the_real_broker(kafka_settings: KafkaSettings) -> None:
