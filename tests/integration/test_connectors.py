@@ -136,6 +136,14 @@ def test_bad_input_lands_in_the_dead_letter_topic_with_its_reason(
     assert all(letter["source"] == "social.jsonl" and letter["message"] for letter in letters)
 
 
+def _registry(settings: ExchangeSettings) -> str:
+    """The topics made and the registry loaded with the sample titles; the registry's DSN."""
+    admin.ensure_topics(settings.kafka)
+    dsn = settings.postgres.conninfo()
+    _load_registry(dsn, SAMPLES / "property.sql")
+    return dsn
+
+
 def _load_registry(dsn: str, *files: Path) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
         for file in files:
@@ -145,9 +153,7 @@ def _load_registry(dsn: str, *files: Path) -> None:
 def test_the_table_connector_publishes_rows_per_owner_and_later_changes(
     settings: ExchangeSettings, tmp_path: Path
 ) -> None:
-    admin.ensure_topics(settings.kafka)
-    dsn = settings.postgres.conninfo()
-    _load_registry(dsn, SAMPLES / "property.sql")
+    dsn = _registry(settings)
     positions = PositionStore(tmp_path)
 
     def poll() -> None:
@@ -181,9 +187,7 @@ def test_a_registry_time_python_cannot_hold_is_a_dead_letter_and_the_rows_after_
 ) -> None:
     # PostgreSQL's timestamp holds 'infinity' and dates BC; psycopg's datetime cannot, and refused the
     # whole poll at such a row, every time, leaving the rows after it unread.
-    admin.ensure_topics(settings.kafka)
-    dsn = settings.postgres.conninfo()
-    _load_registry(dsn, SAMPLES / "property.sql")
+    dsn = _registry(settings)
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(
             "UPDATE bdc_djb SET djsj = 'infinity' WHERE bdcqzh = '粤(2022)广州市不动产权第0000001号'"
@@ -211,9 +215,7 @@ def test_a_followed_registry_stamps_a_change_when_it_is_read_not_when_the_poll_b
     settings: ExchangeSettings, tmp_path: Path
 ) -> None:
     # Freshness (sink commit minus published_at) was overstated by the quiet spell before each change.
-    admin.ensure_topics(settings.kafka)
-    dsn = settings.postgres.conninfo()
-    _load_registry(dsn, SAMPLES / "property.sql")
+    dsn = _registry(settings)
     first = 2 * EXPECTED_COUNTS["property_rows_first"]
     stop = threading.Event()
     publisher = Publisher(settings, client_id="test-property")
@@ -255,9 +257,7 @@ def _wait_for(condition: Callable[[], bool], seconds: float = 60.0) -> None:
 
 
 def test_an_owner_dropped_by_a_later_version_is_revoked(settings: ExchangeSettings, tmp_path: Path) -> None:
-    admin.ensure_topics(settings.kafka)
-    dsn = settings.postgres.conninfo()
-    _load_registry(dsn, SAMPLES / "property.sql")
+    dsn = _registry(settings)
     positions = PositionStore(tmp_path)
     for change in (
         None,
