@@ -104,7 +104,7 @@ class Approvals:
                 await asyncio.gather(*(future for future in sent if future is not None))
                 if batch:
                     await consumer.commit()
-                await relay.publish_pending()
+                await relay.catch_up()  # trouble there is retried next time, never fatal
                 if until_idle and not batch and await _at_end(consumer):
                     break
         finally:

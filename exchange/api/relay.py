@@ -139,15 +139,22 @@ class AuditRelay:
         """
         interval = self._settings.api.audit_relay_interval_seconds
         while not stop.is_set():
-            try:
-                while await self.publish_pending(page) == page:
-                    pass
-            except (KafkaError, ExchangeError, OSError) as exc:
-                _log.warning("audit relay: %s; retrying", type(exc).__name__)
-                interval = min(interval * 2, 30.0)
-            else:
+            if await self.catch_up(page):
                 interval = self._settings.api.audit_relay_interval_seconds
+            else:
+                interval = min(interval * 2, 30.0)
             await self._pause(stop, interval)
+
+    async def catch_up(self, page: int = 500) -> bool:
+        """Publish passes until one finds less than a full page; False when Kafka or PostgreSQL trouble
+        stopped it (logged: the rows stay in the log, and the next call publishes them)."""
+        try:
+            while await self.publish_pending(page) == page:
+                pass
+        except (KafkaError, ExchangeError, OSError) as exc:
+            _log.warning("audit relay: %s; retrying", type(exc).__name__)
+            return False
+        return True
 
     async def _pause(self, stop: asyncio.Event, seconds: float) -> None:
         """Wait `seconds` before the next pass, or less if `stop` is set."""

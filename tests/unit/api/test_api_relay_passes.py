@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 
+from aiokafka.errors import KafkaConnectionError
+
 from exchange.api.relay import AuditRelay
 from exchange.settings import ExchangeSettings
 
@@ -47,3 +49,19 @@ async def test_a_full_page_is_followed_at_once_and_a_partial_one_after_a_pause()
         "pause",
         "pause",
     ]
+
+
+async def test_trouble_in_a_catch_up_is_logged_and_left_for_the_next_one() -> None:
+    # The approvals consumer relays between batches; a Kafka error there used to end the process.
+    relay = AuditRelay(ExchangeSettings(), pool=None)  # type: ignore[arg-type]  # no pass reaches it
+    passes = [KafkaConnectionError(), 3]
+
+    async def publish_pending(size: int = 500) -> int:
+        found = passes.pop(0)
+        if isinstance(found, Exception):
+            raise found
+        return found
+
+    relay.publish_pending = publish_pending  # type: ignore[method-assign]
+    assert await relay.catch_up() is False
+    assert await relay.catch_up() is True and passes == []
