@@ -7,9 +7,11 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import signal
 import time
 from collections.abc import Callable
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -178,6 +180,20 @@ async def test_a_subject_sees_who_used_their_data(settings: ExchangeSettings, tm
             "SELECT count(*) FROM audit_log WHERE subject_key = %s", (key_of(settings, SUBJECT),)
         ).fetchone() or (0,)
     assert count >= 3
+
+    # A grant of the history that requires the subject's consent is held to it, as every other grant.
+    policy = tmp_path / "policy"
+    shutil.copytree(Path(str(resources.files("policy"))), policy)  # the bundled policy files
+    grants = json.loads((policy / "grants.json").read_text(encoding="utf-8"))
+    for grant in grants["grants"]["citizen-portal"]:
+        grant["consent_required"] = True
+    (policy / "grants.json").write_text(json.dumps(grants, ensure_ascii=False), encoding="utf-8")
+    consenting = settings.model_copy(update={"api": settings.api.model_copy(update={"policy_dir": policy})})
+    async with client(consenting, "citizen-portal") as portal:
+        unconsented = await portal.get(
+            f"/v1/subjects/{SUBJECT}/audit", params={"purpose": "data-use-history"}
+        )
+    assert (unconsented.status_code, unconsented.json()["reason"]) == (403, "consent_missing")
 
 
 async def test_the_relay_puts_the_chain_on_the_audit_topic(

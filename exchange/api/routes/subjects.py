@@ -96,8 +96,9 @@ async def read_history(subject_id: SubjectPath, purpose: PurposeQuery, auth: Aut
     caller, services = auth.caller, auth.services
     async with audited(services, HISTORY, caller.code, "subject_audit.read", purpose, {}) as audit:
         audit.subject_key = services.subject_key(subject_id, ("path", "subject_id"))
-        grant_for(services, Access(caller.code, purpose, subject_audit=True))
+        grant = grant_for(services, Access(caller.code, purpose, subject_audit=True))
         async with connection(services.pool) as conn:
+            await check_consent(conn, grant, audit.subject_key)
             rows = await audit_table.subject_history(conn, audit.subject_key)
         callers = services.policy.callers
         entries = [
