@@ -168,25 +168,15 @@ class Approvals:
             channel="kafka",
             trace_id=value["trace_id"],
         )
-        asked = {"service_item": app.service_item, "application_id": app.application_id, "channel": "kafka"}
         try:
-            return await self._decided(app, asked, invalid)
+            return await self._decided(app, invalid)
         except ConflictError as exc:
             # Another caller's or another subject's decision is not sent to whoever reused its id.
-            audit = Audit(
-                app.caller,
-                "application",
-                app.purpose,
-                asked,
-                subject or None,
-                {"refused": exc.code, "message": exc.message},
-            )
+            audit = _audit(app, {"refused": exc.code, "message": exc.message})
             await record(services, audit, "refused", exc.code)
             raise
 
-    async def _decided(
-        self, app: Application, asked: dict[str, Any], invalid: tuple[str, str] | None
-    ) -> dict[str, Any]:
+    async def _decided(self, app: Application, invalid: tuple[str, str] | None) -> dict[str, Any]:
         """The stored decision on `app`, or a new one stored with its audit entry in one transaction.
 
         Raises `ConflictError` when the application id names a stored decision on another application.
@@ -207,14 +197,7 @@ class Approvals:
                 row = await decide(services, conn, app)
             # Audited in the decision's own transaction: a decision is never stored, and so never sent
             # again on a replay, without its audit entry.
-            audit = Audit(
-                app.caller,
-                "application",
-                app.purpose,
-                asked,
-                app.subject_key or None,
-                {"outcome": row["outcome"]},
-            )
+            audit = _audit(app, {"outcome": row["outcome"]})
             if row["outcome"] == "refused":
                 entry = entry_of(services, audit, "refused", row["reasons"][0]["code"])
             else:
@@ -243,6 +226,15 @@ class Approvals:
         }
         topic = DEADLETTER.full_name(self._settings.kafka)
         return await producer.send(topic, self._codec.encode("deadletter", rejected), key=b"approvals")
+
+
+def _audit(app: Application, response: dict[str, Any]) -> Audit:
+    """The audit entry of an application on the Kafka channel, answered with `response`."""
+    asked = {"service_item": app.service_item, "application_id": app.application_id, "channel": "kafka"}
+    return Audit(app.caller, "application", app.purpose, asked, app.subject_key or None, response)
+
+
+_CODE = re.compile(CODE_PATTERN)
 
 
 def _unusable(value: dict[str, Any]) -> str | None:
@@ -274,9 +266,6 @@ def _unusable(value: dict[str, Any]) -> str | None:
         if value[name] is not None and len(value[name]) > longest:
             return f"{name} is {len(value[name])} characters long, more than {longest}"
     return None
-
-
-_CODE = re.compile(CODE_PATTERN)
 
 
 async def _at_end(consumer: AIOKafkaConsumer) -> bool:

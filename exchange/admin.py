@@ -60,9 +60,9 @@ def ensure_topics(kafka: KafkaSettings, topics: tuple[Topic, ...] = ALL_TOPICS) 
                 refused.append(f"{topic['name']}: {topic.get('error_message') or topic['error_code']}")
         if refused:
             raise StackError(f"Kafka refused to create topics: {'; '.join(refused)}")
-        admin.wait_for_topics([new.name for new in missing], timeout_ms=30_000)
-        order = [new.name for new in missing]
-        return sorted(created, key=order.index)
+        names = [new.name for new in missing]
+        admin.wait_for_topics(names, timeout_ms=30_000)
+        return [name for name in names if name in created]
     except KafkaError as exc:
         raise StackError(f"cannot create topics on {kafka.bootstrap_servers}: {exc}") from exc
     finally:

@@ -25,7 +25,7 @@ import time
 import weakref
 from collections import Counter, OrderedDict, defaultdict
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 
 import faust
 from faust.sensors import Sensor
@@ -71,12 +71,17 @@ class RebalanceSensor(Sensor):
         metrics.PROCESSOR_REBALANCE_SECONDS.observe(time.monotonic() - state["time_start"])
 
 
-def _stop_undelivered(error: DeliveryError) -> None:
-    """Stop the process before a commit covers records the broker did not acknowledge: the restart
-    replays from the last commit."""
-    _log.error("%s; the processor stops, and its restart replays from the last commit", error)
+def _exit_failed() -> NoReturn:
+    """End the process at once, before anything more is committed: its restart replays from the last
+    commit. Never a dead agent, or a commit past a failure, behind a live process."""
     logging.shutdown()
     os._exit(EXIT_AGENT_FAILED)
+
+
+def _stop_undelivered(error: DeliveryError) -> None:
+    """Stop the process before a commit covers records the broker did not acknowledge."""
+    _log.error("%s; the processor stops, and its restart replays from the last commit", error)
+    _exit_failed()
 
 
 class _TrackedTable(faust.Table[bytes, bytes]):
@@ -210,8 +215,7 @@ def create_app(settings: ExchangeSettings) -> faust.App:
             except Exception:
                 # Never a dead agent behind a live process: stop hard, before anything is committed.
                 _log.exception("folding a batch of %d events failed; the processor stops", len(batch))
-                logging.shutdown()
-                os._exit(EXIT_AGENT_FAILED)
+                _exit_failed()
             yield None
 
     @app.page("/metrics")

@@ -48,11 +48,17 @@ async def _requests(settings: ExchangeSettings, count: int) -> None:
     assert sorted(set(statuses)) == [200, 401, 403]
 
 
+def _prepared(settings: ExchangeSettings, tmp_path: Path) -> ExchangeSettings:
+    """`settings` with the test's own signing key, its database migrated."""
+    settings = with_key(settings, tmp_path)
+    database.migrate(settings.postgres)
+    return settings
+
+
 async def test_audit_verify_passes_then_names_the_first_tampered_row(
     settings: ExchangeSettings, tmp_path: Path
 ) -> None:
-    settings = with_key(settings, tmp_path)
-    database.migrate(settings.postgres)
+    settings = _prepared(settings, tmp_path)
     await _requests(settings, 30)
     with psycopg.connect(settings.postgres.conninfo()) as conn:
         outcomes = conn.execute("SELECT outcome, count(*) FROM audit_log GROUP BY 1 ORDER BY 1").fetchall()
@@ -81,8 +87,7 @@ async def test_audit_verify_passes_then_names_the_first_tampered_row(
 async def test_a_request_refused_before_any_handler_read_it_is_audited_too(
     settings: ExchangeSettings, tmp_path: Path
 ) -> None:
-    settings = with_key(settings, tmp_path)
-    database.migrate(settings.postgres)
+    settings = _prepared(settings, tmp_path)
     async with client(settings, "housing-bureau") as housing:
         answers = [
             # A body that is no JSON; a field no request model has.
@@ -133,8 +138,7 @@ async def test_a_row_put_below_the_chain_s_start_is_refused_and_named(
 ) -> None:
     # A forged row with seq 0 and a hash of its own showed in the subject's data-use history, while
     # `audit verify`, reading from seq 1, said the chain was intact.
-    settings = with_key(settings, tmp_path)
-    database.migrate(settings.postgres)
+    settings = _prepared(settings, tmp_path)
     await _requests(settings, 3)
     entry = AuditEntry(
         "housing-bureau", "verification", "allowed", "v1", subject_key=key_of(settings, SUBJECT)
@@ -159,8 +163,7 @@ async def test_a_row_put_below_the_chain_s_start_is_refused_and_named(
 
 
 async def test_a_subject_sees_who_used_their_data(settings: ExchangeSettings, tmp_path: Path) -> None:
-    settings = with_key(settings, tmp_path)
-    database.migrate(settings.postgres)
+    settings = _prepared(settings, tmp_path)
     await _requests(settings, 3)
     async with client(settings, "citizen-portal") as portal:
         mine = await portal.get(f"/v1/subjects/{SUBJECT}/audit", params={"purpose": "data-use-history"})
@@ -199,8 +202,7 @@ async def test_a_subject_sees_who_used_their_data(settings: ExchangeSettings, tm
 async def test_the_relay_puts_the_chain_on_the_audit_topic(
     settings: ExchangeSettings, tmp_path: Path
 ) -> None:
-    settings = with_key(settings, tmp_path)
-    database.migrate(settings.postgres)
+    settings = _prepared(settings, tmp_path)
     admin.ensure_topics(settings.kafka)
     app = create_api(settings)  # with the relay
     async with app.router.lifespan_context(app):
@@ -319,8 +321,7 @@ async def test_the_relay_runs_in_its_own_process_restarted_until_the_api_stops(
 ) -> None:
     # Off the API's event loop: a child process, started again when it dies, gone when the API stops.
     monkeypatch.setattr(relay_process, "_RESTART_SECONDS", (0.1, 0.1))
-    settings = with_key(settings, tmp_path)
-    database.migrate(settings.postgres)
+    settings = _prepared(settings, tmp_path)
     app = create_api(settings)
     async with app.router.lifespan_context(app):
         await _wait_for(lambda: len(_relay_children()) == 1)
