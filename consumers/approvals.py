@@ -24,7 +24,7 @@ import uuid
 from collections import Counter
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from exchange import admin, database
 from exchange.api.applications import (
@@ -93,14 +93,24 @@ class Approvals:
         )
         await consumer.start()
         await producer.start()
+        consent_topic = CONSENT.full_name(kafka)
         try:
             while not stop.is_set():
                 batch = await consumer.getmany(
                     timeout_ms=500, max_records=self._settings.api.approvals_batch_records
                 )
-                sent = [
-                    await self._handle(message, producer) for records in batch.values() for message in records
-                ]
+                records = [message for messages in batch.values() for message in messages]
+                consents = [message for message in records if message.topic == consent_topic]
+                applications = [message for message in records if message.topic != consent_topic]
+                sent = [await self._handle(message, producer) for message in consents]
+                # Application partitions held back (paused) until consent is read; a rebalance resumes them.
+                held = consumer.paused()
+                if (applications or held) and not await _consent_read(consumer, consent_topic):
+                    _hold(consumer, applications)
+                    applications = []
+                elif held:
+                    consumer.resume(*held)
+                sent += [await self._handle(message, producer) for message in applications]
                 await asyncio.gather(*(future for future in sent if future is not None))
                 if batch:
                     await consumer.commit()
@@ -266,6 +276,44 @@ def _unusable(value: dict[str, Any]) -> str | None:
         if value[name] is not None and len(value[name]) > longest:
             return f"{name} is {len(value[name])} characters long, more than {longest}"
     return None
+
+
+async def _consent_read(consumer: AIOKafkaConsumer, topic: str) -> bool:
+    """Whether every consent event on `topic` now is in the `consents` table: read by this consumer
+    (its own partitions) or committed by another one of the group (theirs).
+
+    An application is decided only then, so that a consent given or withdrawn before it was submitted
+    always counts, however far the consent partitions lag behind the applications'.
+    """
+    partitions = [
+        TopicPartition(topic, number) for number in sorted(consumer.partitions_for_topic(topic) or ())
+    ]
+    if not partitions:
+        return False  # no metadata yet: ask again on the next poll
+    ends = await consumer.end_offsets(partitions)
+    assigned = consumer.assignment()
+    for partition in partitions:
+        if ends[partition] == 0:
+            continue
+        if partition in assigned:
+            reached = await consumer.position(partition)
+        else:
+            reached = await consumer.committed(partition) or 0
+        if reached < ends[partition]:
+            return False
+    return True
+
+
+def _hold(consumer: AIOKafkaConsumer, applications: list[ConsumerRecord[bytes, bytes]]) -> None:
+    """Put `applications` back (each partition rewound to its first one) and pause their partitions until
+    the consent topic is read."""
+    first: dict[TopicPartition, int] = {}
+    for message in applications:
+        partition = TopicPartition(message.topic, message.partition)
+        first[partition] = min(first.get(partition, message.offset), message.offset)
+    for partition, offset in first.items():
+        consumer.seek(partition, offset)
+    consumer.pause(*first)
 
 
 async def _at_end(consumer: AIOKafkaConsumer) -> bool:

@@ -528,6 +528,35 @@ def _counted(service_item: str, outcome: str) -> float:
     return REGISTRY.get_sample_value("exchange_decisions_total", labels) or 0.0
 
 
+async def test_an_application_on_kafka_waits_for_the_consent_withdrawn_before_it(exchange: Exchange) -> None:
+    """Consent withdrawn, then an application, while the consent topic has a backlog: the application
+    is decided only once the withdrawal is read (it was decided first, on the consent given before)."""
+    settings = exchange.settings
+    small_batches = settings.model_copy(
+        update={"api": settings.api.model_copy(update={"approvals_batch_records": 50})}
+    )
+    who = key_of(settings, TALENTED)
+    backlog = [
+        consent.consent_event(uuid.uuid4().hex, "talent-office", "talent-green-card", "grant")
+        for _ in range(2000)
+    ]
+    withdrawn = consent.consent_event(who, "talent-office", "talent-green-card", "revoke")
+    consent.publish(settings, [*backlog, withdrawn])
+    application = _application("talent-office", "talent-green-card", TALENTED)
+    _produce(settings, [AvroCodec().encode("application", application)])
+    try:
+        await Approvals(small_batches).run(asyncio.Event(), until_idle=True)
+        decided = [
+            record.value
+            for record in read_all(settings.kafka, DECISIONS.full_name(settings.kafka))
+            if record.value["application_id"] == application["application_id"]
+        ]
+        assert [(d["outcome"], d["reasons"][0]["code"]) for d in decided] == [("refused", "consent_missing")]
+    finally:  # the other tests' subject keeps its consent
+        consent.publish(settings, [consent.consent_event(who, "talent-office", "talent-green-card", "grant")])
+        await Approvals(settings).run(asyncio.Event(), until_idle=True)
+
+
 async def test_consent_and_delegation_are_checked_when_the_grant_requires_them(exchange: Exchange) -> None:
     settings, state = exchange.settings, exchange.state
     subject, applicant = "440115196406031712", TALENTED
