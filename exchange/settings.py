@@ -110,6 +110,10 @@ class ProcessorSettings(BaseModel):
     # How long a commit waits for the broker to acknowledge what was produced before it; then the
     # processor stops (and its restart replays) rather than commit past records that may be lost.
     delivery_timeout_seconds: float = 120.0
+    # How long the group waits for a member that stopped heart-beating (a killed worker) before its
+    # partitions go to the others or to its restart; faust's 60 s stalled folding for a minute after
+    # each crash. Heartbeats go every 3 s, on an event loop no fold batch holds for more than about 1 s.
+    session_timeout_seconds: float = 10.0
 
 
 class ApiSettings(BaseModel):

@@ -143,6 +143,7 @@ def source_app(settings: ExchangeSettings) -> tuple[_App, faust.TopicT]:
         producer_acks=-1,
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=processor.commit_interval_seconds,
+        broker_session_timeout=processor.session_timeout_seconds,
         web_bind="127.0.0.1",
         web_port=processor.web_port,
         web_router_enabled=False,

@@ -64,6 +64,9 @@ class SinkOptions:
     # Transient PostgreSQL errors: attempts in all, and the first backoff (doubling).
     retry_attempts: int = 5
     retry_backoff_seconds: float = 0.5
+    # How long the group waits for a sink that stopped heart-beating (killed) before its partitions
+    # go to the others or to its restart: kafka-python's default of 45 s left them unwritten that long.
+    session_timeout_seconds: float = 10.0
 
 
 @dataclass
@@ -151,6 +154,7 @@ class _Loop:
                 auto_offset_reset="none",
                 max_poll_records=options.max_batch_records,
                 max_partition_fetch_bytes=8 * 1024 * 1024,
+                session_timeout_ms=int(options.session_timeout_seconds * 1000),
             )
         except KafkaError as exc:
             raise ConsumerError(f"cannot reach Kafka at {settings.kafka.bootstrap_servers}: {exc}") from exc

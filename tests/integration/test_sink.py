@@ -25,6 +25,7 @@ from bench.profile_codec import build_profile
 from consumers.exceptions import OffsetConflictError, UndecodableRecordError
 from consumers.sink import Sink, SinkOptions, SinkSummary, sink_group
 from consumers.sink.batch import Batch, Decoder
+from consumers.sink.consumer import _Loop
 from consumers.sink.offsets import load_offsets, save_offsets
 from consumers.sink.tables import RECORD_TABLES
 from exchange import admin, database
@@ -458,6 +459,19 @@ def test_offsets_move_only_from_the_offsets_a_batch_started_from(settings: Excha
             save_offsets(conn, group, {partition: 20}, {partition: 5})  # it moved since
         save_offsets(conn, group, {partition: 20}, {partition: 10})
         assert load_offsets(conn, group, [partition, TopicPartition("topic", 1)]) == {partition: 20}
+
+
+def test_a_killed_sink_is_given_up_on_after_the_configured_session_timeout(
+    settings: ExchangeSettings,
+) -> None:
+    # kafka-python's default of 45 s left a crashed sink's partitions unwritten that long after its restart.
+    database.migrate(settings.postgres)
+    for options, expected in ((SinkOptions(), 10_000), (SinkOptions(session_timeout_seconds=7.5), 7_500)):
+        loop = _Loop(settings, options, None, None)
+        try:
+            assert loop._consumer.config["session_timeout_ms"] == expected
+        finally:
+            loop.close()
 
 
 def test_two_sinks_in_one_group_write_each_record_once(settings: ExchangeSettings) -> None:

@@ -207,6 +207,16 @@ def test_the_app_batches_what_it_produces(tmp_path: Path) -> None:
     assert app.conf.producer_max_batch_size == 65536
 
 
+def test_a_killed_worker_is_given_up_on_after_the_configured_session_timeout(tmp_path: Path) -> None:
+    # faust's own 60 s left a crashed worker's partitions unfolded for a minute after its restart.
+    default = create_app(ExchangeSettings(processor=ProcessorSettings(datadir=tmp_path, store="memory://")))
+    assert default.conf.broker_session_timeout == 10.0
+    settings = ExchangeSettings(
+        processor=ProcessorSettings(datadir=tmp_path, store="memory://", session_timeout_seconds=7.5)
+    )
+    assert create_app(settings).conf.broker_session_timeout == 7.5
+
+
 def test_a_batch_of_table_writes_fits_the_producer_buffer(tmp_path: Path) -> None:
     # Past its limit faust warns and stalls delivery before every record until the buffer drains.
     settings = ExchangeSettings(
