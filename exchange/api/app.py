@@ -108,12 +108,15 @@ def _handlers(app: FastAPI, services: Services) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def unprocessable(request: Request, exc: RequestValidationError) -> Response:
-        # FastAPI's own 422, except that a NaN or Infinity the body held (Python's JSON parser takes
-        # them) is named as a string: JSON has no such number, and rendering it was a 500.
+        # FastAPI's own 422, except for what the body held that its answer cannot render (each was a
+        # 500): a NaN or Infinity (Python's JSON parser takes them) is named as a string, and bytes
+        # that are not UTF-8, or a lone surrogate (an escape such as "\ud800"), are replaced (U+FFFD).
         errors = exc.errors()
         wrong = [{"loc": list(error.get("loc", ())), "type": error.get("type")} for error in errors]
         unread = await refused_unread(request, 422, "invalid_request", {"errors": wrong})
-        return unread or JSONResponse({"detail": _finite(jsonable_encoder(errors))}, status_code=422)
+        return unread or JSONResponse(
+            {"detail": _renderable(jsonable_encoder(_text(errors)))}, status_code=422
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -126,14 +129,36 @@ def _handlers(app: FastAPI, services: Services) -> None:
 _HTTP_REASONS = {400: "invalid_request", 404: "no_such_route", 405: "method_not_allowed"}
 
 
-def _finite(value: Any) -> Any:
-    """`value` with every float that is not finite as its name ("nan", "inf", "-inf")."""
+def _renderable(value: Any) -> Any:
+    """`value` with every float that is not finite as its name ("nan", "inf", "-inf") and every string
+    encodable as UTF-8 (a lone surrogate replaced)."""
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8") if _has_surrogate(value) else value
     if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
+        return {_renderable(key): _renderable(item) for key, item in value.items()}
     if isinstance(value, list):
-        return [_finite(item) for item in value]
+        return [_renderable(item) for item in value]
+    return value
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _text(value: Any) -> Any:
+    """`value` with bytes decoded as UTF-8, what is not UTF-8 replaced (FastAPI's encoder raised)."""
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", "replace")
+    if isinstance(value, dict):
+        return {key: _text(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_text(item) for item in value]
     return value
 
 
@@ -187,6 +212,8 @@ def create_api(settings: ExchangeSettings, *, relay: bool = True, lean: bool = T
         # The exchange's metrics are Prometheus (/metrics); with OpenTelemetry off FastAPI skips asking
         # for its providers on every request.
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        # A path with a trailing slash is a 404 (audited), not a redirect no audit entry would record.
+        redirect_slashes=False,
     )
     app.state.services = services
     for module in (verifications, proofs, subjects, applications):

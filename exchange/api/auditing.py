@@ -14,7 +14,7 @@ from types import TracebackType
 from typing import Any
 
 from exchange.api.context import Services
-from exchange.api.exceptions import ApiError, RefusedError
+from exchange.api.exceptions import ApiError, RefusedError, StorageUnavailableError
 from exchange.audit import AuditEntry
 from monitoring import metrics
 
@@ -87,6 +87,9 @@ class _Audited(AbstractAsyncContextManager[Audit]):
         elif isinstance(exc, ApiError):
             audit.response = {"error": exc.code, "message": exc.message}
             await record(services, audit, "failed", exc.code)
+        elif isinstance(exc, StorageUnavailableError):  # answered 503: the database is unreachable
+            audit.response = {"error": "unavailable", "status": 503}
+            await record(services, audit, "failed", "unavailable")
         elif isinstance(exc, Exception):
             audit.response = {"error": type(exc).__name__}
             await record(services, audit, "failed", "internal")

@@ -337,3 +337,62 @@ async def test_a_body_holding_nan_is_a_422_naming_it_not_a_500(
             assert answered.status_code == 422
             inputs = [error.get("input") for error in answered.json()["detail"]]
             assert "nan" in json.dumps(inputs)
+
+
+UNRENDERABLE = [
+    # A lone surrogate where a string is validated: FastAPI's 422 echoed it, which UTF-8 cannot write.
+    ("surrogate subject", "/v1/verifications", HOUSING, _body(subject="\ud800")),
+    ("surrogate key", "/v1/verifications", HOUSING, _body(extra={"\ud800": 1})),
+    ("surrogate jws, public", "/v1/proofs/verify", JSON, json.dumps({"jws": "\udc00"}).encode()),
+    # Bytes that are not UTF-8, sent without a JSON content type: the 422 echoed the raw bytes.
+    ("not UTF-8, no content type", "/v1/verifications", {"X-API-Key": KEYS["housing-bureau"]}, b"\xff"),
+    ("not UTF-8, public", "/v1/proofs/verify", {}, b"\xff\xfe"),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "path", "headers", "body"), UNRENDERABLE, ids=[case[0] for case in UNRENDERABLE]
+)
+async def test_a_body_the_answer_cannot_echo_is_a_422_audited_as_such_not_a_500(
+    apps: tuple[FastAPI, FastAPI, list[bool]],
+    settings: ExchangeSettings,
+    case: str,
+    path: str,
+    headers: dict[str, str],
+    body: bytes,
+) -> None:
+    lean_app, plain_app, _ = apps
+    async with lean_app.router.lifespan_context(lean_app), plain_app.router.lifespan_context(plain_app):
+        for app in (lean_app, plain_app):
+            answered, outcome = await _post(app, settings, path, headers, body)
+            assert answered.status_code == 422, answered.text
+            assert answered.json()["detail"]
+            assert outcome == ("refused", "invalid_request", 422)
+
+
+async def test_a_path_with_a_trailing_slash_is_an_audited_404_not_a_redirect(
+    apps: tuple[FastAPI, FastAPI, list[bool]], settings: ExchangeSettings
+) -> None:
+    lean_app, _, _ = apps
+    async with lean_app.router.lifespan_context(lean_app):
+        answered, outcome = await _post(lean_app, settings, "/v1/verifications/", HOUSING, _body())
+    assert answered.status_code == 404
+    assert outcome == ("refused", "no_such_route", 404)
+
+
+async def _post(
+    app: FastAPI, settings: ExchangeSettings, path: str, headers: dict[str, str], body: bytes
+) -> tuple[httpx.Response, tuple[Any, ...]]:
+    """The answer and the outcome, reason and status of the one audit entry it appended."""
+    with psycopg.connect(settings.postgres.conninfo()) as conn:
+        last = conn.execute("SELECT coalesce(max(seq), 0) FROM audit_log").fetchone()
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)  # a 500 is an answer too
+    async with httpx.AsyncClient(transport=transport, base_url="http://exchange") as http:
+        answered = await http.post(path, content=body, headers=headers)
+    with psycopg.connect(settings.postgres.conninfo()) as conn:
+        rows = conn.execute(
+            "SELECT outcome, reason, (response->>'status')::int FROM audit_log WHERE seq > %s",
+            (last[0] if last else 0,),
+        ).fetchall()
+    assert len(rows) == 1, rows
+    return answered, rows[0]
