@@ -1,7 +1,8 @@
 """The baseline of `exchange bench api`: a bare Starlette route running the verification's profile query.
 
 No authentication, policy, audit, facts or response model: one pooled connection, the same statement
-as `load_profile`, a small JSON answer. Served by uvicorn exactly as `exchange api` serves the API, with
+as `load_profile` with the same parameters (the version last read, as the API's profile cache gives
+it), a small JSON answer. Served by uvicorn exactly as `exchange api` serves the API, with
 its garbage collector run the same way (`serving_heap`).
 Run as `python -m bench.bare_api` with the bench's `EXCHANGE_*` environment.
 """
@@ -31,13 +32,19 @@ ROUTE = "/profile"
 def create_app(settings: ExchangeSettings) -> Starlette:
     """POST /profile {"subject_key": …} → {"version": …}: the profile row, read through the API's pool."""
     pool = create_pool(settings)
+    # The version last read per subject, passed as the API passes the version its profile cache holds:
+    # then PostgreSQL sends no document for a profile that did not change, for the API and here alike.
+    known: dict[str, int] = {}
 
     async def profile(request: Request) -> JSONResponse:
         key = (await request.json())["subject_key"]
         async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cursor:
-            await cursor.execute(PROFILE_QUERY, {"known": None, "subject_key": key})
+            await cursor.execute(PROFILE_QUERY, {"known": known.get(key), "subject_key": key})
             row = await cursor.fetchone()
-        return JSONResponse({"version": None if row is None else row["version"]})
+        if row is None:
+            return JSONResponse({"version": None})
+        known[key] = row["version"]
+        return JSONResponse({"version": row["version"]})
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -4,8 +4,11 @@ measured in the same run, on the same broker and PostgreSQL.
 1. End to end: records/s from the exports (`exchange synth`, 1% bad rows) published by the connectors
    in this process to rows in PostgreSQL, with `exchange process` and `exchange sink` running as
    subprocesses; against the connectors alone, nothing downstream, on a sample of the same exports.
-2. Freshness (published_at → the sink's transaction) p50 and p99 of fresh tax vouchers published at
-   half the end-to-end rate; against the same kind of vouchers published at a trickle.
+2. Freshness p50 and p99 of fresh tax vouchers published at half the end-to-end rate, against the same
+   kind of vouchers published at a trickle: of the record rows (published_at → the sink's transaction,
+   the sink alone on the path) and of the profiles verifications read (a voucher's published_at → the
+   sink's transaction writing the profile that folds it: processor and sink). The goal is held to the
+   profiles' p99, and only when the paced publisher reached the half load it was asked for.
 3. The processor's fold rate over the backlog, started once it is all on the topics; against a bare
    aiokafka consume → `exchange.profile.apply` → produce loop over the same topics.
 4. The sink's rows/s over everything on the topics, run again into emptied tables; against a raw COPY
@@ -52,6 +55,7 @@ from bench.pipeline_watch import (
     await_groups,
     freshness,
     processor_group,
+    profile_freshness,
     scrape,
 )
 from consumers.sink.consumer import sink_group
@@ -129,7 +133,9 @@ def _measure(bench: ExchangeSettings, home: Path, sample: float) -> list[Figure]
             stack_servers(bench),
         )
         end_to_end = _end_to_end(bench, supervisor, clock, exports, registry)
-        trickle, half = _freshness(bench, supervisor, exports, end_to_end)
+        (trickle, trickle_profiles), (half, half_profiles, half_rate) = _freshness(
+            bench, supervisor, exports, end_to_end
+        )
     finally:
         with _console.status("stopping the processor and the sink…"):
             supervisor.stop_all()
@@ -138,6 +144,11 @@ def _measure(bench: ExchangeSettings, home: Path, sample: float) -> list[Figure]
     _profile(bench)
     half_p50, half_p99 = half.p50_seconds * 1000, half.p99_seconds * 1000
     trickle_p50, trickle_p99 = trickle.p50_seconds * 1000, trickle.p99_seconds * 1000
+    profile_p50, profile_p99 = half_profiles.p50_seconds * 1000, half_profiles.p99_seconds * 1000
+    trickle_profile_p50 = trickle_profiles.p50_seconds * 1000
+    trickle_profile_p99 = trickle_profiles.p99_seconds * 1000
+    # Half load is held to its goal only if the paced publisher reached it (within 10%).
+    half_reached = half_rate >= 0.9 * end_to_end / 2
     return [
         Figure(
             "end to end",
@@ -148,9 +159,18 @@ def _measure(bench: ExchangeSettings, home: Path, sample: float) -> list[Figure]
             "≥ 20,000/s",
             end_to_end >= 20_000,
         ),
-        Figure("freshness p50 (½ load)", half_p50, "at a trickle", trickle_p50, "ms"),
+        Figure("½ load reached by the paced publisher", half_rate, "asked", end_to_end / 2, "records/s"),
+        Figure("freshness p50, record rows (½ load)", half_p50, "at a trickle", trickle_p50, "ms"),
+        Figure("freshness p99, record rows (½ load)", half_p99, "at a trickle", trickle_p99, "ms"),
+        Figure("freshness p50, profiles (½ load)", profile_p50, "at a trickle", trickle_profile_p50, "ms"),
         Figure(
-            "freshness p99 (½ load)", half_p99, "at a trickle", trickle_p99, "ms", "≤ 500 ms", half_p99 <= 500
+            "freshness p99, profiles (½ load)",
+            profile_p99,
+            "at a trickle",
+            trickle_profile_p99,
+            "ms",
+            "≤ 500 ms",
+            half_reached and profile_p99 <= 500,
         ),
         Figure(
             "processor fold", fold, "bare aiokafka loop", bare, "events/s", "ratio ≥ 0.6", fold >= 0.6 * bare
@@ -213,8 +233,9 @@ def _cores(usage: Usage) -> str:
 
 def _freshness(
     bench: ExchangeSettings, supervisor: Supervisor, exports: Path, end_to_end: float
-) -> tuple[Freshness, Freshness]:
-    """Fresh vouchers at a trickle, then at half the end-to-end rate, each window read on its own."""
+) -> tuple[tuple[Freshness, Freshness], tuple[Freshness, Freshness, float]]:
+    """Fresh vouchers at a trickle, then at half the end-to-end rate, each window read on its own: the
+    record rows' freshness and the profiles', for each; and the rate the half load reached."""
     trickle_count = int(TRICKLE_PER_SECOND * TRICKLE_SECONDS)
     half_count = max(int(end_to_end / 2 * HALF_LOAD_SECONDS), 1)
     vouchers = fresh_vouchers(exports / "tax.csv", trickle_count + half_count)
@@ -230,17 +251,23 @@ def _freshness(
                 paced = publish_paced(bench, batch, rate)
             drained = time.perf_counter()
             watch.wait_complete(supervisor, f"freshness ({label}): draining")
-            fresh = freshness(bench.postgres, since, dt.datetime.now(dt.UTC))
-            results.append(fresh)
+            until = dt.datetime.now(dt.UTC)
+            fresh = freshness(bench.postgres, since, until)
+            profiles = profile_freshness(bench.postgres, since, until)
+            results.append((fresh, profiles, paced.per_second))
             _console.log(
                 f"freshness, {label}: {paced.records:,} vouchers at {paced.per_second:,.0f}/s (asked "
                 f"{rate:,.0f}/s), all in PostgreSQL {time.perf_counter() - drained:.1f} s after the last; "
-                f"p50 {fresh.p50_seconds * 1000:,.0f} ms, p99 {fresh.p99_seconds * 1000:,.0f} ms, "
-                f"max {fresh.max_seconds * 1000:,.0f} ms over {fresh.rows:,} rows"
+                f"record rows p50 {fresh.p50_seconds * 1000:,.0f} ms, "
+                f"p99 {fresh.p99_seconds * 1000:,.0f} ms, "
+                f"max {fresh.max_seconds * 1000:,.0f} ms over {fresh.rows:,} rows; profiles p50 "
+                f"{profiles.p50_seconds * 1000:,.0f} ms, p99 {profiles.p99_seconds * 1000:,.0f} ms, max "
+                f"{profiles.max_seconds * 1000:,.0f} ms over {profiles.rows:,} subjects"
             )
     finally:
         watch.close()
-    return results[0], results[1]
+    (trickle, trickle_profiles, _), half = results
+    return (trickle, trickle_profiles), half
 
 
 def _sink(bench: ExchangeSettings) -> tuple[float, float]:
@@ -339,8 +366,9 @@ def _processor_fold(folder: ExchangeSettings, home: Path) -> float:
     batches = samples.get("exchange_processor_batch_events_count", 0.0)
     profiles = samples.get("exchange_processor_profiles_emitted_total", 0.0)
     _console.log(
-        f"processor: {reading.published:,} events; first batch folded {first[0] - spawned:.1f} s after it "
-        f"was started, {end} {seconds:.1f} s later = {rate:,.0f} events/s in {batches:,.0f} batches emitting "
+        f"processor: {reading.published:,} events; first commit ({first[1]:,} events) seen "
+        f"{first[0] - spawned:.1f} s after it was started, {end} {seconds:.1f} s later = {rate:,.0f} "
+        f"events/s; {batches:,.0f} batches emitting "
         f"{profiles:,.0f} profiles; BatchFolder.fold took {fold_seconds:.1f} s of it "
         f"({fold_seconds / seconds:.0%}), the rest is faust (consuming, the table and its changelog, "
         f"producing, committing) or waiting; CPU: {_cores(usage)}"
@@ -349,14 +377,21 @@ def _processor_fold(folder: ExchangeSettings, home: Path) -> float:
 
 
 def _first_fold(supervisor: Supervisor, watch: Watch, port: int) -> tuple[float, int]:
-    """Wait for the processor's first folded batch; when it was seen, and what was committed by then."""
+    """Wait for the processor's first commit; when it was seen, and what it covered.
+
+    The rate is timed from a commit seen to a commit seen, so that both ends are read the same way (a
+    poll after a commit) and the count covers exactly the interval: timed from the first folded batch,
+    what was folded before the first commit was counted in an interval that started after it.
+    """
     deadline = time.monotonic() + 120
-    while scrape(port).get(_EVENTS, 0.0) == 0:
+    while (reading := watch.read()).folded == 0:
         supervisor.check()
         if time.monotonic() > deadline:
-            raise TimeoutError("the processor folded nothing in 120 s")
+            raise TimeoutError(
+                f"the processor committed nothing in 120 s ({scrape(port).get(_EVENTS, 0):,.0f} folded)"
+            )
         time.sleep(POLL_SECONDS)
-    return time.perf_counter(), watch.read().folded
+    return time.perf_counter(), reading.folded
 
 
 def _profile(bench: ExchangeSettings) -> None:

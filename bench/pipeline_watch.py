@@ -161,3 +161,28 @@ def freshness(postgres: PostgresSettings, since: dt.datetime, until: dt.datetime
         raise RuntimeError(f"no record rows were published between {since} and {until}")
     count, p50, p99, worst = row
     return Freshness(int(count), float(p50), float(p99), float(worst))
+
+
+_PROFILE_LAGS = """
+SELECT count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY lag),
+       percentile_cont(0.99) WITHIN GROUP (ORDER BY lag), max(lag)
+FROM (
+    SELECT extract(epoch FROM sunk_at - published) AS lag
+    FROM (
+        SELECT sunk_at, (profile->>'latest_published_at')::timestamptz AS published FROM profiles
+    ) AS current
+    WHERE published >= %(since)s AND published < %(until)s
+) AS fresh
+"""
+
+
+def profile_freshness(postgres: PostgresSettings, since: dt.datetime, until: dt.datetime) -> Freshness:
+    """Freshness of what verifications read: for each subject whose current profile folds a record
+    published in the window, that record's published_at → the sink's transaction writing the profile
+    (processor and sink both on the path). One row per subject: its last profile of the window."""
+    with psycopg.connect(postgres.conninfo()) as conn:
+        row = conn.execute(_PROFILE_LAGS, {"since": since, "until": until}).fetchone()
+    if row is None or not row[0]:
+        raise RuntimeError(f"no profile folds a record published between {since} and {until}")
+    count, p50, p99, worst = row
+    return Freshness(int(count), float(p50), float(p99), float(worst))
