@@ -7,9 +7,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
 
+from exchange.exceptions import StackError
 from exchange.serialization import AvroCodec
 from exchange.settings import KafkaSettings
+
+# How long a reader waits for Kafka to answer before saying it cannot be reached (kafka-python: 30 s).
+BOOTSTRAP_TIMEOUT_MS = 10_000
 
 
 @dataclass(frozen=True)
@@ -27,7 +32,17 @@ class LoggedRecord:
 def read_all(kafka: KafkaSettings, topic: str, *, codec: AvroCodec | None = None) -> Iterator[LoggedRecord]:
     """Every record of `topic` up to the end offsets at the time of the call, partition by partition."""
     codec = codec or AvroCodec()
-    consumer = KafkaConsumer(bootstrap_servers=kafka.bootstrap_servers, enable_auto_commit=False)
+    try:
+        consumer = KafkaConsumer(
+            bootstrap_servers=kafka.bootstrap_servers,
+            enable_auto_commit=False,
+            bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
+        )
+    except KafkaError as exc:
+        raise StackError(
+            f"cannot reach Kafka at {kafka.bootstrap_servers}: {exc}. "
+            "Start it with `exchange stack up` (or `make stack`)."
+        ) from exc
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         if not partitions:

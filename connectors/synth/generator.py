@@ -64,14 +64,17 @@ def generate(
 
     The same arguments give the same bytes. `bad_rate` is the number of extra bad rows per good row,
     per department (0.01 adds one bad row per hundred good ones). Raises `SynthError` for a
-    population below 1 or a rate outside 0–1.
+    population below 1, a rate outside 0–1 or a folder that cannot be made.
     """
     if people < 1:
-        raise SynthError(f"synth: --people must be at least 1, got {people}")
+        raise SynthError(f"--people must be at least 1, got {people}")
     if not 0.0 <= bad_rate <= 1.0:
-        raise SynthError(f"synth: --bad-rate must be between 0 and 1, got {bad_rate}")
+        raise SynthError(f"--bad-rate must be between 0 and 1, got {bad_rate}")
     started = time.perf_counter()
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SynthError(f"cannot write the exports to {out}: {exc.strerror or exc}") from exc
     context = Context.create(seed, people, reference_date)
     bad = BadRows(context, bad_rate)
     decisions = {item: {"approved": 0, "manual_review": 0, "rejected": 0} for item in ITEMS}

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
-from typing import Any
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 import psycopg
 from rich.console import Console
@@ -14,7 +15,7 @@ from rich.table import Table
 from exchange import consent, database
 from exchange.api.storage import audit as audit_table
 from exchange.audit import ChainProblem, ChainVerifier
-from exchange.exceptions import ConfigurationError, StorageError
+from exchange.exceptions import ConfigurationError, InvalidIdentifierError, StorageError
 from exchange.policy import load_policy
 from exchange.settings import ExchangeSettings
 from exchange.subjects import normalise_citizen_id, subject_key
@@ -81,8 +82,13 @@ def _approvals(settings: ExchangeSettings, args: argparse.Namespace) -> int:
     return asyncio.run(main())
 
 
-def _key(settings: ExchangeSettings, citizen_id: str) -> str:
-    return subject_key(normalise_citizen_id(citizen_id), settings.subject_secret.get_secret_value().encode())
+def _key(settings: ExchangeSettings, citizen_id: str, option: str) -> str:
+    """The subject key of the citizen ID given as `option`; an invalid ID is refused naming the option."""
+    try:
+        normalised = normalise_citizen_id(citizen_id)
+    except InvalidIdentifierError as exc:
+        raise InvalidIdentifierError(exc.reason, f"{option}: {exc.message}") from exc
+    return subject_key(normalised, settings.subject_secret.get_secret_value().encode())
 
 
 def _consent(settings: ExchangeSettings, args: argparse.Namespace) -> int:
@@ -91,9 +97,9 @@ def _consent(settings: ExchangeSettings, args: argparse.Namespace) -> int:
         raise ConfigurationError(
             f"caller {args.caller} has no grant for purpose {args.purpose} in grants.json"
         )
-    delegate = None if args.delegate is None else _key(settings, args.delegate)
+    delegate = None if args.delegate is None else _key(settings, args.delegate, "--delegate")
     event = consent.consent_event(
-        _key(settings, args.subject), args.caller, args.purpose, args.op, delegate_key=delegate
+        _key(settings, args.subject, "--subject"), args.caller, args.purpose, args.op, delegate_key=delegate
     )
     consent.publish(settings, [event])
     _console.print(f"consent {args.op} published ({event['event_id']})")
@@ -108,6 +114,18 @@ async def _connect(settings: ExchangeSettings) -> psycopg.AsyncConnection[Any]:
 
 
 FIRST_POSSIBLE_SEQ = -(2**63)  # bigint's least
+_T = TypeVar("_T")
+
+
+def _run_on_tables(settings: ExchangeSettings, work: Coroutine[Any, Any, _T]) -> _T:
+    """Run `work` against the exchange's tables; a database not migrated yet is said so, not a traceback."""
+    try:
+        return asyncio.run(work)
+    except psycopg.errors.UndefinedTable as exc:
+        raise StorageError(
+            f"the database {settings.postgres.database} has no audit log yet ({exc.diag.message_primary}): "
+            "run `exchange migrate`"
+        ) from exc
 
 
 def _audit_verify(settings: ExchangeSettings, args: argparse.Namespace) -> int:
@@ -125,7 +143,7 @@ def _audit_verify(settings: ExchangeSettings, args: argparse.Namespace) -> int:
                         break
                 return verifier.finish(await audit_table.head(conn)), verifier.rows
 
-    problem, rows = asyncio.run(check())
+    problem, rows = _run_on_tables(settings, check())
     if problem is not None:
         _console.print(f"[red]audit chain broken at row {problem.seq}[/] ({problem.kind}): {problem.message}")
         return 2
@@ -134,15 +152,15 @@ def _audit_verify(settings: ExchangeSettings, args: argparse.Namespace) -> int:
 
 
 def _audit_history(settings: ExchangeSettings, args: argparse.Namespace) -> int:
-    key = _key(settings, args.subject)
+    key = _key(settings, args.subject, "ID")
 
     async def read() -> list[dict[str, Any]]:
         async with await _connect(settings) as conn:
-            return await audit_table.subject_history(conn, key)
+            return await audit_table.subject_history(conn, key, limit=None)  # all of it
 
     # Plain lines, never cut to the terminal's width: this is a record someone may need in full.
     print("at\tcaller\tpurpose\taction\toutcome")
-    for row in asyncio.run(read()):
+    for row in _run_on_tables(settings, read()):
         outcome = row["outcome"] + (f" ({row['reason']})" if row["reason"] else "")
         at = row["at"].isoformat(timespec="seconds")
         print("\t".join((at, row["caller"], row["purpose"] or "-", row["action"], outcome)))

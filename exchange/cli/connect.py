@@ -38,7 +38,7 @@ def register(commands: Any) -> None:
 
     dead = commands.add_parser("deadletters", help="list and count rejected records by reason")
     dead.add_argument("--department", choices=["identity", "tax", "social", "property"])
-    dead.add_argument("--limit", type=int, default=20, help="how many of the latest to list")
+    dead.add_argument("--limit", type=_count, default=20, help="how many of the latest to list (0: none)")
     dead.set_defaults(run=_deadletters)
 
     synth = commands.add_parser("synth", help="write synthetic department exports and their expected facts")
@@ -102,6 +102,17 @@ def _print_summary(department: str, summary: Summary, seconds: float) -> None:
     _console.print(table)
 
 
+def _count(text: str) -> int:
+    """A count given on the command line: a whole number, 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative")
+    return value
+
+
 def _deadletters(settings: ExchangeSettings, args: argparse.Namespace) -> int:
     letters = read_deadletters(settings, department=args.department)
     counts: dict[tuple[str, str], int] = {}
@@ -114,7 +125,7 @@ def _deadletters(settings: ExchangeSettings, args: argparse.Namespace) -> int:
         table.add_row(department, reason, f"{count:,}")
     _console.print(table)
     latest = Table("department", "source", "position", "field", "message", title="latest")
-    for letter in letters[-args.limit :]:
+    for letter in letters[max(len(letters) - args.limit, 0) :] if args.limit else ():
         latest.add_row(
             letter["department"],
             letter["source"],
@@ -122,7 +133,7 @@ def _deadletters(settings: ExchangeSettings, args: argparse.Namespace) -> int:
             letter["field"] or "",
             letter["message"],
         )
-    if letters:
+    if letters and args.limit:
         _console.print(latest)
     return 0
 

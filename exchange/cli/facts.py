@@ -14,6 +14,7 @@ from rich.table import Table
 
 from exchange import facts
 from exchange.api import evaluation
+from exchange.api.exceptions import InvalidRequestError
 from exchange.api.storage.lineage import resolve
 from exchange.api.storage.profiles import StoredProfile, load_profile
 from exchange.exceptions import ExchangeError
@@ -21,6 +22,7 @@ from exchange.settings import ExchangeSettings
 from exchange.subjects import normalise_citizen_id, subject_key
 
 _console = Console()
+_SHOWN = 3  # lineage records listed per fact in the table
 
 
 def register(commands: Any) -> None:
@@ -54,6 +56,11 @@ async def _load(
             return stored, await resolve(conn, key, facts.compute(stored.profile, reference))
     except psycopg.OperationalError as exc:
         raise ExchangeError(f"cannot reach PostgreSQL at {settings.postgres.url()}: {exc}") from exc
+    except psycopg.errors.UndefinedTable as exc:
+        raise ExchangeError(
+            f"the database {settings.postgres.database} has no exchange views yet "
+            f"({exc.diag.message_primary}): run `exchange migrate`, then the sink"
+        ) from exc
 
 
 def _facts(settings: ExchangeSettings, args: argparse.Namespace) -> int:
@@ -62,7 +69,10 @@ def _facts(settings: ExchangeSettings, args: argparse.Namespace) -> int:
     # As the API reads them: today and a time without a zone in the departments' zone (Asia/Shanghai),
     # and an instant still to come refused.
     reference = args.reference_date or evaluation.today()
-    as_of = evaluation.known_instant(args.as_of, ("--as-of",))
+    try:
+        as_of = evaluation.known_instant(args.as_of, ("--as-of",))
+    except InvalidRequestError as exc:  # the API's words for its parameter, said for this option
+        raise ExchangeError(exc.message.replace("leave as_of out", "leave --as-of out")) from exc
     stored, computed = asyncio.run(_load(settings, key, as_of, reference))
     values = facts.as_json(computed)
     document: dict[str, Any] = {
@@ -76,14 +86,24 @@ def _facts(settings: ExchangeSettings, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(document, ensure_ascii=False, indent=1))
         return 0
-    table = Table("fact", "value", "lineage", title=f"reference date {reference}, as of {as_of or 'now'}")
+    if stored.valid_from is None:
+        known = "no profile was known then: the facts of a subject with no records"
+    else:
+        known = f"profile version {stored.profile.version}, known since {stored.valid_from.isoformat()}"
+    table = Table(
+        title=f"reference date {reference}, as of {as_of or 'now'}",
+        caption=f"{known}; lineage: up to {_SHOWN} records per fact (all, with their positions: --json)",
+    )
+    table.add_column("fact", no_wrap=True)  # a name cut short could read as another one
+    table.add_column("value", overflow="fold")
+    table.add_column("lineage", overflow="fold")
     for name, value in values.items():
         refs = computed[name].lineage
-        shown = ", ".join(f"{r.dataset}:{r.source_record_id} v{r.source_version}" for r in refs[:3])
+        shown = ", ".join(f"{r.dataset}:{r.source_record_id} v{r.source_version}" for r in refs[:_SHOWN])
         table.add_row(
             name,
             json.dumps(value, ensure_ascii=False),
-            shown + (f" (+{len(refs) - 3})" if len(refs) > 3 else ""),
+            shown + (f" (+{len(refs) - _SHOWN})" if len(refs) > _SHOWN else ""),
         )
     _console.print(table)
     return 0

@@ -148,6 +148,6 @@ async def rows_from(conn: Connection, first_seq: int, page: int = 1000) -> Async
         next_seq = int(rows[-1]["seq"]) + 1
 
 
-async def subject_history(conn: Connection, subject_key: str, limit: int = 500) -> list[Row]:
-    """Who used a subject's data, for which purpose, when: newest first."""
+async def subject_history(conn: Connection, subject_key: str, limit: int | None = 500) -> list[Row]:
+    """Who used a subject's data, for which purpose, when: newest first; the newest `limit` (None: all)."""
     return await fetch_all(conn, _HISTORY, (subject_key, limit))
