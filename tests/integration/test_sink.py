@@ -19,10 +19,12 @@ from typing import Any
 
 import psycopg
 import pytest
-from kafka import KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaProducer, TopicPartition
+from kafka.admin import NewTopic
 
 from bench.profile_codec import build_profile
 from consumers.exceptions import OffsetConflictError, UndecodableRecordError
+from consumers.rebuild import rebuild
 from consumers.sink import Sink, SinkOptions, SinkSummary, sink_group
 from consumers.sink.batch import Batch, Decoder
 from consumers.sink.consumer import _Loop
@@ -428,6 +430,43 @@ def test_profiles_keep_the_highest_version_and_a_chained_history(settings: Excha
     profiles(settings, profile_record(other, 2, t2), profile_record(other, 2, t3))
     run_sink(settings)
     assert query(settings, history, other) == [(1, t1, t2), (2, t2, None)]
+
+
+def test_a_rebuild_keeps_the_history_the_compacted_profile_topic_no_longer_holds(
+    settings: ExchangeSettings,
+) -> None:
+    # Compaction leaves each subject's last profile record: the rebuild emptied profile_history and read
+    # the topic again, so every earlier version (and the as-of answers from it) was gone, and the
+    # current profile came from the replay's copy of its version rather than the first one.
+    name = PROFILE.full_name(settings.kafka)
+    client = KafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
+    try:
+        # What the log cleaner does, done at once: records before the last one deleted (DeleteRecords
+        # needs the delete policy beside compaction).
+        client.create_topics(
+            [
+                NewTopic(
+                    name,
+                    settings.kafka.subject_partitions,
+                    1,
+                    topic_configs={"cleanup.policy": "compact,delete"},
+                )
+            ]
+        )
+        key = key_of(settings, CITIZEN).decode()
+        t1, t2, t3 = (AT + dt.timedelta(hours=hours) for hours in (1, 2, 3))
+        profiles(settings, profile_record(key, 1, t1), profile_record(key, 2, t2), profile_record(key, 2, t3))
+        run_sink(settings)
+        history = "SELECT version, valid_from, valid_to, kafka_offset FROM profile_history ORDER BY version"
+        current = "SELECT version, updated_at, kafka_offset, profile FROM profiles"
+        live = query(settings, history), query(settings, current)
+        assert [row[:3] for row in live[0]] == [(1, t1, t2), (2, t2, None)]
+        ((partition, end),) = log_ends(settings, PROFILE).items()
+        client.delete_records({TopicPartition(*partition): end - 1})
+    finally:
+        client.close()
+    rebuild(settings)
+    assert (query(settings, history), query(settings, current)) == live
 
 
 def test_a_poison_record_stops_the_sink_and_names_its_position(settings: ExchangeSettings) -> None:
