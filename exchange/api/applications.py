@@ -94,9 +94,13 @@ async def decide(services: Services, conn: Connection, app: Application) -> Row:
     """
     existing = await get_decision(conn, app.application_id)
     if existing is not None:
-        check_same_application(existing, app)
         if app.channel == "api":
-            await _allowed(services, conn, app)
+            # Refused by policy first: a caller with no grant learns nothing of a stored application.
+            grant = grant_for(services, Access(app.caller, app.purpose, service_item=app.service_item))
+            check_same_application(existing, app)
+            await check_consent(conn, grant, app.subject_key, app.applicant_key)
+        else:
+            check_same_application(existing, app)
         return existing
     try:
         await _allowed(services, conn, app)

@@ -608,7 +608,11 @@ async def test_a_decision_asked_for_again_is_allowed_only_as_a_new_request_would
     try:
         status, refused = await ask()
         assert (status, refused["reason"]) == (403, "consent_missing")
-        status, _ = await ask(purpose="credit")  # the same id for another purpose: another application
+        # The same id for a purpose the caller has no grant for: refused before anything is said of
+        # the stored application (it was a 409, telling a caller with no grant that the id exists).
+        status, refused = await ask(purpose="credit")
+        assert (status, refused["reason"]) == (403, "purpose_not_granted")
+        status, _ = await ask(subject=SUBJECTS[0])  # the same id for another subject: another application
         assert status == 409
     finally:
         run(settings, state, "consent", "grant", *who)
