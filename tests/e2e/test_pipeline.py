@@ -1,6 +1,7 @@
 """End to end on the real stack: generated departments through connectors, processor and sink give
 exactly the generator's expected facts — also when processor and sink are SIGKILLed mid-run, with two
-of each in the same groups, and after `exchange rebuild`."""
+of each in the same groups, and after `exchange rebuild` — and every subject's 秒批 applications,
+decided by `exchange approvals`, exactly its expected decisions."""
 
 from __future__ import annotations
 
