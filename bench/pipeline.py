@@ -262,7 +262,9 @@ def _freshness(
                 f"p99 {fresh.p99_seconds * 1000:,.0f} ms, "
                 f"max {fresh.max_seconds * 1000:,.0f} ms over {fresh.rows:,} rows; profiles p50 "
                 f"{profiles.p50_seconds * 1000:,.0f} ms, p99 {profiles.p99_seconds * 1000:,.0f} ms, max "
-                f"{profiles.max_seconds * 1000:,.0f} ms over {profiles.rows:,} subjects"
+                f"{profiles.max_seconds * 1000:,.0f} ms over {profiles.rows:,} subjects, of which up to the "
+                f"processor emitting the profile p50 {profiles.emitted_p50_seconds * 1000:,.0f} ms, p99 "
+                f"{profiles.emitted_p99_seconds * 1000:,.0f} ms"
             )
     finally:
         watch.close()

@@ -165,18 +165,29 @@ def freshness(postgres: PostgresSettings, since: dt.datetime, until: dt.datetime
 
 _PROFILE_LAGS = """
 SELECT count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY lag),
-       percentile_cont(0.99) WITHIN GROUP (ORDER BY lag), max(lag)
+       percentile_cont(0.99) WITHIN GROUP (ORDER BY lag), max(lag),
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY folded),
+       percentile_cont(0.99) WITHIN GROUP (ORDER BY folded)
 FROM (
-    SELECT extract(epoch FROM sunk_at - published) AS lag
+    SELECT extract(epoch FROM sunk_at - published) AS lag,
+           extract(epoch FROM updated_at - published) AS folded
     FROM (
-        SELECT sunk_at, (profile->>'latest_published_at')::timestamptz AS published FROM profiles
+        SELECT sunk_at, updated_at, (profile->>'latest_published_at')::timestamptz AS published FROM profiles
     ) AS current
     WHERE published >= %(since)s AND published < %(until)s
 ) AS fresh
 """
 
 
-def profile_freshness(postgres: PostgresSettings, since: dt.datetime, until: dt.datetime) -> Freshness:
+@dataclass(frozen=True)
+class ProfileFreshness(Freshness):
+    """`Freshness` of profiles, and the part of it up to the processor emitting the profile."""
+
+    emitted_p50_seconds: float
+    emitted_p99_seconds: float
+
+
+def profile_freshness(postgres: PostgresSettings, since: dt.datetime, until: dt.datetime) -> ProfileFreshness:
     """Freshness of what verifications read: for each subject whose current profile folds a record
     published in the window, that record's published_at → the sink's transaction writing the profile
     (processor and sink both on the path). One row per subject: its last profile of the window."""
@@ -184,5 +195,7 @@ def profile_freshness(postgres: PostgresSettings, since: dt.datetime, until: dt.
         row = conn.execute(_PROFILE_LAGS, {"since": since, "until": until}).fetchone()
     if row is None or not row[0]:
         raise RuntimeError(f"no profile folds a record published between {since} and {until}")
-    count, p50, p99, worst = row
-    return Freshness(int(count), float(p50), float(p99), float(worst))
+    count, p50, p99, worst, emitted_p50, emitted_p99 = row
+    return ProfileFreshness(
+        int(count), float(p50), float(p99), float(worst), float(emitted_p50), float(emitted_p99)
+    )
