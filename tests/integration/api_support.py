@@ -19,6 +19,7 @@ import httpx
 import psycopg
 from kafka import KafkaAdminClient
 from psycopg import sql
+from psycopg.types.json import Jsonb
 from support import exchange_env, free_port, latest_profiles
 
 from consumers.sink.documents import to_json
@@ -132,6 +133,35 @@ def person_document(
     record = {**aggregate.to_avro(folded), "updated_at": at, "latest_published_at": at}
     document: dict[str, Any] = json.loads(to_json(profile_document(record)))
     return document
+
+
+def store_person(settings: ExchangeSettings, citizen_id: str, *, history: bool = False) -> None:
+    """Store, as the sink would, one subject with a normal 户籍 record: its profile (version 1, read at
+    offset 7 of identity.person.v1), the record itself and, with `history`, the profile's history row."""
+    key = key_of(settings, citizen_id)
+    document = Jsonb(person_document(key, citizen_id, 1, "normal", offset=7))
+    with psycopg.connect(settings.postgres.conninfo()) as conn:
+        conn.execute(
+            "INSERT INTO profiles (subject_key, version, profile, updated_at, topic, kafka_partition, "
+            "kafka_offset) VALUES (%s, 1, %s, '2026-11-01T00:00:00Z', 'profiles', 0, 1)",
+            (key, document),
+        )
+        conn.execute(
+            "INSERT INTO identity_person_records (event_id, subject_key, department, source_record_id, "
+            "source_version, op, occurred_at, published_at, trace_id, topic, kafka_partition, kafka_offset, "
+            "citizen_id, name, sex, ethnicity, birth_date, address, district, household_type, status) VALUES "
+            "('00000000-0000-0000-0000-000000000001', %s, 'identity', %s, 1, 'upsert', "
+            "'2026-11-01T00:00:00Z', '2026-11-01T00:00:00Z', 't', 'identity.person.v1', 0, 7, %s, '张三', "
+            "'male', '01', '1984-03-03', '广州市越秀区', '440104', 'family', 'normal')",
+            (key, citizen_id, citizen_id),
+        )
+        if history:
+            conn.execute(
+                "INSERT INTO profile_history (subject_key, version, profile, valid_from, topic, "
+                "kafka_partition, kafka_offset) "
+                "VALUES (%s, 1, %s, '2026-11-01T00:00:00Z', 'profiles', 0, 1)",
+                (key, document),
+            )
 
 
 def fold_topics(settings: ExchangeSettings, topics: Iterable[Topic]) -> dict[str, aggregate.Profile]:

@@ -13,10 +13,8 @@ from itertools import product
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
-from api_support import KEYS, key_of, person_document
-from psycopg.types.json import Jsonb
+from api_support import KEYS, store_person
 
 from exchange import database
 from exchange.api import create_api
@@ -51,22 +49,7 @@ def _expected(caller: str, purpose: str, key: str, name: str, missing: str) -> t
 @pytest.fixture
 async def http(settings: ExchangeSettings, tmp_path: Any) -> AsyncIterator[httpx.AsyncClient]:
     database.migrate(settings.postgres)
-    key = key_of(settings, CITIZEN)
-    with psycopg.connect(settings.postgres.conninfo()) as conn:
-        conn.execute(
-            "INSERT INTO profiles (subject_key, version, profile, updated_at, topic, kafka_partition, "
-            "kafka_offset) VALUES (%s, 1, %s, '2026-11-01T00:00:00Z', 'profiles', 0, 1)",
-            (key, Jsonb(person_document(key, CITIZEN, 1, "normal", offset=7))),
-        )
-        conn.execute(  # the record a household proof is drawn from
-            "INSERT INTO identity_person_records (event_id, subject_key, department, source_record_id, "
-            "source_version, op, occurred_at, published_at, trace_id, topic, kafka_partition, kafka_offset, "
-            "citizen_id, name, sex, ethnicity, birth_date, address, district, household_type, status) VALUES "
-            "('00000000-0000-0000-0000-000000000001', %s, 'identity', %s, 1, 'upsert', "
-            "'2026-11-01T00:00:00Z', '2026-11-01T00:00:00Z', 't', 'identity.person.v1', 0, 7, %s, '张三', "
-            "'male', '01', '1984-03-03', '广州市越秀区', '440104', 'family', 'normal')",
-            (key, CITIZEN, CITIZEN),
-        )
+    store_person(settings, CITIZEN)
     api_settings = settings.model_copy(
         update={"api": settings.api.model_copy(update={"signing_key_path": tmp_path / "signing-key.pem"})}
     )

@@ -11,10 +11,9 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from api_support import KEYS, key_of, person_document
+from api_support import KEYS, store_person
 from fastapi import FastAPI
 from prometheus_client import REGISTRY
-from psycopg.types.json import Jsonb
 
 from exchange import database
 from exchange.api import create_api
@@ -26,31 +25,6 @@ CITIZEN = "440103198403037020"
 UNKNOWN = "11010519491231002X"  # valid, but no profile
 AS_OF = "2026-11-20T10:00:00+00:00"
 JSON = {"content-type": "application/json"}
-
-
-def _store(settings: ExchangeSettings) -> None:
-    key = key_of(settings, CITIZEN)
-    document = Jsonb(person_document(key, CITIZEN, 1, "normal", offset=7))
-    with psycopg.connect(settings.postgres.conninfo()) as conn:
-        conn.execute(
-            "INSERT INTO profiles (subject_key, version, profile, updated_at, topic, kafka_partition, "
-            "kafka_offset) VALUES (%s, 1, %s, '2026-11-01T00:00:00Z', 'profiles', 0, 1)",
-            (key, document),
-        )
-        conn.execute(
-            "INSERT INTO identity_person_records (event_id, subject_key, department, source_record_id, "
-            "source_version, op, occurred_at, published_at, trace_id, topic, kafka_partition, kafka_offset, "
-            "citizen_id, name, sex, ethnicity, birth_date, address, district, household_type, status) VALUES "
-            "('00000000-0000-0000-0000-000000000001', %s, 'identity', %s, 1, 'upsert', "
-            "'2026-11-01T00:00:00Z', '2026-11-01T00:00:00Z', 't', 'identity.person.v1', 0, 7, %s, '张三', "
-            "'male', '01', '1984-03-03', '广州市越秀区', '440104', 'family', 'normal')",
-            (key, CITIZEN, CITIZEN),
-        )
-        conn.execute(
-            "INSERT INTO profile_history (subject_key, version, profile, valid_from, topic, "
-            "kafka_partition, kafka_offset) VALUES (%s, 1, %s, '2026-11-01T00:00:00Z', 'profiles', 0, 1)",
-            (key, document),
-        )
 
 
 def _body(**changes: Any) -> bytes:
@@ -162,7 +136,7 @@ def apps(
     settings: ExchangeSettings, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[tuple[FastAPI, FastAPI, list[bool]]]:
     database.migrate(settings.postgres)
-    _store(settings)
+    store_person(settings, CITIZEN, history=True)
     taken: list[bool] = []
     accepted = LeanRoutes._accepted
 
