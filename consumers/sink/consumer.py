@@ -264,9 +264,10 @@ class _Loop:
         except OffsetConflictError as exc:
             _log.warning("%s", exc)
             self.summary.conflicts += 1
-            self._seeker.seek(
-                self._consumer.assignment(), self._load_offsets(sorted(self._consumer.assignment()))
-            )
+            # The partitions this member holds: in the eager protocol `assignment()` still lists those
+            # being revoked, and sought here they would count as this member's again (`owned`).
+            owned = self._seeker.owned()
+            self._seeker.seek(owned, self._load_offsets(sorted(owned)))
             return False
         self._seeker.advance(batch.next_offsets)
         self._count(batch)

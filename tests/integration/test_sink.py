@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable
+from concurrent.futures import Future
 from decimal import Decimal
 from typing import Any
 
@@ -511,6 +512,30 @@ def test_a_killed_sink_is_given_up_on_after_the_configured_session_timeout(
             assert loop._consumer.config["session_timeout_ms"] == expected
         finally:
             loop.close()
+
+
+def test_after_an_offset_conflict_only_the_partitions_still_held_are_sought_again(
+    settings: ExchangeSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # In the eager protocol kafka-python lists partitions being revoked in assignment() until the group
+    # has joined again; sought after a conflict, they were this member's again (owned()), and
+    # `--until-idle` then asked the position of a partition it no longer had.
+    database.migrate(settings.postgres)
+    held, revoking = TopicPartition("t", 0), TopicPartition("t", 1)
+    loop = _Loop(settings, SinkOptions(), None, None)
+    try:
+        monkeypatch.setattr(loop._consumer, "assignment", lambda: {held, revoking})
+        monkeypatch.setattr(loop._consumer, "seek", lambda partition, offset: None)
+        monkeypatch.setattr(loop._consumer, "seek_to_beginning", lambda *partitions: None)
+        loop._seeker.on_partitions_revoked({revoking})
+        loop._seeker.seek({held}, {held: 5})
+        conflict: Future[None] = Future()
+        conflict.set_exception(OffsetConflictError("another sink moved the offsets"))
+        loop._writing = (Batch(), conflict)
+        assert loop._finish_write() is False
+        assert loop._seeker.owned() == {held}
+    finally:
+        loop.close()
 
 
 def test_two_sinks_in_one_group_write_each_record_once(settings: ExchangeSettings) -> None:
