@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 
 from psycopg_pool import AsyncConnectionPool
 
@@ -42,11 +43,21 @@ class AuditAppender:
     """Appends audit entries to the chain in batches; `append` returns once its entry is committed."""
 
     def __init__(
-        self, pool: AsyncConnectionPool[Connection], max_batch: int = 256, min_interval: float = 0.0
+        self,
+        pool: AsyncConnectionPool[Connection],
+        max_batch: int = 256,
+        min_interval: float = 0.0,
+        *,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
+        """`clock` (default: the event loop's) and `sleep` time the interval between batches; tests
+        give their own, so that no test depends on how long anything takes."""
         self._pool = pool
         self._max_batch = max_batch
         self._min_interval = min_interval
+        self._clock = clock
+        self._sleep = sleep
         self._last_start = float("-inf")  # when the last batch started (the event loop's clock)
         self._waiting: list[_Waiting] = []
         self._flushing: asyncio.Task[None] | None = None
@@ -75,13 +86,13 @@ class AuditAppender:
             await asyncio.shield(self._flushing)
 
     async def _flush(self) -> None:
-        loop = asyncio.get_running_loop()
+        now = self._clock or asyncio.get_running_loop().time
         try:
             while self._waiting:
-                pause = self._last_start + self._min_interval - loop.time()
+                pause = self._last_start + self._min_interval - now()
                 if pause > 0:  # batches in quick succession: let this one gather more entries
                     await self._pause(pause)
-                self._last_start = loop.time()
+                self._last_start = now()
                 batch = self._waiting[: self._max_batch]
                 del self._waiting[: self._max_batch]
                 await self._write(batch)
@@ -92,7 +103,7 @@ class AuditAppender:
         """Wait `seconds` before the next batch; cancelled meanwhile (the process exiting), the entries
         waiting are not written, and their requests are told so rather than left waiting."""
         try:
-            await asyncio.sleep(seconds)
+            await self._sleep(seconds)
         except BaseException as exc:
             waiting, self._waiting = self._waiting, []
             for _, future in waiting:

@@ -77,11 +77,6 @@ def _chain(settings: ExchangeSettings) -> tuple[list[dict[str, Any]], tuple[int,
     return rows, (int(head["last_seq"]), str(head["last_hash"]))
 
 
-async def _after(appender: AuditAppender, seconds: float, number: int) -> None:
-    await asyncio.sleep(seconds)
-    await appender.append(_entry(number))
-
-
 def _count_batches(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The size of every batch written from now on, in order."""
     batches: list[int] = []
@@ -119,20 +114,54 @@ async def test_concurrent_appends_are_committed_in_one_batch(
     assert verify(rows, head) is None
 
 
+class _Clock:
+    """The appender's clock and sleep, set by the test: a pause is recorded, moves the clock on, and
+    ends when the test says (`release`), or at once once released."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.pauses: list[float] = []
+        self.released = asyncio.Event()
+
+    def time(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.pauses.append(round(seconds, 6))
+        await self.released.wait()
+        self.now += seconds
+
+
+async def _until(condition: Any, what: str) -> None:
+    """Let the event loop run until `condition()` holds; fail, saying `what`, if it never does."""
+    deadline = asyncio.get_running_loop().time() + 30
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, f"never happened: {what}"
+        await asyncio.sleep(0)
+
+
 async def test_batches_in_quick_succession_wait_out_the_interval_and_gather_the_entries_meanwhile(
     settings: ExchangeSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     database.migrate(settings.postgres)
     batches = _count_batches(monkeypatch)
+    clock = _Clock()
     async with _pool(settings) as pool:
-        appender = AuditAppender(pool, min_interval=0.5)
+        appender = AuditAppender(pool, min_interval=0.5, clock=clock.time, sleep=clock.sleep)
         await appender.append(_entry(0))  # after a quiet spell: written at once, alone
+        assert clock.pauses == []
 
-        # Within the interval since the first batch started: these wait for it to pass, and go together.
-        await asyncio.gather(
-            *(_after(appender, seconds, n) for seconds, n in ((0.0, 1), (0.02, 2), (0.05, 3)))
-        )
+        # 0.1 s after the first batch started: the next one waits out the rest of the interval, and the
+        # entries that come meanwhile go with it.
+        clock.now = 0.1
+        waiting = [asyncio.create_task(appender.append(_entry(1)))]
+        await _until(lambda: clock.pauses, "the next batch pauses")
+        waiting += [asyncio.create_task(appender.append(_entry(n))) for n in (2, 3)]
+        await _until(lambda: len(appender._waiting) == 3, "three entries wait")
+        clock.released.set()
+        await asyncio.gather(*waiting)
     rows, head = _chain(settings)
+    assert clock.pauses == [0.4]
     assert batches == [1, 3]
     assert [row["request"]["n"] for row in rows] == [0, 1, 2, 3] and verify(rows, head) is None
 
@@ -142,15 +171,22 @@ async def test_an_entry_after_a_quiet_spell_does_not_wait_for_the_interval(
 ) -> None:
     database.migrate(settings.postgres)
     batches = _count_batches(monkeypatch)
+    clock = _Clock()
+    clock.released.set()
     async with _pool(settings) as pool:
-        appender = AuditAppender(pool, min_interval=0.5)
+        appender = AuditAppender(pool, min_interval=0.5, clock=clock.time, sleep=clock.sleep)
         await appender.append(_entry(0))
-        await asyncio.sleep(0.6)  # a quiet spell longer than the interval
+        clock.now = 0.6  # a quiet spell longer than the interval
 
-        # Entry 1 is written at once, alone; entry 2, 30 ms later, is within the interval since then and
-        # goes in the next batch. Had entry 1 waited out an interval, the two would have gone together.
-        await asyncio.gather(_after(appender, 0.0, 1), _after(appender, 0.03, 2))
+        # Entry 1 is written at once, alone; entry 2, 30 ms later while that batch is written, is within
+        # the interval since then and goes in the next batch, after the rest of the interval. Had entry 1
+        # waited out an interval, the two would have gone together.
+        first = asyncio.create_task(appender.append(_entry(1)))
+        await _until(lambda: len(batches) == 2, "the second batch is written")
+        clock.now = 0.63
+        await asyncio.gather(first, appender.append(_entry(2)))
     assert batches == [1, 1, 1]
+    assert clock.pauses == [0.47]
 
 
 async def test_a_batch_after_the_appenders_own_commits_in_one_statement_without_a_transaction(
