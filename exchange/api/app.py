@@ -110,7 +110,8 @@ def _handlers(app: FastAPI, services: Services) -> None:
     async def unprocessable(request: Request, exc: RequestValidationError) -> Response:
         # FastAPI's own 422, except for what the body held that its answer cannot render (each was a
         # 500): a NaN or Infinity (Python's JSON parser takes them) is named as a string, and bytes
-        # that are not UTF-8, or a lone surrogate (an escape such as "\ud800"), are replaced (U+FFFD).
+        # that are not UTF-8 (each bad byte as U+FFFD) or a lone surrogate (an escape such as "\ud800",
+        # as "?") are replaced.
         errors = exc.errors()
         wrong = [{"loc": list(error.get("loc", ())), "type": error.get("type")} for error in errors]
         unread = await refused_unread(request, 422, "invalid_request", {"errors": wrong})
@@ -131,7 +132,7 @@ _HTTP_REASONS = {400: "invalid_request", 404: "no_such_route", 405: "method_not_
 
 def _renderable(value: Any) -> Any:
     """`value` with every float that is not finite as its name ("nan", "inf", "-inf") and every string
-    encodable as UTF-8 (a lone surrogate replaced)."""
+    encodable as UTF-8 (a lone surrogate replaced by "?")."""
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     if isinstance(value, str):
