@@ -16,15 +16,20 @@ from exchange.topics import ALL_TOPICS, Topic
 _log = logging.getLogger("exchange.admin")
 
 
+def kafka_unreachable(kafka: KafkaSettings, exc: KafkaError) -> StackError:
+    """The error for a client that could not reach Kafka, saying how to start it."""
+    return StackError(
+        f"cannot reach Kafka at {kafka.bootstrap_servers}: {exc}. "
+        "Start it with `exchange stack up` (or `make stack`)."
+    )
+
+
 def admin_client(kafka: KafkaSettings) -> KafkaAdminClient:
     """An admin client, or a `StackError` saying how to start Kafka."""
     try:
         return KafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers, request_timeout_ms=15000)
     except KafkaError as exc:
-        raise StackError(
-            f"cannot reach Kafka at {kafka.bootstrap_servers}: {exc}. "
-            "Start it with `exchange stack up` (or `make stack`)."
-        ) from exc
+        raise kafka_unreachable(kafka, exc) from exc
 
 
 def ensure_topics(kafka: KafkaSettings, topics: tuple[Topic, ...] = ALL_TOPICS) -> list[str]:

@@ -9,7 +9,7 @@ from typing import Any
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
-from exchange.exceptions import StackError
+from exchange.admin import kafka_unreachable
 from exchange.serialization import AvroCodec
 from exchange.settings import KafkaSettings
 
@@ -39,10 +39,7 @@ def read_all(kafka: KafkaSettings, topic: str, *, codec: AvroCodec | None = None
             bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
         )
     except KafkaError as exc:
-        raise StackError(
-            f"cannot reach Kafka at {kafka.bootstrap_servers}: {exc}. "
-            "Start it with `exchange stack up` (or `make stack`)."
-        ) from exc
+        raise kafka_unreachable(kafka, exc) from exc
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         if not partitions:
