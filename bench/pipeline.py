@@ -9,6 +9,7 @@ measured in the same run, on the same broker and PostgreSQL.
    the sink alone on the path) and of the profiles verifications read (a voucher's published_at → the
    sink's transaction writing the profile that folds it: processor and sink). The goal is held to the
    profiles' p99, and only when the paced publisher reached the half load it was asked for.
+   `--processors K` runs K processor workers in one group for these two (scale-out), one by default.
 3. The processor's fold rate over the backlog, started once it is all on the topics; against a bare
    aiokafka consume → `exchange.profile.apply` → produce loop over the same topics.
 4. The sink's rows/s over everything on the topics, run again into emptied tables; against a raw COPY
@@ -92,7 +93,7 @@ class Figure:
         return self.value / self.baseline if self.baseline else float("nan")
 
 
-def run(settings: ExchangeSettings, people: int, seed: int = SEED) -> list[Figure]:
+def run(settings: ExchangeSettings, people: int, seed: int = SEED, processors: int = 1) -> list[Figure]:
     """Run the benchmark on exports for `people` people; print and return the figures."""
     # kafka-python's IO thread warns whenever a busy process makes it wait; here that is expected.
     logging.getLogger("kafka.net.selector").setLevel(logging.ERROR)
@@ -108,7 +109,7 @@ def run(settings: ExchangeSettings, people: int, seed: int = SEED) -> list[Figur
 
                 summary = generate(people, seed, home / "exports", bad_rate=0.01)
             rows = sum(summary.counts[name] for name in ("identity", "tax", "social"))
-            figures = _measure(bench, home, min(1.0, BASELINE_RECORDS / rows))
+            figures = _measure(bench, home, min(1.0, BASELINE_RECORDS / rows), processors)
     _print_summary(figures, people, time.perf_counter() - started)
     return figures
 
@@ -120,21 +121,29 @@ def _with(settings: ExchangeSettings, *, prefix: str | None = None, **processor:
     return settings.model_copy(update=update)
 
 
-def _measure(bench: ExchangeSettings, home: Path, sample: float) -> list[Figure]:
+def _measure(bench: ExchangeSettings, home: Path, sample: float, processors: int) -> list[Figure]:
     exports = home / "exports"
     registry = bench.connectors.registry_dsn.get_secret_value()
     alone = _connectors_alone(bench, home, sample, registry)
     supervisor = Supervisor(child_environment(bench), home / "logs")
     try:
-        processor = supervisor.start("processor", "process").process.pid
+        workers = {"processor": supervisor.start("processor", "process").process.pid}
+        for number in range(2, processors + 1):
+            own = {
+                "EXCHANGE_PROCESSOR__DATADIR": str(home / f"processor-{number}"),
+                "EXCHANGE_PROCESSOR__WEB_PORT": str(free_port()),
+            }
+            workers[f"processor {number}"] = supervisor.start(
+                f"processor-{number}", "process", env=own
+            ).process.pid
         sink = supervisor.start("sink", "sink").process.pid
         clock = CpuClock(
-            {"connectors (this process)": os.getpid(), "processor": processor, "sink": sink},
+            {"connectors (this process)": os.getpid(), **workers, "sink": sink},
             stack_servers(bench),
         )
         end_to_end = _end_to_end(bench, supervisor, clock, exports, registry)
         (trickle, trickle_profiles), (half, half_profiles, half_rate) = _freshness(
-            bench, supervisor, exports, end_to_end
+            bench, supervisor, clock, exports, end_to_end
         )
     finally:
         with _console.status("stopping the processor and the sink…"):
@@ -232,10 +241,12 @@ def _cores(usage: Usage) -> str:
 
 
 def _freshness(
-    bench: ExchangeSettings, supervisor: Supervisor, exports: Path, end_to_end: float
+    bench: ExchangeSettings, supervisor: Supervisor, clock: CpuClock, exports: Path, end_to_end: float
 ) -> tuple[tuple[Freshness, Freshness], tuple[Freshness, Freshness, float]]:
     """Fresh vouchers at a trickle, then at half the end-to-end rate, each window read on its own: the
-    record rows' freshness and the profiles', for each; and the rate the half load reached."""
+    record rows' freshness and the profiles', for each; and the rate the half load reached. The CPU of
+    each window, publishing to drained, is logged with it: a fresh voucher is a subject's only event in
+    a batch far more often than over the backlog, so it costs the processor and the sink more."""
     trickle_count = int(TRICKLE_PER_SECOND * TRICKLE_SECONDS)
     half_count = max(int(end_to_end / 2 * HALF_LOAD_SECONDS), 1)
     vouchers = fresh_vouchers(exports / "tax.csv", trickle_count + half_count)
@@ -246,12 +257,12 @@ def _freshness(
             ("trickle", vouchers[:trickle_count], TRICKLE_PER_SECOND),
             ("half load", vouchers[trickle_count:], end_to_end / 2),
         ):
-            since = dt.datetime.now(dt.UTC)
+            since, before = dt.datetime.now(dt.UTC), clock.sample()
             with _console.status(f"freshness: {len(batch):,} vouchers at {rate:,.0f}/s ({label})…"):
                 paced = publish_paced(bench, batch, rate)
             drained = time.perf_counter()
             watch.wait_complete(supervisor, f"freshness ({label}): draining")
-            until = dt.datetime.now(dt.UTC)
+            until, usage = dt.datetime.now(dt.UTC), clock.since(before)
             fresh = freshness(bench.postgres, since, until)
             profiles = profile_freshness(bench.postgres, since, until)
             results.append((fresh, profiles, paced.per_second))
@@ -264,7 +275,7 @@ def _freshness(
                 f"{profiles.p50_seconds * 1000:,.0f} ms, p99 {profiles.p99_seconds * 1000:,.0f} ms, max "
                 f"{profiles.max_seconds * 1000:,.0f} ms over {profiles.rows:,} subjects, of which up to the "
                 f"processor emitting the profile p50 {profiles.emitted_p50_seconds * 1000:,.0f} ms, p99 "
-                f"{profiles.emitted_p99_seconds * 1000:,.0f} ms"
+                f"{profiles.emitted_p99_seconds * 1000:,.0f} ms; CPU: {_cores(usage)}"
             )
     finally:
         watch.close()

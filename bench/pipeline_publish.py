@@ -91,6 +91,10 @@ def fresh_vouchers(tax_export: Path, count: int) -> list[dict[str, Any]]:
     return [{**templates[n % len(templates)], VOUCHER: f"9{n:018d}"} for n in range(count)]
 
 
+# How often the paced publisher publishes what is due.
+STEP_SECONDS = 0.01
+
+
 @dataclass(frozen=True)
 class Paced:
     """What a paced publication did."""
@@ -106,20 +110,23 @@ class Paced:
 def publish_paced(settings: ExchangeSettings, vouchers: list[dict[str, Any]], per_second: float) -> Paced:
     """Publish `vouchers` through the tax connector's converter and publisher at `per_second`.
 
-    Each step publishes what is due, stamped with one published_at taken just before it converts, and
-    waits for the broker's acknowledgement — a connector's chunk, made small, so that published_at is
-    when the record really left. The clock starts after the publisher is built, as a connector's first
-    chunk does: a `Publisher` learns its topics' partitions when it is built (about half a second).
+    Every `STEP_SECONDS` a step publishes what is due, stamped with one published_at taken just before
+    it converts, and waits for the broker's acknowledgement — a connector's chunk, made small, so that
+    published_at is when the record really left. A step per record instead (a flush each) cost the
+    publisher half a core at 1,300 records/s, taken from the pipeline it measures. The clock starts
+    after the publisher is built, as a connector's first chunk does: a `Publisher` learns its topics'
+    partitions when it is built (about half a second).
     """
     publisher = Publisher(settings, client_id="bench-paced")
     chunk = ChunkPublisher(MAPPINGS["tax"], publisher, "bench-paced", Summary())
     sent = 0
-    started = time.perf_counter()
+    started = step = time.perf_counter()
     try:
         while sent < len(vouchers):
+            time.sleep(max(step - time.perf_counter(), 0.0))
+            step = max(step + STEP_SECONDS, time.perf_counter())
             due = min(len(vouchers), int(per_second * (time.perf_counter() - started)) + 1)
             if due <= sent:
-                time.sleep(max(started + sent / per_second - time.perf_counter(), 0.0))
                 continue
             chunk.new_chunk()
             for n in range(sent, due):

@@ -32,6 +32,12 @@ def register(commands: Any) -> None:
         help="end to end, freshness, fold and sink rates, each against its baseline, and where the time goes",
     )
     pipeline.add_argument("--people", type=int, default=3000, help="the population of the exports")
+    pipeline.add_argument(
+        "--processors",
+        type=int,
+        default=1,
+        help="`exchange process` workers in the end-to-end and freshness runs",
+    )
     pipeline.set_defaults(run=_pipeline)
     api = kinds.add_parser(
         "api", help="verifications and proofs requests/s and p50/p99 against a bare Starlette route"
@@ -73,7 +79,7 @@ def _connect(settings: ExchangeSettings, args: argparse.Namespace) -> int:
 def _pipeline(settings: ExchangeSettings, args: argparse.Namespace) -> int:
     from bench import pipeline
 
-    pipeline.run(settings, args.people)
+    pipeline.run(settings, args.people, processors=args.processors)
     return 0
 
 
