@@ -39,6 +39,8 @@ from exchange.topics import DATASET_TOPICS
 _console = Console()
 PREFIX = "demo."
 DATABASE = "exchange_demo"
+# The demo's topics and database are its own: `exchange top` shows their lag when told so.
+TOP_COMMAND = f"EXCHANGE_KAFKA__TOPIC_PREFIX={PREFIX} EXCHANGE_POSTGRES__DATABASE={DATABASE} exchange top"
 EXPORTS = (("identity", "identity.csv"), ("tax", "tax.csv"), ("social", "social.jsonl"))
 
 
@@ -236,7 +238,7 @@ def run(
             f"API documentation: http://{demo.api.host}:{demo.api.port}/docs · metrics: "
             f"http://{demo.api.host}:{demo.api.port}/metrics, processor "
             f"http://127.0.0.1:{demo.processor.web_port}/metrics and the ports of monitoring/prometheus.yml "
-            f"(`exchange top` shows them all) · logs: {home / 'logs'}"
+            f"(`{TOP_COMMAND}` shows them all) · logs: {home / 'logs'}"
         )
         if options.wait:
             _console.print("the exchange is running; Ctrl-C stops it")
