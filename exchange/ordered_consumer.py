@@ -19,6 +19,12 @@ without waiting (the stream's buffer has room), and then no task is made; one th
 from where it stopped, under faust's `wait_first`, as before.
 
 Other topics (the table's changelog, read during recovery) keep faust's behaviour.
+
+And one for freshness: faust has aiokafka's fetches wait up to 1.5 s for data (`fetch_max_wait_ms`).
+aiokafka keeps one fetch in flight to a broker, for the partitions whose fetched records are all
+consumed; while a busy partition's records are still being delivered, that fetch asks only for the
+quiet ones, and the broker holds it the whole wait, so the busy partition's next records came up to
+1.5 s late. The wait is `fetch_max_wait_ms` here.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import types
 from collections.abc import Awaitable, Callable, Collection, Coroutine, Generator
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import IllegalStateError, KafkaError
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
@@ -58,11 +65,22 @@ class _ReadOffsets(dict[TP, int | None]):
         return super().__getitem__(partition)
 
 
-def ordered_consumer_class(guarded: Collection[str]) -> type[faust_aiokafka.Consumer]:
-    """faust's aiokafka consumer class, delivering the records of the `guarded` topics without holes."""
+def ordered_consumer_class(guarded: Collection[str], fetch_max_wait_ms: int) -> type[faust_aiokafka.Consumer]:
+    """faust's aiokafka consumer class, delivering the records of the `guarded` topics without holes,
+    its fetches waiting at most `fetch_max_wait_ms` for data."""
     topics = frozenset(guarded)
 
+    class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+        def _create_worker_consumer(self, transport: Any) -> AIOKafkaConsumer:
+            consumer = super()._create_worker_consumer(transport)
+            # aiokafka hands this to its fetcher when the consumer starts, which is after this.
+            consumer._fetch_max_wait_ms = fetch_max_wait_ms
+            return consumer
+
     class OrderedConsumer(faust_aiokafka.Consumer):
+        def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+            return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.sequencer: Sequencer[TP] = Sequencer()

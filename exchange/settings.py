@@ -114,6 +114,9 @@ class ProcessorSettings(BaseModel):
     # partitions go to the others or to its restart; faust's 60 s stalled folding for a minute after
     # each crash. Heartbeats go every 3 s, on an event loop no fold batch holds for more than about 1 s.
     session_timeout_seconds: float = 10.0
+    # The longest a fetch waits at the broker for data (faust's 1.5 s): records of a busy partition wait
+    # behind a fetch held for the quiet ones (exchange.ordered_consumer), so this bounds that delay.
+    fetch_max_wait_seconds: float = 0.05
 
 
 class ApiSettings(BaseModel):

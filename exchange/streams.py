@@ -161,7 +161,9 @@ def source_app(settings: ExchangeSettings) -> tuple[_App, faust.TopicT]:
     app.deliveries = Deliveries(processor.delivery_timeout_seconds, _stop_undelivered)
     source_names = [topic.full_name(kafka) for topic in DATASET_TOPICS]
     # faust can drop fetched records in a rebalance and then commit past them: this consumer re-reads.
-    app.transport.Consumer = ordered_consumer_class(source_names)  # type: ignore[misc]  # read per instance
+    app.transport.Consumer = ordered_consumer_class(  # type: ignore[misc]  # read per instance
+        source_names, round(processor.fetch_max_wait_seconds * 1000)
+    )
     app.transport.Producer = _batch_producer_class(  # type: ignore[misc]  # read per instance
         app.transport.Producer, processor.batch_events
     )
