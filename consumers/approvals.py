@@ -72,6 +72,19 @@ class Approvals:
         )
         self.counts: Counter[str] = Counter()
 
+    def consumer(self) -> AIOKafkaConsumer:
+        """The consumer of the applications and the consent topic (made in the running loop)."""
+        return AIOKafkaConsumer(
+            *self._topics,
+            bootstrap_servers=self._settings.kafka.bootstrap_servers,
+            group_id=approvals_group(self._settings),
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            # aiokafka keeps one fetch in flight, for the partitions with nothing fetched left to read:
+            # its default 0.5 s wait held new applications behind a fetch for quiet consent partitions.
+            fetch_max_wait_ms=round(self._settings.api.approvals_fetch_max_wait_seconds * 1000),
+        )
+
     async def run(self, stop: asyncio.Event, *, until_idle: bool = False) -> Counter[str]:
         """Consume until `stop` is set or, with `until_idle`, nothing is left to read."""
         kafka = self._settings.kafka
@@ -81,13 +94,7 @@ class Approvals:
         )
         await self._services.pool.open(wait=True)
         relay = AuditRelay(self._settings, self._services.pool)
-        consumer = AIOKafkaConsumer(
-            *self._topics,
-            bootstrap_servers=kafka.bootstrap_servers,
-            group_id=approvals_group(self._settings),
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-        )
+        consumer = self.consumer()
         producer = AIOKafkaProducer(
             bootstrap_servers=kafka.bootstrap_servers, acks="all", enable_idempotence=True
         )

@@ -143,6 +143,8 @@ class ApiSettings(BaseModel):
     audit_batch_interval_seconds: float = 0.004
     # Records the approvals consumer takes per poll; it commits offsets after each batch's decisions.
     approvals_batch_records: int = 500
+    # The longest the approvals consumer's fetch waits at the broker for data (consumers.approvals).
+    approvals_fetch_max_wait_seconds: float = 0.05
     # Subjects whose decoded profile each API process keeps (exchange.api.profile_cache); 0: none.
     profile_cache_entries: int = 2048
     # Mutual TLS (deployment): the header in which the TLS-terminating proxy passes the verified client

@@ -67,6 +67,10 @@ class SinkOptions:
     # How long the group waits for a sink that stopped heart-beating (killed) before its partitions
     # go to the others or to its restart: kafka-python's default of 45 s left them unwritten that long.
     session_timeout_seconds: float = 10.0
+    # The longest a fetch waits at the broker for data (kafka-python's 0.5 s): kafka-python keeps one
+    # fetch in flight per broker, for the partitions with nothing fetched left to read, so a busy
+    # partition's next records waited behind a fetch held for the quiet ones.
+    fetch_max_wait_seconds: float = 0.05
 
 
 @dataclass
@@ -155,6 +159,7 @@ class _Loop:
                 max_poll_records=options.max_batch_records,
                 max_partition_fetch_bytes=8 * 1024 * 1024,
                 session_timeout_ms=int(options.session_timeout_seconds * 1000),
+                fetch_max_wait_ms=round(options.fetch_max_wait_seconds * 1000),
             )
         except KafkaError as exc:
             raise ConsumerError(f"cannot reach Kafka at {settings.kafka.bootstrap_servers}: {exc}") from exc

@@ -31,6 +31,7 @@ from api_support import (
     run,
     served,
     wait_for_processor,
+    with_key,
 )
 from kafka import KafkaProducer
 from prometheus_client import REGISTRY
@@ -53,6 +54,7 @@ from exchange.serialization import AvroCodec
 from exchange.settings import ExchangeSettings
 from exchange.topics import (
     APPLICATIONS,
+    CONSENT,
     DATASET_TOPICS,
     DEADLETTER,
     DECISIONS,
@@ -555,6 +557,22 @@ async def test_an_application_on_kafka_waits_for_the_consent_withdrawn_before_it
     finally:  # the other tests' subject keeps its consent
         consent.publish(settings, [consent.consent_event(who, "talent-office", "talent-green-card", "grant")])
         await Approvals(settings).run(asyncio.Event(), until_idle=True)
+
+
+async def test_the_approvals_fetches_wait_for_data_at_most_the_configured_time(
+    settings: ExchangeSettings, tmp_path: Path
+) -> None:
+    # aiokafka's 0.5 s held new applications behind a fetch for the quiet consent partitions.
+    keyed = with_key(settings, tmp_path)
+    api = keyed.api.model_copy(update={"approvals_fetch_max_wait_seconds": 0.07})
+    approvals = Approvals(keyed.model_copy(update={"api": api}))
+    admin.ensure_topics(settings.kafka, (APPLICATIONS, CONSENT))
+    consumer = approvals.consumer()
+    await consumer.start()  # the fetcher is made here, from what the consumer was given
+    try:
+        assert consumer._fetcher._fetch_max_wait_ms == 70
+    finally:
+        await consumer.stop()
 
 
 async def test_consent_and_delegation_are_checked_when_the_grant_requires_them(exchange: Exchange) -> None:

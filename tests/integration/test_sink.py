@@ -514,6 +514,17 @@ def test_a_killed_sink_is_given_up_on_after_the_configured_session_timeout(
             loop.close()
 
 
+def test_the_sinks_fetches_wait_for_data_at_most_the_configured_time(settings: ExchangeSettings) -> None:
+    # kafka-python's 0.5 s held a busy partition's next records behind a fetch for the quiet ones.
+    database.migrate(settings.postgres)
+    for options, expected in ((SinkOptions(), 50), (SinkOptions(fetch_max_wait_seconds=0.12), 120)):
+        loop = _Loop(settings, options, None, None)
+        try:
+            assert loop._consumer.config["fetch_max_wait_ms"] == expected
+        finally:
+            loop.close()
+
+
 def test_after_an_offset_conflict_only_the_partitions_still_held_are_sought_again(
     settings: ExchangeSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
