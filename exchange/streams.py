@@ -36,6 +36,7 @@ from prometheus_client import generate_latest
 
 from exchange import profile as aggregate
 from exchange.deliveries import Deliveries, DeliveryError
+from exchange.gc_pacing import FullCollections
 from exchange.ordered_consumer import ordered_consumer_class
 from exchange.profile_avro import profile_record
 from exchange.serialization import AvroCodec
@@ -202,6 +203,7 @@ def create_app(settings: ExchangeSettings) -> faust.App:
         )
     )
     folder = BatchFolder(AvroCodec())
+    collections = FullCollections(processor.full_collection_interval_seconds)
 
     @app.agent(sources, name="fold")
     async def fold(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
@@ -219,6 +221,7 @@ def create_app(settings: ExchangeSettings) -> faust.App:
                 # Never a dead agent behind a live process: stop hard, before anything is committed.
                 _log.exception("folding a batch of %d events failed; the processor stops", len(batch))
                 _exit_failed()
+            collections.after_batch()
             yield None
 
     @app.page("/metrics")

@@ -56,6 +56,11 @@ PROCESSOR_FOLD_SECONDS = Histogram(
     "Time to fold one batch into its subjects' profiles, encoding included",
     buckets=LATENCY_BUCKETS,
 )
+PROCESSOR_FULL_COLLECTION_SECONDS = Histogram(
+    "exchange_processor_full_collection_seconds",
+    "Time of one of Python's full garbage collections, run between batches (exchange.gc_pacing)",
+    buckets=LATENCY_BUCKETS,
+)
 PROCESSOR_REBALANCES = Counter(
     "exchange_processor_rebalances_total",
     "Consumer group rebalances the processor went through (its partitions moved, or a worker came or went)",

@@ -10,6 +10,7 @@ import faust
 import uvloop
 
 from exchange import admin
+from exchange.gc_pacing import hold_full_collections
 from exchange.settings import ExchangeSettings
 
 
@@ -27,6 +28,8 @@ def _process(settings: ExchangeSettings, args: argparse.Namespace) -> int:
     # Before the app and its consumer thread make their loops: uvloop's call_soon, tasks and socket
     # writes cost a fraction of asyncio's, and faust runs several of each per event.
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    # Full garbage collections between batches, on the app's interval, not whenever CPython would.
+    hold_full_collections()
     app = create_app(settings)
     # The worker handles SIGTERM and SIGINT: it stops the agent, flushes and commits, then exits.
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)

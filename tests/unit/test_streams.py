@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import dataclasses
 import datetime as dt
+import gc
 import logging
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from prometheus_client import REGISTRY
 from exchange import admin, profile_avro
 from exchange import profile as aggregate
 from exchange.cli import pipeline
+from exchange.gc_pacing import NEVER
 from exchange.ordered_consumer import _ReadOffsets
 from exchange.serialization import AvroCodec
 from exchange.settings import ExchangeSettings, ProcessorSettings
@@ -262,10 +264,13 @@ def test_the_process_command_runs_the_worker_on_uvloop(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     policies: list[asyncio.AbstractEventLoopPolicy] = []
+    thresholds = gc.get_threshold()
 
     class _Worker:
         def __init__(self, app: faust.App, **options: Any) -> None:
             policies.append(asyncio.get_event_loop_policy())
+            # Full collections are the agent's, between batches (exchange.gc_pacing).
+            assert gc.get_threshold()[2] == NEVER
 
         def execute_from_commandline(self) -> None:
             pass
@@ -277,4 +282,5 @@ def test_the_process_command_runs_the_worker_on_uvloop(
         assert pipeline._process(settings, argparse.Namespace()) == 0
     finally:
         asyncio.set_event_loop_policy(None)
+        gc.set_threshold(*thresholds)
     assert [type(policy) for policy in policies] == [uvloop.EventLoopPolicy]
