@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 
-from kafka import KafkaAdminClient
+from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import ConfigResource, ConfigResourceType, MemberToRemove, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
+from exchange import schemas
 from exchange.exceptions import StackError
 from exchange.settings import KafkaSettings
-from exchange.topics import ALL_TOPICS, Topic
+from exchange.topics import ALL_TOPICS, SCHEMAS, Topic
 
 _log = logging.getLogger("exchange.admin")
 
@@ -95,6 +97,42 @@ def _differences(admin: KafkaAdminClient, kafka: KafkaSettings, topics: list[Top
             if actual != wanted:
                 problems.append(f"topic {name} has {key}={actual}, declared {wanted}")
     return problems
+
+
+def schema_documents() -> dict[str, dict[str, object]]:
+    """Every version of every record schema, keyed by its fingerprint in hex (the 8 bytes after `C3 01`
+    in a record): its name, version (`vN` as frozen under schemas/history, `current` for a change not
+    frozen yet) and the schema, self-contained."""
+    documents: dict[str, dict[str, object]] = {}
+    for name in schemas.RECORD_SCHEMAS:
+        for version in (*schemas.history(name), schemas.current(name)):
+            # The current version is also the newest frozen one until it changes: keep the frozen name.
+            documents.setdefault(
+                version.fingerprint.hex(),
+                {"name": name, "version": version.version, "schema": version.json},
+            )
+    return documents
+
+
+def publish_schemas(kafka: KafkaSettings) -> int:
+    """Put the schema set on `exchange.schemas.v1` for outside readers, one JSON document per version
+    keyed by its fingerprint (`schema_documents`); the topic is compacted, so publishing again changes
+    nothing. Returns the versions published; `StackError` when Kafka cannot be reached."""
+    documents = schema_documents()
+    try:
+        producer = KafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all")
+    except KafkaError as exc:
+        raise kafka_unreachable(kafka, exc) from exc
+    try:
+        topic = SCHEMAS.full_name(kafka)
+        for key, document in documents.items():
+            producer.send(topic, key=key.encode(), value=json.dumps(document, ensure_ascii=False).encode())
+        producer.flush(timeout=30)
+    except KafkaError as exc:
+        raise kafka_unreachable(kafka, exc) from exc
+    finally:
+        producer.close()
+    return len(documents)
 
 
 def remove_prefixed(kafka: KafkaSettings, wait_seconds: float = 0.0) -> None:

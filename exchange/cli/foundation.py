@@ -11,6 +11,7 @@ from rich.table import Table
 
 from exchange import admin, compatibility, database, schemas, stack
 from exchange.settings import ExchangeSettings
+from exchange.topics import SCHEMAS
 
 _console = Console()
 Subparsers = Any  # argparse's private _SubParsersAction
@@ -28,9 +29,9 @@ def register(commands: Subparsers) -> None:
 
     topics = commands.add_parser("topics", help="the exchange's Kafka topics")
     topic_verbs = topics.add_subparsers(dest="verb", required=True)
-    topic_verbs.add_parser("ensure", help="create the declared topics that are missing").set_defaults(
-        run=_topics
-    )
+    topic_verbs.add_parser(
+        "ensure", help="create the declared topics that are missing; publish the schema set"
+    ).set_defaults(run=_topics)
 
     commands.add_parser("migrate", help="apply PostgreSQL migrations").set_defaults(run=_migrate)
 
@@ -73,6 +74,8 @@ def _stack_status(settings: ExchangeSettings, args: argparse.Namespace) -> int:
 def _topics(settings: ExchangeSettings, args: argparse.Namespace) -> int:
     created = admin.ensure_topics(settings.kafka)
     _console.print(f"created {len(created)} topics" + (": " + ", ".join(created) if created else ""))
+    published = admin.publish_schemas(settings.kafka)
+    _console.print(f"published {published} schema versions to {SCHEMAS.full_name(settings.kafka)}")
     return 0
 
 

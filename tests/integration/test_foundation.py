@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import uuid
+from typing import Any
 
 import psycopg
 import pytest
+from fastavro import parse_schema
+from fastavro.schema import fingerprint, to_parsing_canonical_form
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 
-from exchange import admin, database, stack, topics
+from exchange import admin, database, schemas, stack, topics
 from exchange.serialization import AvroCodec
 from exchange.settings import ExchangeSettings, KafkaSettings, PostgresSettings
 from exchange.subjects import subject_key
@@ -93,6 +97,41 @@ def test_an_existing_topic_unlike_its_declaration_is_named_in_a_warning(
         admin.ensure_topics(kafka_settings, (topics.IDENTITY_PERSON,))  # created as declared: no warning
         admin.ensure_topics(kafka_settings, (topics.IDENTITY_PERSON,))
     assert caplog.records == []
+
+
+def test_the_schema_set_is_on_its_topic_for_outside_readers(kafka_settings: KafkaSettings) -> None:
+    admin.ensure_topics(kafka_settings, (topics.SCHEMAS,))
+    assert admin.publish_schemas(kafka_settings) == admin.publish_schemas(kafka_settings)  # again: the same
+    consumer = KafkaConsumer(bootstrap_servers=kafka_settings.bootstrap_servers, enable_auto_commit=False)
+    try:
+        name = topics.SCHEMAS.full_name(kafka_settings)
+        partitions = [TopicPartition(name, p) for p in range(topics.SCHEMAS.partitions(kafka_settings))]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        ends = consumer.end_offsets(partitions)
+        found: dict[bytes, dict[str, Any]] = {}
+        while any(consumer.position(p) < ends[p] for p in partitions):
+            for messages in consumer.poll(timeout_ms=2000).values():
+                found.update((message.key, json.loads(message.value)) for message in messages)
+    finally:
+        consumer.close()
+    # Every version a record may carry, each under the fingerprint its header has, its schema that very one.
+    assert {key.decode() for key in found} == {v.fingerprint.hex() for v in schemas.all_versions()}
+    for key, document in found.items():
+        canonical = to_parsing_canonical_form(parse_schema(document["schema"]))
+        assert fingerprint(canonical, "CRC-64-AVRO") == key.decode()
+        assert document["name"] in schemas.RECORD_SCHEMAS
+    codec = AvroCodec()
+    record = {
+        "subject_key": "k",
+        "version": 1,
+        **{
+            name: {"records": 0, "numbers": b"", "text": "", "dictionary": []}
+            for name in ("persons", "payments", "contributions", "titles")
+        },
+    }
+    header = codec.encode("ledger", record)[2:10]
+    assert found[header.hex().encode()]["name"] == "ledger"
 
 
 def test_an_encoded_record_goes_through_the_real_broker(kafka_settings: KafkaSettings) -> None:
