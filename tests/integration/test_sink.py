@@ -501,26 +501,24 @@ def test_offsets_move_only_from_the_offsets_a_batch_started_from(settings: Excha
         assert load_offsets(conn, group, [partition, TopicPartition("topic", 1)]) == {partition: 20}
 
 
-def test_a_killed_sink_is_given_up_on_after_the_configured_session_timeout(
-    settings: ExchangeSettings,
+@pytest.mark.parametrize(
+    ("option", "value", "setting", "default", "given"),
+    [
+        # kafka-python's default of 45 s left a crashed sink's partitions unwritten that long after
+        # its restart.
+        ("session_timeout_seconds", 7.5, "session_timeout_ms", 10_000, 7_500),
+        # kafka-python's 0.5 s held a busy partition's next records behind a fetch for the quiet ones.
+        ("fetch_max_wait_seconds", 0.12, "fetch_max_wait_ms", 50, 120),
+    ],
+)
+def test_the_sinks_consumer_takes_its_timeouts_from_the_options(
+    settings: ExchangeSettings, option: str, value: float, setting: str, default: int, given: int
 ) -> None:
-    # kafka-python's default of 45 s left a crashed sink's partitions unwritten that long after its restart.
     database.migrate(settings.postgres)
-    for options, expected in ((SinkOptions(), 10_000), (SinkOptions(session_timeout_seconds=7.5), 7_500)):
+    for options, expected in ((SinkOptions(), default), (SinkOptions(**{option: value}), given)):
         loop = _Loop(settings, options, None, None)
         try:
-            assert loop._consumer.config["session_timeout_ms"] == expected
-        finally:
-            loop.close()
-
-
-def test_the_sinks_fetches_wait_for_data_at_most_the_configured_time(settings: ExchangeSettings) -> None:
-    # kafka-python's 0.5 s held a busy partition's next records behind a fetch for the quiet ones.
-    database.migrate(settings.postgres)
-    for options, expected in ((SinkOptions(), 50), (SinkOptions(fetch_max_wait_seconds=0.12), 120)):
-        loop = _Loop(settings, options, None, None)
-        try:
-            assert loop._consumer.config["fetch_max_wait_ms"] == expected
+            assert loop._consumer.config[setting] == expected
         finally:
             loop.close()
 
