@@ -46,9 +46,9 @@ def exports(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _start(
-    settings: ExchangeSettings, state: Path, name: str, *args: str, port_offset: int = 0
+    settings: ExchangeSettings, state: Path, name: str, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.Popen[bytes]:
-    env = exchange_env(settings, state)
+    env = {**exchange_env(settings, state), **(env or {})}
     out = (state / f"{name}.log").open("ab")
     return subprocess.Popen(
         [sys.executable, "-m", "exchange", *args], env=env, stdout=out, stderr=subprocess.STDOUT
@@ -120,6 +120,15 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 # The shares of their work at which processes are killed (and the sink started): well below the end, so
 # that each kill lands with work left (the processor commits about once a second, over 10% of this run).
 KILL_SHARES = (0.1, 0.6)
+# The processor under the kills commits in small steps (its defaults: 5,000 events a batch, a commit a
+# second), so that a kill moment, a share of its commits, falls with work left: restarted with the
+# defaults, it folded the rest of the run before its first commit was seen.
+KILLED_PROCESSOR = {
+    "process": {
+        "EXCHANGE_PROCESSOR__BATCH_EVENTS": "500",
+        "EXCHANGE_PROCESSOR__COMMIT_INTERVAL_SECONDS": "0.2",
+    }
+}
 CALLER_OF = {
     "talent-green-card": "talent-office",
     "public-rental-housing": "housing-bureau",
@@ -142,7 +151,7 @@ class _Workers:
         self.running: dict[str, subprocess.Popen[bytes]] = {}
 
     def start(self, name: str) -> None:
-        self.running[name] = _start(self.settings, self.state, name, name)
+        self.running[name] = _start(self.settings, self.state, name, name, env=KILLED_PROCESSOR.get(name))
 
     def kill(self, name: str) -> None:
         self.running[name].send_signal(signal.SIGKILL)
