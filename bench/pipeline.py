@@ -245,8 +245,8 @@ def _freshness(
 ) -> tuple[tuple[Freshness, Freshness], tuple[Freshness, Freshness, float]]:
     """Fresh vouchers at a trickle, then at half the end-to-end rate, each window read on its own: the
     record rows' freshness and the profiles', for each; and the rate the half load reached. The CPU of
-    each window, publishing to drained, is logged with it: a fresh voucher is a subject's only event in
-    a batch far more often than over the backlog, so it costs the processor and the sink more."""
+    each window, publishing to drained, is logged with it: whether a late window was short of CPU (the
+    machine near its 2 cores) or waiting on something else (the processor idle while behind)."""
     trickle_count = int(TRICKLE_PER_SECOND * TRICKLE_SECONDS)
     half_count = max(int(end_to_end / 2 * HALF_LOAD_SECONDS), 1)
     vouchers = fresh_vouchers(exports / "tax.csv", trickle_count + half_count)
