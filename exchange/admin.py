@@ -99,26 +99,11 @@ def _differences(admin: KafkaAdminClient, kafka: KafkaSettings, topics: list[Top
     return problems
 
 
-def schema_documents() -> dict[str, dict[str, object]]:
-    """Every version of every record schema, keyed by its fingerprint in hex (the 8 bytes after `C3 01`
-    in a record): its name, version (`vN` as frozen under schemas/history, `current` for a change not
-    frozen yet) and the schema, self-contained."""
-    documents: dict[str, dict[str, object]] = {}
-    for name in schemas.RECORD_SCHEMAS:
-        for version in (*schemas.history(name), schemas.current(name)):
-            # The current version is also the newest frozen one until it changes: keep the frozen name.
-            documents.setdefault(
-                version.fingerprint.hex(),
-                {"name": name, "version": version.version, "schema": version.json},
-            )
-    return documents
-
-
 def publish_schemas(kafka: KafkaSettings) -> int:
     """Put the schema set on `exchange.schemas.v1` for outside readers, one JSON document per version
-    keyed by its fingerprint (`schema_documents`); the topic is compacted, so publishing again changes
+    keyed by its fingerprint (`schemas.documents`); the topic is compacted, so publishing again changes
     nothing. Returns the versions published; `StackError` when Kafka cannot be reached."""
-    documents = schema_documents()
+    documents = schemas.documents()
     try:
         producer = KafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all")
     except KafkaError as exc:

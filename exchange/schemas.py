@@ -127,3 +127,16 @@ def history(name: str) -> tuple[SchemaVersion, ...]:
 def all_versions() -> list[SchemaVersion]:
     """Every version of every record schema, for resolving a writer schema from its fingerprint."""
     return [version for name in RECORD_SCHEMAS for version in (*history(name), current(name))]
+
+
+def documents() -> dict[str, dict[str, object]]:
+    """Every version of every record schema for outside readers, keyed by its fingerprint in hex (the 8
+    bytes after `C3 01` in a record): its name, version (`vN` as frozen under schemas/history, `current`
+    for a change not frozen yet) and the schema, self-contained."""
+    found: dict[str, dict[str, object]] = {}
+    for version in all_versions():  # oldest first: the frozen name wins over `current` for one schema
+        found.setdefault(
+            version.fingerprint.hex(),
+            {"name": version.name, "version": version.version, "schema": version.json},
+        )
+    return found
