@@ -27,6 +27,9 @@ Scalar = int | bool | str | None
 RuleValue = Scalar | tuple[Scalar, ...]
 
 _NUMBER = re.compile(r"-?\d+(\.\d+)?")
+# An amount fact's value ("656.91", two decimals): the only fact text with a decimal point. Codes such as
+# a district ("440104") are digits without one, and stay text.
+_AMOUNT = re.compile(r"-?\d+\.\d+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,8 +92,23 @@ def _number(value: FactValue | RuleValue) -> Decimal | None:
     return None
 
 
+def _quantity(value: FactValue) -> Decimal | None:
+    """A fact value that is a quantity (a count, or an amount such as "656.91") as a number, else None."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return Decimal(value)
+    if isinstance(value, str) and _AMOUNT.fullmatch(value):
+        return Decimal(value)
+    return None
+
+
 def _same(actual: FactValue, expected: RuleValue) -> bool:
-    # Strict types: False must not equal 0, nor "1" equal 1.
+    # A quantity equals a number as ge and le see it: an area of "120.00" is 120, "120" and "120.0",
+    # and 6 months are "6", so eq never contradicts ge and le. Anything else compares strictly, types
+    # included: False must not equal 0, nor the code "1" equal 1, nor the district "440104" 440104.
+    quantity = _quantity(actual)
+    number = None if quantity is None else _number(expected)
+    if number is not None:
+        return quantity == number
     return type(actual) is type(expected) and actual == expected
 
 

@@ -174,7 +174,18 @@ def test_the_no_identity_reason_speaks_both_languages() -> None:
         ("eq", "normal", "normal", True),
         ("eq", False, False, True),
         ("eq", 0, False, False),  # strict types: 0 is not false
-        ("eq", "1", 1, False),
+        ("eq", "1", 1, False),  # a code is text, whatever its digits
+        ("eq", "440104", 440104, False),
+        # A quantity is equal to what ge and le both hold: an amount and a count compare as numbers.
+        ("eq", "120.00", "120", True),
+        ("eq", "120.00", 120, True),
+        ("eq", "120.00", "120.01", False),
+        ("eq", 6, "6", True),
+        ("eq", 6, "6.0", True),
+        ("ne", "120.00", "120", False),
+        ("in", "120.00", ("100", "120"), True),
+        ("in", 6, ("5", "7"), False),
+        ("eq", 1, True, False),
         ("ne", "deceased", "normal", True),
         ("ne", None, "normal", True),
         ("ge", 6, 6, True),

@@ -26,7 +26,11 @@ class Claim(Body):
     fact: str = Field(pattern=CODE_PATTERN, examples=["social.pension.continuous_months"])
     operator: Operator = Field(examples=["ge"])
     value: FactValue | list[FactValue] = Field(
-        description='amounts as decimal strings ("656.91"); a list for `in`', examples=[6]
+        description=(
+            'amounts as decimal strings ("656.91"); a list for `in`. Counts and amounts compare as '
+            'numbers (an area of "120.00" eq "120"); codes and statuses compare as exact text'
+        ),
+        examples=[6],
     )
 
 
