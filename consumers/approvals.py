@@ -31,9 +31,9 @@ from exchange.api.applications import (
     Application,
     avro_decision,
     check_same_application,
-    count_decision,
     decide,
     refused,
+    store_decision,
 )
 from exchange.api.auditing import Audit, entry_of, record
 from exchange.api.context import Services
@@ -43,7 +43,7 @@ from exchange.api.relay import AuditRelay
 from exchange.api.signing import load_signer
 from exchange.api.storage import audit as audit_table
 from exchange.api.storage.consents import apply_event
-from exchange.api.storage.decisions import get_decision, insert_decision
+from exchange.api.storage.decisions import get_decision
 from exchange.api.storage.pool import create_pool, transaction
 from exchange.exceptions import SerializationError
 from exchange.policy import load_policy
@@ -206,9 +206,11 @@ class Approvals:
                 return avro_decision(existing)
             if invalid is not None:
                 code, text = invalid
-                count_decision(services, app.service_item, "refused")
-                row = await insert_decision(
-                    conn, refused(app, code, text, services.policy.version, zh="不予受理：公民身份号码无效")
+                row = await store_decision(
+                    services,
+                    conn,
+                    app,
+                    refused(app, code, text, services.policy.version, zh="不予受理：公民身份号码无效"),
                 )
             else:
                 row = await decide(services, conn, app)

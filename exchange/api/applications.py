@@ -107,8 +107,9 @@ async def decide(services: Services, conn: Connection, app: Application) -> Row:
     except RefusedError as exc:
         if app.channel == "api":
             raise
-        count_decision(services, app.service_item, "refused")
-        return await insert_decision(conn, refused(app, exc.reason, exc.message, services.policy.version))
+        return await store_decision(
+            services, conn, app, refused(app, exc.reason, exc.message, services.policy.version)
+        )
     known = await evaluation.evaluate(conn, app.subject_key, app.reference_date, None, services.profiles)
     made = rules.decide(services.policy.service_items[app.service_item], known.facts)
     decision = _decision(
@@ -123,8 +124,22 @@ async def decide(services: Services, conn: Connection, app: Application) -> Row:
         profile_version=known.profile_version,
         policy_version=services.policy.version,
     )
-    stored = await insert_decision(conn, decision)
-    count_decision(services, app.service_item, made.outcome)
+    return await store_decision(services, conn, app, decision)
+
+
+async def store_decision(services: Services, conn: Connection, app: Application, decision: Row) -> Row:
+    """Store and count the new decision on `app`, and return it as stored.
+
+    A decision on the same application id stored meanwhile (a concurrent request, by either channel,
+    got there first) is kept: it is returned if it was made on this very application, and otherwise
+    `ConflictError` is raised, so that no one is sent a decision on another caller's or subject's
+    application. It is not counted again.
+    """
+    stored, inserted = await insert_decision(conn, decision)
+    if not inserted:
+        check_same_application(stored, app)
+        return stored
+    count_decision(services, app.service_item, str(decision["outcome"]))
     return stored
 
 

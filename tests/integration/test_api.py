@@ -45,7 +45,7 @@ from connectors.table import run_table
 from consumers.approvals import Approvals
 from exchange import admin, consent, database
 from exchange import profile as aggregate
-from exchange.api import evaluation
+from exchange.api import applications, evaluation
 from exchange.api.evaluation import lineage
 from exchange.facts import Line, Voucher, compute, with_records
 from exchange.logs import read_all
@@ -637,6 +637,42 @@ async def test_a_decision_asked_for_again_is_allowed_only_as_a_new_request_would
         run(settings, state, "approvals", "--until-idle")
     status, again = await ask()
     assert status == 200 and again["decision_id"] == first["decision_id"]
+
+
+async def test_an_application_id_stored_meanwhile_by_another_application_is_a_conflict(
+    exchange: Exchange, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two requests with one application id decided at once: the second to store finds the first's
+    decision. Made on another subject, it is a 409 (that decision was sent to the second caller);
+    made on the same application, it is that decision, counted once."""
+    settings = exchange.settings
+    subject = "440115196406031712"
+    body = {
+        "service_item": "talent-green-card",
+        "subject": subject,
+        "reference_date": DAY,
+        "application_id": str(uuid.uuid4()),
+    }
+
+    async def ask(**extra: str) -> tuple[int, dict[str, Any]]:
+        async with client(settings, "talent-office") as http:
+            response = await http.post("/v1/applications", json={**body, **extra})
+        return response.status_code, response.json()
+
+    status, first = await ask()
+    assert (status, first["outcome"]) == (200, "approved")
+
+    async def not_yet_committed(conn: Any, application_id: str) -> None:
+        return None  # what a concurrent request reads before the first one commits
+
+    monkeypatch.setattr(applications, "get_decision", not_yet_committed)
+    counted = _counted("talent-green-card", "approved")
+    status, refused = await ask(subject=SUBJECTS[0])
+    assert status == 409, refused
+    assert subject not in json.dumps(refused) and first["decision_id"] not in json.dumps(refused)
+    status, same = await ask()
+    assert status == 200 and same["decision_id"] == first["decision_id"]
+    assert _counted("talent-green-card", "approved") == counted
 
 
 POLICY = load_policy()

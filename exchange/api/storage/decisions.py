@@ -28,7 +28,7 @@ COLUMNS: tuple[str, ...] = (
 )
 _INSERT = (
     f"INSERT INTO decisions ({', '.join(COLUMNS)}) VALUES ({', '.join(['%s'] * len(COLUMNS))}) "
-    "ON CONFLICT (application_id) DO NOTHING"
+    "ON CONFLICT (application_id) DO NOTHING RETURNING *"
 )
 
 
@@ -37,13 +37,16 @@ async def get_decision(conn: Connection, application_id: str) -> Row | None:
     return await fetch_one(conn, "SELECT * FROM decisions WHERE application_id = %s", (application_id,))
 
 
-async def insert_decision(conn: Connection, decision: Mapping[str, Any]) -> Row:
-    """Store a decision; if one exists for the application already, keep and return that one."""
+async def insert_decision(conn: Connection, decision: Mapping[str, Any]) -> tuple[Row, bool]:
+    """Store a decision: the row stored and True; or, when a decision on the same application id is
+    stored already (a concurrent request got there first), that decision and False."""
     values = [
         Jsonb(decision[name]) if name in ("reasons", "facts_used") else decision[name] for name in COLUMNS
     ]
-    await conn.execute(_INSERT, values)
+    inserted = await fetch_one(conn, _INSERT, values)
+    if inserted is not None:
+        return inserted, True
     stored = await get_decision(conn, str(decision["application_id"]))
     if stored is None:
-        raise LookupError("a decision just inserted is not there")
-    return stored
+        raise LookupError("a decision that conflicted on insert is not there")
+    return stored, False
