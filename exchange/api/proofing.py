@@ -10,8 +10,8 @@ from typing import Any
 
 from exchange import proofs
 from exchange.api.context import Services
-from exchange.api.exceptions import NotFoundError
-from exchange.api.signing import SignatureInvalidError, payload_sha256
+from exchange.api.exceptions import InvalidRequestError, NotFoundError
+from exchange.api.signing import ProofTooLargeError, SignatureInvalidError, payload_sha256
 from exchange.api.storage import records
 from exchange.api.storage.pool import Connection
 from exchange.api.storage.proofs import get_proof, insert_proof
@@ -89,7 +89,10 @@ async def issue(
         "lineage": used,
         "policy_version": services.policy.version,
     }
-    token, payload = services.signer.sign(document)
+    try:
+        token, payload = services.signer.sign(document)
+    except ProofTooLargeError as exc:
+        raise InvalidRequestError(f"{exc}: ask for a shorter period", ("body", "period")) from exc
     await insert_proof(
         conn,
         document=document,

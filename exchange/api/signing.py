@@ -4,6 +4,12 @@ The algorithm is EdDSA over Ed25519, named by its fully-specified JOSE identifie
 (RFC 9864, which deprecates the polymorphic "EdDSA"). The key is generated on first start into a
 file readable by its owner only, or given as a PEM through settings (a SecretStr, never logged).
 The payload is the proof document as canonical JSON (sorted keys, UTF-8), so its SHA-256 is stable.
+
+joserfc refuses a compact JWS longer than its registry's limits (a 128,000-byte payload by default),
+and a social insurance proof over a long career is longer: about 190 bytes of lineage a contribution
+line, so eight years of five insurance types. Proofs are signed and verified under one registry whose
+limit, `MAX_TOKEN_BYTES`, is far above any real proof (35 years of five types is about 0.4 MB), and a
+proof that would be longer is not issued: every token signed here verifies here.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,11 +25,24 @@ from typing import Any
 from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import OKPKey
+from joserfc.jws import JWSRegistry
 
 from exchange.exceptions import ConfigurationError, ExchangeError
 from exchange.settings import ApiSettings
 
 ALGORITHM = "Ed25519"
+MAX_TOKEN_BYTES = 4 * 1024 * 1024
+
+
+def _registry() -> JWSRegistry:
+    registry = JWSRegistry(algorithms=[ALGORITHM])
+    # The token's limit is the sum of these three (`validate_compact_value_size`).
+    registry.max_payload_length = MAX_TOKEN_BYTES - registry.max_header_length - registry.max_signature_length
+    return registry
+
+
+class ProofTooLargeError(ExchangeError):
+    """Raised when a proof document would sign to a token longer than `MAX_TOKEN_BYTES`."""
 
 
 class SignatureInvalidError(ExchangeError):
@@ -48,17 +68,21 @@ class Signer:
         self._key = key
         self._public = OKPKey.import_key(key.as_dict(private=False))
         self.kid = key.thumbprint()
+        self._registry = _registry()
 
     def sign(self, document: Mapping[str, Any]) -> tuple[str, bytes]:
         """The compact JWS of `document`, and the payload bytes it signs."""
         payload = canonical_payload(document)
         header = {"alg": ALGORITHM, "kid": self.kid, "typ": "proof+jws", "cty": "json"}
-        return jws.serialize_compact(header, payload, self._key, algorithms=[ALGORITHM]), payload
+        token = jws.serialize_compact(header, payload, self._key, registry=self._registry)
+        if len(token) > MAX_TOKEN_BYTES:
+            raise ProofTooLargeError(f"the proof would be {len(token):,} bytes, over {MAX_TOKEN_BYTES:,}")
+        return token, payload
 
     def verify(self, token: str) -> tuple[dict[str, Any], bytes]:
         """The document and payload bytes of a JWS this key signed; `SignatureInvalidError` otherwise."""
         try:
-            signed = jws.deserialize_compact(token.strip(), self._public, algorithms=[ALGORITHM])
+            signed = jws.deserialize_compact(token.strip(), self._public, registry=self._registry)
             document = json.loads(signed.payload)
         except (JoseError, ValueError, TypeError) as exc:
             raise SignatureInvalidError(f"the proof's signature does not verify: {exc}") from exc
@@ -73,15 +97,27 @@ class Signer:
 
 
 def _generate(path: Path) -> bytes:
+    """A new key written to `path`, or the key another process wrote there first.
+
+    The key is written whole to a file of its own, then linked to `path`: linking fails if `path`
+    exists, so two processes starting at once never overwrite each other's key, and neither ever
+    reads the other's file before it is complete (written in place, it could be read empty).
+    """
     pem = OKPKey.generate_key("Ed25519").as_pem(private=True)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # O_EXCL: two processes starting at once never overwrite each other's key.
+    # mkstemp creates the file readable and writable by its owner only (0600).
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_bytes()
-    with os.fdopen(fd, "wb") as file:
-        file.write(pem)
+        with os.fdopen(fd, "wb") as file:
+            file.write(pem)
+            file.flush()
+            os.fsync(file.fileno())
+        try:
+            os.link(name, path)
+        except FileExistsError:
+            return path.read_bytes()
+    finally:
+        os.unlink(name)
     return pem
 
 

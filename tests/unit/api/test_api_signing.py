@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import base64
 import os
+import threading
 from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
 
-from exchange.api.signing import ALGORITHM, SignatureInvalidError, load_signer
+from exchange.api.signing import (
+    ALGORITHM,
+    MAX_TOKEN_BYTES,
+    ProofTooLargeError,
+    SignatureInvalidError,
+    _generate,
+    load_signer,
+)
 from exchange.exceptions import ConfigurationError
 from exchange.settings import ApiSettings
 
@@ -61,3 +69,53 @@ def test_a_bad_key_is_a_configuration_error_that_does_not_show_the_key(tmp_path:
     with pytest.raises(ConfigurationError) as caught:
         load_signer(ApiSettings(signing_key=SecretStr("secret-not-a-pem"), signing_key_path=tmp_path / "k"))
     assert "secret-not-a-pem" not in str(caught.value)
+
+
+def _lineage(lines: int) -> dict[str, object]:
+    """A proof document with `lines` lineage entries of a contribution line's size (about 190 bytes)."""
+    ref = {"event_id": "0" * 36, "topic": "exchange.social.contribution.v1", "partition": 11, "offset": 0}
+    return {**DOCUMENT, "lineage": [{**ref, "offset": n, "source_id": f"JF{n:016d}"} for n in range(lines)]}
+
+
+def test_a_proof_over_a_long_career_verifies(tmp_path: Path) -> None:
+    # 35 years of five insurance types: about 0.4 MB, over joserfc's default limit (128,000 bytes).
+    signer = signer_at(tmp_path / "key.pem")
+    document = _lineage(35 * 12 * 5)
+    token, payload = signer.sign(document)
+    assert len(token) > 128_000
+    assert signer.verify(token) == (document, payload)
+
+
+def test_a_proof_that_would_not_verify_is_not_issued(tmp_path: Path) -> None:
+    signer = signer_at(tmp_path / "key.pem")
+    with pytest.raises(ProofTooLargeError, match="bytes, over"):
+        signer.sign(_lineage(MAX_TOKEN_BYTES // 100))
+    header, _, signature = signer.sign(DOCUMENT)[0].split(".")
+    with pytest.raises(SignatureInvalidError):  # a token over the limit is refused, not decoded
+        signer.verify(f"{header}.{'A' * MAX_TOKEN_BYTES}.{signature}")
+
+
+def _generated_at_once(path: Path, starters: int = 6) -> list[bytes]:
+    """The keys `starters` threads get from `_generate(path)`, started together."""
+    barrier = threading.Barrier(starters)
+    keys: list[bytes] = []
+
+    def start() -> None:
+        barrier.wait()
+        keys.append(_generate(path))
+
+    threads = [threading.Thread(target=start) for _ in range(starters)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return keys
+
+
+def test_processes_generating_the_key_at_once_all_get_the_one_written(tmp_path: Path) -> None:
+    # Written in place, a key could be read by another starter before it was complete (empty).
+    for trial in range(20):
+        path = tmp_path / f"key-{trial}.pem"
+        keys = _generated_at_once(path)
+        assert len(set(keys)) == 1 and keys[0] == path.read_bytes() and keys[0].startswith(b"-----BEGIN")
+        assert sorted(os.listdir(tmp_path)) == sorted(f"key-{n}.pem" for n in range(trial + 1))
