@@ -133,19 +133,20 @@ async def test_a_request_refused_before_any_handler_read_it_is_audited_too(
     assert "intact: 5 rows" in run(settings, tmp_path, "audit", "verify").stdout
 
 
-async def test_prometheus_scrapes_metrics_at_the_path_it_asks_and_nothing_is_audited(
+async def test_prometheus_scrapes_metrics_at_the_path_it_asks_unaudited_and_keys_are_audited(
     settings: ExchangeSettings, tmp_path: Path
 ) -> None:
     settings = _prepared(settings, tmp_path)
     async with client(settings, "housing-bureau") as housing:
         await housing.post("/v1/verifications", json={"subject": SUBJECT})  # a 422, measured
         scraped = await housing.get("/metrics")
-    assert scraped.status_code == 200
+        keys = await housing.get("/v1/keys")  # public, and audited as every endpoint is (it was not)
+    assert scraped.status_code == 200 and keys.status_code == 200
     assert scraped.headers["content-type"].startswith("text/plain")
     assert "exchange_api_request_seconds_count{" in scraped.text
     with psycopg.connect(settings.postgres.conninfo()) as conn:
-        rows = conn.execute("SELECT action, reason FROM audit_log ORDER BY seq").fetchall()
-    assert rows == [("verification", "invalid_request")]
+        rows = conn.execute("SELECT caller, action, reason FROM audit_log ORDER BY seq").fetchall()
+    assert rows == [("housing-bureau", "verification", "invalid_request"), ("public", "keys", None)]
 
 
 async def test_a_row_put_below_the_chain_s_start_is_refused_and_named(

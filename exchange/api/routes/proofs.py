@@ -125,5 +125,8 @@ async def verify_proof(body: VerifyRequest, services: ServicesDep) -> VerifyResp
 
 @router.get(KEYS, response_model=Jwks, name="keys")
 async def keys(services: ServicesDep) -> Jwks:
-    """The public key set proofs are signed with (JWKS), for offline verification."""
-    return Jwks.model_validate(services.signer.jwks())
+    """The public key set proofs are signed with (JWKS), for offline verification. Public, and audited
+    as every endpoint's request is."""
+    async with audited(services, KEYS, PUBLIC, "keys", None, {}) as audit:
+        audit.response = {"kid": services.signer.kid}
+        return Jwks.model_validate(services.signer.jwks())
