@@ -8,7 +8,7 @@ The payload is the proof document as canonical JSON (sorted keys, UTF-8), so its
 joserfc refuses a compact JWS longer than its registry's limits (a 128,000-byte payload by default),
 and a social insurance proof over a long career is longer: about 190 bytes of lineage a contribution
 line, so eight years of five insurance types. Proofs are signed and verified under one registry whose
-limit, `MAX_TOKEN_BYTES`, is far above any real proof (35 years of five types is about 0.4 MB), and a
+limit, `MAX_TOKEN_BYTES` (1 MB), is above any real proof (35 years of five types is about 0.4 MB), and a
 proof that would be longer is not issued: every token signed here verifies here.
 """
 
@@ -31,7 +31,7 @@ from exchange.exceptions import ConfigurationError, ExchangeError
 from exchange.settings import ApiSettings
 
 ALGORITHM = "Ed25519"
-MAX_TOKEN_BYTES = 4 * 1024 * 1024
+MAX_TOKEN_BYTES = 1_000_000  # the most /v1/proofs/verify accepts, too
 
 
 def _registry() -> JWSRegistry:

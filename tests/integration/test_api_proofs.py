@@ -107,6 +107,7 @@ async def test_proofs_are_signed_verifiable_and_superseded_by_a_later_correction
     )
     assert holdings["document"]["content"]["titles"] == [] and "statement" in holdings["document"]["content"]
     assert again.status_code == 200 and again.json()["jws"] == tax["jws"]
+    assert (again.json()["status"], again.json()["superseded_by"]) == ("valid", [])
     assert (not_theirs.status_code, not_theirs.json()["reason"]) == (403, "purpose_not_granted")
 
     # Offline, with nothing but the published key.
@@ -146,6 +147,11 @@ async def test_proofs_are_signed_verifiable_and_superseded_by_a_later_correction
     assert len(newer) == 2
     answer = await _verify(settings, tax["jws"])
     assert (answer["status"], set(answer["superseded_by"])) == ("superseded", newer)
+    async with client(settings, "talent-office") as talent:  # read again, it says so too (it did not)
+        read = (await talent.get(f"/v1/proofs/{tax['proof_id']}")).json()
+        unchanged = (await talent.get(f"/v1/proofs/{social['proof_id']}")).json()
+    assert (read["status"], set(read["superseded_by"]), read["jws"]) == ("superseded", newer, tax["jws"])
+    assert (unchanged["status"], unchanged["superseded_by"]) == ("valid", [])
     for proof in (social, household, holdings):
         assert (await _verify(settings, proof["jws"]))["status"] == "valid"
     # A proof issued now leaves the voided voucher out, and reflects the log up to its void all the same:

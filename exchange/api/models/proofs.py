@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from exchange.api.models.common import CODE_PATTERN, EXAMPLE_SUBJECT, Body, Purpose, SubjectId
+from exchange.api.signing import MAX_TOKEN_BYTES
 
 
 class ProofRequest(Body):
@@ -31,10 +32,20 @@ class ProofResponse(BaseModel):
     document: dict[str, Any]
 
 
+class StoredProofResponse(ProofResponse):
+    """A proof issued earlier, and whether the records behind it are still as they were."""
+
+    status: Literal["valid", "superseded", "invalid"] = Field(
+        description="superseded: records behind the proof were corrected, revoked or added since issue"
+    )
+    superseded_by: list[str] = Field(description="event ids of the corrections or revocations since issue")
+    checked_at: dt.datetime
+
+
 class VerifyRequest(Body):
     """A proof as presented by whoever holds it."""
 
-    jws: str = Field(max_length=1_000_000)
+    jws: str = Field(max_length=MAX_TOKEN_BYTES)
 
 
 class VerifyResponse(BaseModel):

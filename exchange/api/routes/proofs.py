@@ -19,6 +19,7 @@ from exchange.api.models.proofs import (
     Jwks,
     ProofRequest,
     ProofResponse,
+    StoredProofResponse,
     VerifyRequest,
     VerifyResponse,
 )
@@ -77,11 +78,12 @@ async def issue(body: ProofRequest, caller: Caller, services: Services) -> Proof
         )
 
 
-@router.get(PROOF, response_model=ProofResponse, responses=ERRORS, name="proof.read")
-async def read_proof(proof_id: uuid.UUID, auth: AuthDep) -> ProofResponse:
+@router.get(PROOF, response_model=StoredProofResponse, responses=ERRORS, name="proof.read")
+async def read_proof(proof_id: uuid.UUID, auth: AuthDep) -> StoredProofResponse:
     """A proof issued earlier, to a caller granted its proof type for its purpose, with the subject's
     consent in force now where the grant requires it (a withdrawn consent stops reads of the proofs
-    issued under it, as it stops new ones)."""
+    issued under it, as it stops new ones); with its status as POST /v1/proofs/verify tells it:
+    superseded when records behind it were corrected, revoked or added since."""
     caller, services = auth.caller, auth.services
     async with audited(
         services, PROOF, caller.code, "proof.read", None, {"proof_id": str(proof_id)}
@@ -95,12 +97,16 @@ async def read_proof(proof_id: uuid.UUID, auth: AuthDep) -> ProofResponse:
                 services, Access(caller.code, stored["purpose"], proof_type=stored["proof_type"])
             )
             await check_consent(conn, grant, stored["subject_key"])
-        audit.response = {"proof_id": str(proof_id)}
-        return ProofResponse(
+            checked = await proofing.check(services, conn, stored["jws"])
+        audit.response = {"proof_id": str(proof_id), "status": checked.status}
+        return StoredProofResponse(
             proof_id=str(proof_id),
             proof_type=stored["proof_type"],
             jws=stored["jws"],
             document=stored["document"],
+            status=checked.status,
+            superseded_by=checked.superseded_by,
+            checked_at=dt.datetime.now(dt.UTC),
         )
 
 
