@@ -2,9 +2,11 @@
 consent events (exchange.consent.v1) materialised into the `consents` table.
 
 At least once, with idempotent effects:
-- a decision is stored once per application id, with its audit entry in the same transaction; a
-  re-delivered application re-sends the stored decision (same decision id), and an application that
-  reuses another application's id is dead-lettered, never sent that decision;
+- a decision is stored once per application id, with its audit entry in the same transaction; an
+  application sent or delivered again re-sends the stored decision (same decision id) if a new one
+  would be allowed now (grant, consent, delegation; else it is dead-lettered with the reason), each
+  send audited; an application that reuses another application's id is dead-lettered, never sent
+  that decision;
 - a consent event is folded by time and offset (a replay changes nothing);
 - Kafka offsets are committed only after the batch's decisions were acknowledged by the broker.
 A record no schema can read is dead-lettered with its bytes.
@@ -30,6 +32,7 @@ from exchange import admin, database
 from exchange.api.applications import (
     Application,
     avro_decision,
+    check_allowed,
     check_same_application,
     decide,
     refused,
@@ -37,14 +40,14 @@ from exchange.api.applications import (
 )
 from exchange.api.auditing import Audit, entry_of, record
 from exchange.api.context import Services
-from exchange.api.exceptions import ConflictError, InvalidRequestError
+from exchange.api.exceptions import ConflictError, InvalidRequestError, RefusedError
 from exchange.api.models.common import CODE_PATTERN
 from exchange.api.relay import AuditRelay
 from exchange.api.signing import load_signer
 from exchange.api.storage import audit as audit_table
 from exchange.api.storage.consents import apply_event
 from exchange.api.storage.decisions import get_decision
-from exchange.api.storage.pool import create_pool, transaction
+from exchange.api.storage.pool import Connection, Row, create_pool, transaction
 from exchange.exceptions import SerializationError
 from exchange.policy import load_policy
 from exchange.serialization import AvroCodec
@@ -150,6 +153,8 @@ class Approvals:
                 decision = await self._decide(value)
             except ConflictError as exc:
                 return await self._dead_letter(message, "application_id_reused", exc.message, producer)
+            except RefusedError as exc:
+                return await self._dead_letter(message, exc.reason, exc.message, producer)
             self.counts[f"decisions.{decision['outcome']}"] += 1
             topic = DECISIONS.full_name(self._settings.kafka)
             key = decision["subject_key"].encode() or decision["application_id"].encode()
@@ -192,18 +197,22 @@ class Approvals:
             audit = _audit(app, {"refused": exc.code, "message": exc.message})
             await record(services, audit, "refused", exc.code)
             raise
+        except RefusedError as exc:  # a decision asked for again, no longer allowed (`_again`)
+            audit = _audit(app, {"refused": exc.reason, "message": exc.message})
+            await record(services, audit, "refused", exc.reason)
+            raise
 
     async def _decided(self, app: Application, invalid: tuple[str, str] | None) -> dict[str, Any]:
         """The stored decision on `app`, or a new one stored with its audit entry in one transaction.
 
-        Raises `ConflictError` when the application id names a stored decision on another application.
+        Raises `ConflictError` when the application id names a stored decision on another application,
+        and `RefusedError` when a decision asked for again is no longer allowed (`_again`).
         """
         services = self._services
         async with transaction(services.pool) as conn:
             existing = await get_decision(conn, app.application_id)
             if existing is not None:
-                check_same_application(existing, app)
-                return avro_decision(existing)
+                return await self._again(conn, app, existing)
             if invalid is not None:
                 code, text = invalid
                 row = await store_decision(
@@ -223,6 +232,25 @@ class Approvals:
                 entry = entry_of(services, audit, "allowed")
             await audit_table.append_batch(conn, [entry])
         return avro_decision(row)
+
+    async def _again(self, conn: Connection, app: Application, existing: Row) -> dict[str, Any]:
+        """The stored decision on an application sent again (re-sent, or read again after a crash),
+        audited as every send is.
+
+        As on the API channel, it goes out again only as a new application would be allowed now (the
+        grant, consent and delegation in force): else `RefusedError`, and the application is dead-
+        lettered with the reason. A refusal discloses nothing, so a refused decision goes out as it is.
+        """
+        services = self._services
+        check_same_application(existing, app)
+        outcome, reason = "allowed", None
+        if existing["outcome"] == "refused":
+            outcome, reason = "refused", existing["reasons"][0]["code"]
+        else:
+            await check_allowed(services, conn, app)
+        audit = _audit(app, {"outcome": existing["outcome"], "decided_before": True})
+        await audit_table.append_batch(conn, [entry_of(services, audit, outcome, reason)])
+        return avro_decision(existing)
 
     async def _dead_letter(
         self, message: ConsumerRecord[bytes, bytes], reason: str, text: str, producer: AIOKafkaProducer

@@ -89,8 +89,7 @@ async def decide(services: Services, conn: Connection, app: Application) -> Row:
 
     A decision is made once, but on the API channel every request is an access of its own: asking
     again for a stored decision is allowed only as the first request was, by the grant, consent and
-    delegation in force now. The Kafka channel's re-sent application (at least once) gets the stored
-    decision as it is.
+    delegation in force now. The Kafka channel asks again in its own way (consumers.approvals).
     """
     existing = await get_decision(conn, app.application_id)
     if existing is not None:
@@ -103,7 +102,7 @@ async def decide(services: Services, conn: Connection, app: Application) -> Row:
             check_same_application(existing, app)
         return existing
     try:
-        await _allowed(services, conn, app)
+        await check_allowed(services, conn, app)
     except RefusedError as exc:
         if app.channel == "api":
             raise
@@ -150,7 +149,7 @@ def count_decision(services: Services, service_item: str, outcome: str) -> None:
     metrics.DECISIONS.labels(service_item=item, outcome=outcome).inc()
 
 
-async def _allowed(services: Services, conn: Connection, app: Application) -> None:
+async def check_allowed(services: Services, conn: Connection, app: Application) -> None:
     """Raise `RefusedError` unless policy, consent and delegation allow `app` now."""
     grant = grant_for(services, Access(app.caller, app.purpose, service_item=app.service_item))
     await check_consent(conn, grant, app.subject_key, app.applicant_key)

@@ -559,6 +559,50 @@ async def test_an_application_on_kafka_waits_for_the_consent_withdrawn_before_it
         await Approvals(settings).run(asyncio.Event(), until_idle=True)
 
 
+def test_a_decision_sent_again_on_kafka_is_audited_and_sent_only_as_a_new_one_would_be(
+    exchange: Exchange,
+) -> None:
+    """The same application sent again goes through the grant, consent and delegation in force, as on
+    the API channel, and each send is audited (it was sent the stored decision, unaudited, unchecked)."""
+    settings, state, codec = exchange.settings, exchange.state, AvroCodec()
+    who = ["--subject", TALENTED, "--caller", "talent-office", "--purpose", "talent-green-card"]
+    application = codec.encode("application", _application("talent-office", "talent-green-card", TALENTED))
+    application_id = codec.decode(application)[1]["application_id"]
+    _produce(settings, [application])
+    run(settings, state, "approvals", "--until-idle")
+    run(settings, state, "consent", "revoke", *who)
+    try:
+        _produce(settings, [application])
+        run(settings, state, "approvals", "--until-idle")
+    finally:
+        run(settings, state, "consent", "grant", *who)
+        run(settings, state, "approvals", "--until-idle")
+    _produce(settings, [application])
+    run(settings, state, "approvals", "--until-idle")
+
+    with psycopg.connect(settings.postgres.conninfo()) as conn:
+        audited = conn.execute(
+            "SELECT outcome, reason, response->>'decided_before' FROM audit_log "
+            "WHERE request->>'application_id' = %s ORDER BY seq",
+            (application_id,),
+        ).fetchall()
+    assert audited == [
+        ("allowed", None, None),
+        ("refused", "consent_missing", None),
+        ("allowed", None, "true"),
+    ]
+    sent = [
+        (record.value["decision_id"], record.value["outcome"])
+        for record in read_all(settings.kafka, DECISIONS.full_name(settings.kafka))
+        if record.value["application_id"] == application_id
+    ]
+    assert len(sent) == 2 and sent[0] == sent[1] and sent[0][1] == "approved"
+    dead = [record.value for record in read_all(settings.kafka, DEADLETTER.full_name(settings.kafka))]
+    assert [
+        (letter["reason"], letter["original"]) for letter in dead if letter["original"] == application
+    ] == [("consent_missing", application)]
+
+
 async def test_the_approvals_fetches_wait_for_data_at_most_the_configured_time(
     settings: ExchangeSettings, tmp_path: Path
 ) -> None:
