@@ -138,6 +138,9 @@ class ApiSettings(BaseModel):
     pool_min: int = 1
     pool_max: int = 8
     pool_timeout_seconds: float = 10.0
+    # The largest request body taken (a 413, audited, past it): read whole before anything else, a body
+    # must be bounded. 2 MiB holds the largest proof /v1/proofs/verify accepts (1 MB) twice over.
+    max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
     # How often the audit relay looks for audit rows not yet on exchange.audit.v1.
     audit_relay_interval_seconds: float = 0.5
     # The least time between the starts of two audit batches (exchange.api.appender): while requests keep

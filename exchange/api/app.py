@@ -132,7 +132,12 @@ async def _metrics(request: Request) -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
-_HTTP_REASONS = {400: "invalid_request", 404: "no_such_route", 405: "method_not_allowed"}
+_HTTP_REASONS = {
+    400: "invalid_request",
+    404: "no_such_route",
+    405: "method_not_allowed",
+    413: "body_too_large",
+}
 
 
 def _renderable(value: Any) -> Any:
@@ -220,6 +225,9 @@ def create_api(settings: ExchangeSettings, *, relay: bool = True, lean: bool = T
         telemetry={"tracing": False, "metrics": False, "logs": False},
         # A path with a trailing slash is a 404 (audited), not a redirect no audit entry would record.
         redirect_slashes=False,
+        # Past it a 413 (StarletteHTTPException, audited by `http_error`); the lean path hands such a
+        # body to FastAPI's path.
+        max_body_size=settings.api.max_body_bytes,
     )
     app.state.services = services
     for module in (verifications, proofs, subjects, applications):

@@ -12,11 +12,12 @@ accepts (`model_validate_json`, in Rust), a caller the same key or certificate l
 model and its exceptions answered by the app's own exception handlers. An exception no handler takes
 (or a handler's own) is answered by the same `ServerErrorMiddleware` FastAPI puts outermost (a 500,
 then raised on to the server); FastAPI's other outer layers do nothing for these requests (telemetry
-is off; a body size limit would have to be enforced here, so an app with one is refused).
+is off, and the body size limit is enforced here: a body over it goes FastAPI's way).
 
 Anything else is handed, untouched and with its body replayed, to FastAPI: a body that does not
 validate (FastAPI's 422, with its error shape), an unknown caller (audited, then 401), another content
-type, a client gone mid-body. Nothing observable happens before that hand-over, so FastAPI answers as
+type, a client gone mid-body, a body over the app's `max_body_size` (declared, or found so as it is
+read: FastAPI's 413, audited). Nothing observable happens before that hand-over, so FastAPI answers as
 if the lean path did not exist. The routes stay declared in FastAPI, so the OpenAPI description, the
 metrics' route label and the handlers' `scope["route"]` are the same.
 """
@@ -94,8 +95,8 @@ class LeanRoutes:
         self.app = app
         self._api = api
         self._routes = {lean.path: lean for lean in routes}
-        if getattr(api, "max_body_size", None) is not None:
-            raise ValueError("the lean path does not enforce FastAPI's max_body_size: build the app without")
+        max_body: int | None = getattr(api, "max_body_size", None)
+        self._max_body = max_body
         # FastAPI's outermost layer, as FastAPI builds it (`build_middleware_stack`), around the answers
         # given here: a 500 for an exception nothing handled, then raised on.
         handlers = api.exception_handlers
@@ -121,14 +122,25 @@ class LeanRoutes:
             await self._answer(lean, scope, receive, send)
 
     async def _answer(self, lean: Lean, scope: Scope, receive: Receive, send: Send) -> None:
+        limit = self._max_body
+        if limit is not None and _declared_length(scope) > limit:  # FastAPI refuses it unread
+            await self.app(scope, receive, send)
+            return
         chunks = []
+        size = 0
         while True:
             message = await receive()
             if message["type"] != "http.request":  # the client went away: FastAPI's path says what then
                 await self.app(scope, receive, send)
                 return
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
+            chunk = message.get("body", b"")
+            chunks.append(chunk)
+            size += len(chunk)
+            more = message.get("more_body", False)
+            if limit is not None and size > limit:  # longer than declared, or undeclared: FastAPI refuses
+                await self.app(scope, _replaying(b"".join(chunks), receive, more_body=more), send)
+                return
+            if not more:
                 break
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         services: Services = self._api.state.services
@@ -194,8 +206,16 @@ def _handler(handlers: Mapping[Any, Callable[..., Any]], exc: Exception) -> Hand
     return None
 
 
-def _replaying(body: bytes, receive: Receive) -> Receive:
-    """`receive` with the body already read handed out again first."""
+def _declared_length(scope: Scope) -> int:
+    """The request's Content-Length, or -1 when it declares none (or none that is a number)."""
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return int(value) if value.isdigit() else -1
+    return -1
+
+
+def _replaying(body: bytes, receive: Receive, *, more_body: bool = False) -> Receive:
+    """`receive` with the body already read handed out again first (`more_body`: and the rest after)."""
     replayed = False
 
     async def replay() -> Message:
@@ -203,6 +223,6 @@ def _replaying(body: bytes, receive: Receive) -> Receive:
         if replayed:
             return await receive()
         replayed = True
-        return {"type": "http.request", "body": body, "more_body": False}
+        return {"type": "http.request", "body": body, "more_body": more_body}
 
     return replay
