@@ -192,6 +192,21 @@ async def test_a_subject_sees_who_used_their_data(settings: ExchangeSettings, tm
     assert ("housing-bureau", "public-rental-housing", "allowed") in uses
     assert ("bank", "public-rental-housing", "refused") in uses
     assert (refused.status_code, refused.json()["reason"]) == (403, "subject_audit_not_granted")
+    assert mine.json()["next_before"] is None
+
+    # A page at a time, newest first: each read of the history is a use of the data too (the newest).
+    async with client(settings, "citizen-portal") as portal:
+        history_url, asked = f"/v1/subjects/{SUBJECT}/audit", {"purpose": "data-use-history"}
+        mine_first = (await portal.get(history_url, params={**asked, "limit": 500})).json()["entries"]
+        first = (await portal.get(history_url, params={**asked, "limit": 2})).json()
+        rest = (await portal.get(history_url, params={**asked, "before": first["next_before"]})).json()
+        too_long = await portal.get(history_url, params={**asked, "limit": 501})
+        past_bigint = await portal.get(history_url, params={**asked, "before": 2**63})
+    assert [entry["action"] for entry in first["entries"]] == ["subject_audit.read", mine_first[0]["action"]]
+    assert first["entries"][1] == mine_first[0] and first["next_before"] is not None
+    assert (rest["entries"], rest["next_before"]) == (mine_first[1:], None)
+    assert too_long.status_code == past_bigint.status_code == 422
+
     history = run(settings, tmp_path, "audit", "history", SUBJECT).stdout
     assert "housing-bureau" in history and "bank" in history and "purpose_not_granted" in history
     with psycopg.connect(settings.postgres.conninfo()) as conn:

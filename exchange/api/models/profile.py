@@ -32,6 +32,9 @@ class UseOfData(BaseModel):
 
 
 class SubjectAuditResponse(BaseModel):
-    """Who used the subject's data, newest first."""
+    """Who used the subject's data, newest first, a page at a time."""
 
     entries: list[UseOfData]
+    next_before: int | None = Field(
+        description="pass as `before` for the page of older entries; null: there are none"
+    )

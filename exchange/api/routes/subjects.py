@@ -22,6 +22,7 @@ from exchange.policy import Access
 router = APIRouter(tags=["subjects"])
 PROFILE = "/v1/subjects/{subject_id}/profile"
 HISTORY = "/v1/subjects/{subject_id}/audit"
+HISTORY_PAGE = 500  # the most entries a page of the data-use history holds
 SubjectPath = Annotated[
     str,
     Path(pattern=ID_PATTERN, description="公民身份号码 of the subject", examples=[EXAMPLE_SUBJECT]),
@@ -91,15 +92,28 @@ async def read_profile(
 
 
 @router.get(HISTORY, response_model=SubjectAuditResponse, responses=ERRORS, name="subject_audit.read")
-async def read_history(subject_id: SubjectPath, purpose: PurposeQuery, auth: AuthDep) -> SubjectAuditResponse:
-    """Who used the subject's data, for which purpose, when (for the subject's own portal)."""
+async def read_history(
+    subject_id: SubjectPath,
+    purpose: PurposeQuery,
+    auth: AuthDep,
+    limit: Annotated[int, Query(ge=1, le=HISTORY_PAGE, description="entries in the page")] = 100,
+    before: Annotated[
+        int | None,
+        Query(ge=1, le=2**63 - 1, description="the `next_before` of the page before; default: the newest"),
+    ] = None,
+) -> SubjectAuditResponse:
+    """Who used the subject's data, for which purpose, when (for the subject's own portal): newest
+    first, a page at a time."""
     caller, services = auth.caller, auth.services
-    async with audited(services, HISTORY, caller.code, "subject_audit.read", purpose, {}) as audit:
+    asked = {"limit": limit, "before": before}
+    async with audited(services, HISTORY, caller.code, "subject_audit.read", purpose, asked) as audit:
         audit.subject_key = services.subject_key(subject_id, ("path", "subject_id"))
         grant = grant_for(services, Access(caller.code, purpose, subject_audit=True))
         async with connection(services.pool) as conn:
             await check_consent(conn, grant, audit.subject_key)
-            rows = await audit_table.subject_history(conn, audit.subject_key)
+            # One more than the page: whether there are older entries.
+            rows = await audit_table.subject_history(conn, audit.subject_key, limit + 1, before)
+        rows, older = rows[:limit], len(rows) > limit
         callers = services.policy.callers
         entries = [
             {
@@ -109,4 +123,5 @@ async def read_history(subject_id: SubjectPath, purpose: PurposeQuery, auth: Aut
             for row in rows
         ]
         audit.response = {"entries": len(entries)}
-        return SubjectAuditResponse.model_validate({"entries": entries})
+        next_before = rows[-1]["seq"] if older else None
+        return SubjectAuditResponse.model_validate({"entries": entries, "next_before": next_before})

@@ -44,8 +44,9 @@ WHERE EXISTS (SELECT FROM head)
 """.replace("jsonb_to_recordset(%s::jsonb)", "jsonb_to_recordset(%(rows)s::jsonb)")
 _PAGE = "SELECT * FROM audit_log WHERE seq >= %s ORDER BY seq LIMIT %s"
 _HISTORY = """
-SELECT at, caller, purpose, action, outcome, reason FROM audit_log
-WHERE subject_key = %s ORDER BY seq DESC LIMIT %s
+SELECT seq, at, caller, purpose, action, outcome, reason FROM audit_log
+WHERE subject_key = %(subject_key)s AND (%(before)s::bigint IS NULL OR seq < %(before)s)
+ORDER BY seq DESC LIMIT %(limit)s
 """
 
 
@@ -148,6 +149,9 @@ async def rows_from(conn: Connection, first_seq: int, page: int = 1000) -> Async
         next_seq = int(rows[-1]["seq"]) + 1
 
 
-async def subject_history(conn: Connection, subject_key: str, limit: int | None = 500) -> list[Row]:
-    """Who used a subject's data, for which purpose, when: newest first; the newest `limit` (None: all)."""
-    return await fetch_all(conn, _HISTORY, (subject_key, limit))
+async def subject_history(
+    conn: Connection, subject_key: str, limit: int | None = 500, before: int | None = None
+) -> list[Row]:
+    """Who used a subject's data, for which purpose, when: newest first; the newest `limit` (None: all)
+    of the entries before the entry `before` (its seq; None: from the newest)."""
+    return await fetch_all(conn, _HISTORY, {"subject_key": subject_key, "limit": limit, "before": before})
