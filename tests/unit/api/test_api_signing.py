@@ -88,6 +88,10 @@ def test_a_proof_over_a_long_career_verifies(tmp_path: Path) -> None:
 
 def test_a_proof_that_would_not_verify_is_not_issued(tmp_path: Path) -> None:
     signer = signer_at(tmp_path / "key.pem")
+    # Just under the limit, it is issued and verifies (its payload segment alone was over what verify took).
+    token, payload = signer.sign({"pad": "a" * 749_200})
+    assert 998_464 < len(token) <= MAX_TOKEN_BYTES
+    assert signer.verify(token)[1] == payload
     with pytest.raises(ProofTooLargeError, match="bytes, over"):
         signer.sign(_lineage(MAX_TOKEN_BYTES // 100))
     header, _, signature = signer.sign(DOCUMENT)[0].split(".")
