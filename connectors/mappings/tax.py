@@ -9,7 +9,7 @@ from connectors.mappings.base import Converted, Mapping
 from connectors.mappings.fields import code, digits, native_fields, text, version
 from connectors.mappings.ids import citizen_id, optional_uscc
 from connectors.mappings.money import yuan
-from connectors.mappings.times import iso_date, utc_midnight
+from connectors.mappings.times import iso_date, midnight_of
 
 FIELDS = native_fields(
     "税务",
@@ -66,7 +66,7 @@ class TaxMapping(Mapping):
                 digits(fields, FIELDS["电子税票号码"], range(18, 21), "bad_voucher", "18 to 20 digits"),
                 version(fields, FIELDS["版本号"]),
                 revoked=code(fields, FIELDS["作废标志"], VOID_FLAGS),
-                occurred_at=utc_midnight(credited_on),
+                occurred_at=midnight_of(fields, FIELDS["入库日期"], credited_on),
                 published_at=published_at,
                 trace_id=trace_id,
             ),

@@ -104,6 +104,14 @@ def local_timestamp(fields: Mapping[str, Any], field: Field) -> dt.datetime:
     raise field.rejected("bad_time", f"must be a local timestamp without time zone, got {shown(value)}")
 
 
+def midnight_of(fields: Mapping[str, Any], field: Field, day: dt.date) -> dt.datetime:
+    """The UTC instant of local midnight at the start of `day`, the date `field` holds."""
+    try:
+        return utc_midnight(day)
+    except OverflowError:  # 0001-01-01: its local midnight is before the first instant Python has
+        raise field.rejected("bad_date", f"is out of range, got {shown(fields.get(field.name))}") from None
+
+
 @lru_cache(maxsize=4096)
 def utc_midnight(day: dt.date) -> dt.datetime:
     """The UTC instant of local midnight at the start of `day` (cached: exports repeat their dates)."""

@@ -120,6 +120,12 @@ def test_dates_are_yyyy_mm_dd(reject: Reject, field: str, value: str) -> None:
     reject(TAX, with_(**{field: value}), "bad_date", field)
 
 
+def test_a_credit_date_with_no_instant_is_rejected_not_a_crash(reject: Reject) -> None:
+    # Local midnight of 0001-01-01 is before datetime.min in UTC: an OverflowError stopped the connector.
+    error = reject(TAX, with_(入库日期="0001-01-01"), "bad_date", "入库日期")
+    assert "0001-01-01" in error.message
+
+
 def test_period_start_not_after_end(reject: Reject) -> None:
     error = reject(TAX, with_(税款所属期起="2026-11-01"), "period_order", "税款所属期起")
     assert "税款所属期止" in error.message
