@@ -34,8 +34,10 @@ def citizen_id_check_character(first17: str) -> str:
 
 
 def normalise_citizen_id(value: str) -> str:
-    """Validate a 公民身份号码 and return it with an upper-case X; raise `InvalidIdentifierError`."""
-    text = value.strip()
+    """Validate a 公民身份号码 and return it with an upper-case X; raise `InvalidIdentifierError`.
+
+    Taken as written: a space or any other character around the 18 is an error, not trimmed away."""
+    text = value
     if len(text) != 18:
         raise InvalidIdentifierError("id_length", f"has {len(text)} characters, expected 18")
     body, check = text[:17], text[17].upper()
@@ -71,8 +73,9 @@ def uscc_check_character(first17: str) -> str:
 
 
 def normalise_uscc(value: str) -> str:
-    """Validate a 统一社会信用代码 and return it upper-cased; raise `InvalidIdentifierError`."""
-    text = value.strip().upper()
+    """Validate a 统一社会信用代码 and return it upper-cased; raise `InvalidIdentifierError` (a space
+    around the 18 characters included)."""
+    text = value.upper()
     if len(text) != 18:
         raise InvalidIdentifierError("uscc_length", f"has {len(text)} characters, expected 18")
     bad = sorted({char for char in text if char not in USCC_ALPHABET})

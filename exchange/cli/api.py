@@ -85,7 +85,7 @@ def _approvals(settings: ExchangeSettings, args: argparse.Namespace) -> int:
 def _key(settings: ExchangeSettings, citizen_id: str, option: str) -> str:
     """The subject key of the citizen ID given as `option`; an invalid ID is refused naming the option."""
     try:
-        normalised = normalise_citizen_id(citizen_id)
+        normalised = normalise_citizen_id(citizen_id.strip())  # typed on a command line
     except InvalidIdentifierError as exc:
         raise InvalidIdentifierError(exc.reason, f"{option}: {exc.message}") from exc
     return subject_key(normalised, settings.subject_secret.get_secret_value().encode())

@@ -64,7 +64,7 @@ async def _load(
 
 
 def _facts(settings: ExchangeSettings, args: argparse.Namespace) -> int:
-    citizen_id = normalise_citizen_id(args.citizen_id)
+    citizen_id = normalise_citizen_id(args.citizen_id.strip())  # typed on a command line
     key = subject_key(citizen_id, settings.subject_secret.get_secret_value().encode())
     # As the API reads them: today and a time without a zone in the departments' zone (Asia/Shanghai),
     # and an instant still to come refused.

@@ -56,6 +56,22 @@ def test_lower_case_x_is_accepted_and_normalised() -> None:
 
 
 @pytest.mark.parametrize(
+    "written", ["44010220011028323X ", " 44010220011028323X", "44010220011028323X\u3000"]
+)
+def test_an_id_with_a_space_around_it_is_19_characters_not_trimmed(written: str) -> None:
+    # "18 characters": a space around them was trimmed away, so a padded ID passed unnoticed.
+    with pytest.raises(InvalidIdentifierError) as raised:
+        normalise_citizen_id(written)
+    assert raised.value.reason == "id_length"
+
+
+def test_a_uscc_with_a_space_around_it_is_refused() -> None:
+    with pytest.raises(InvalidIdentifierError) as raised:
+        normalise_uscc("91440101MA59TEST0X ")
+    assert raised.value.reason == "uscc_length"
+
+
+@pytest.mark.parametrize(
     ("value", "reason"),
     [
         ("4401022001102832", "id_length"),
