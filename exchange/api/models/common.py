@@ -64,10 +64,9 @@ class RecordRef(BaseModel):
 # PostgreSQL accepting connections again.
 RETRY_AFTER_SECONDS = 5
 
-ERRORS: dict[int | str, dict[str, object]] = {
-    401: {"model": Problem, "description": "no API key, or an unknown one"},
-    403: {"model": Refusal, "description": "refused by policy, consent or delegation"},
-    422: {"description": "the request is malformed or not meaningful"},
+Responses = dict[int | str, dict[str, object]]
+# Every route writes its audit entry before it answers: while PostgreSQL is unavailable, this.
+UNAVAILABLE: Responses = {
     503: {
         "model": Problem,
         "description": "PostgreSQL is unavailable: ask again after the seconds in Retry-After",
@@ -78,4 +77,12 @@ ERRORS: dict[int | str, dict[str, object]] = {
             }
         },
     },
+}
+# A route taking a body: one over settings.api.max_body_bytes is refused unread.
+TOO_LARGE: Responses = {413: {"description": "the request body is over the largest the exchange takes"}}
+ERRORS: Responses = {
+    401: {"model": Problem, "description": "no API key, or an unknown one"},
+    403: {"model": Refusal, "description": "refused by policy, consent or delegation"},
+    422: {"description": "the request is malformed or not meaningful"},
+    **UNAVAILABLE,
 }

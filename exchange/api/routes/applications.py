@@ -10,7 +10,7 @@ from fastapi import APIRouter, Body
 from exchange.api.applications import Application, decide
 from exchange.api.auditing import audited
 from exchange.api.models.applications import APPLICATION_EXAMPLE, ApplicationRequest, ApplicationResponse
-from exchange.api.models.common import ERRORS
+from exchange.api.models.common import ERRORS, TOO_LARGE
 from exchange.api.routes.deps import AuthDep
 from exchange.api.storage.pool import transaction
 
@@ -18,7 +18,9 @@ router = APIRouter(tags=["applications"])
 ROUTE = "/v1/applications"
 
 
-@router.post(ROUTE, response_model=ApplicationResponse, responses={**ERRORS, 409: {}}, name="application")
+@router.post(
+    ROUTE, response_model=ApplicationResponse, responses={**ERRORS, **TOO_LARGE, 409: {}}, name="application"
+)
 async def apply(
     body: Annotated[ApplicationRequest, Body(openapi_examples={"talent": {"value": APPLICATION_EXAMPLE}})],
     auth: AuthDep,

@@ -13,7 +13,7 @@ from exchange.api.access import check_consent, grant_for
 from exchange.api.auditing import audited
 from exchange.api.context import Services
 from exchange.api.exceptions import InvalidRequestError, NotFoundError
-from exchange.api.models.common import ERRORS, Problem
+from exchange.api.models.common import ERRORS, TOO_LARGE, UNAVAILABLE
 from exchange.api.models.proofs import (
     PROOF_EXAMPLE,
     Jwks,
@@ -46,7 +46,7 @@ def _period(body: ProofRequest) -> tuple[dt.date, dt.date]:
     return period
 
 
-@router.post(PROOFS, response_model=ProofResponse, responses=ERRORS, name=ISSUE)
+@router.post(PROOFS, response_model=ProofResponse, responses={**ERRORS, **TOO_LARGE}, name=ISSUE)
 async def issue_proof(
     body: Annotated[ProofRequest, Body(openapi_examples={"talent": {"value": PROOF_EXAMPLE}})],
     auth: AuthDep,
@@ -110,7 +110,12 @@ async def read_proof(proof_id: uuid.UUID, auth: AuthDep) -> StoredProofResponse:
         )
 
 
-@router.post(VERIFY, response_model=VerifyResponse, responses={503: {"model": Problem}}, name="proof.verify")
+@router.post(
+    VERIFY,
+    response_model=VerifyResponse,
+    responses={**UNAVAILABLE, **TOO_LARGE, 422: {}},
+    name="proof.verify",
+)
 async def verify_proof(body: VerifyRequest, services: ServicesDep) -> VerifyResponse:
     """Check a presented proof: signature, integrity, and whether its records changed since (public)."""
     async with audited(services, VERIFY, PUBLIC, "proof.verify", None, {}) as audit:
@@ -129,7 +134,7 @@ async def verify_proof(body: VerifyRequest, services: ServicesDep) -> VerifyResp
         )
 
 
-@router.get(KEYS, response_model=Jwks, name="keys")
+@router.get(KEYS, response_model=Jwks, responses=UNAVAILABLE, name="keys")
 async def keys(services: ServicesDep) -> Jwks:
     """The public key set proofs are signed with (JWKS), for offline verification. Public, and audited
     as every endpoint's request is."""

@@ -11,7 +11,7 @@ from exchange.api.access import check_consent, grant_for
 from exchange.api.auditing import audited
 from exchange.api.context import Services
 from exchange.api.exceptions import InvalidRequestError
-from exchange.api.models.common import ERRORS
+from exchange.api.models.common import ERRORS, TOO_LARGE
 from exchange.api.models.verifications import VERIFICATION_EXAMPLE, VerificationRequest, VerificationResponse
 from exchange.api.routes.deps import AuthDep
 from exchange.api.storage.pool import connection
@@ -23,7 +23,7 @@ ROUTE = "/v1/verifications"
 NAME = "verification"
 
 
-@router.post(ROUTE, response_model=VerificationResponse, responses=ERRORS, name=NAME)
+@router.post(ROUTE, response_model=VerificationResponse, responses={**ERRORS, **TOO_LARGE}, name=NAME)
 async def verify_claims(
     body: Annotated[VerificationRequest, Body(openapi_examples={"talent": {"value": VERIFICATION_EXAMPLE}})],
     auth: AuthDep,
