@@ -13,6 +13,7 @@ processes agree on where it ends even while it grows; following, the next pass r
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import os
 import threading
@@ -71,6 +72,11 @@ def run_file(
             f"{path} is shorter ({path.stat().st_size} bytes) than the saved position {offset}: "
             "the export was replaced or cut; remove the position to read it from the start"
         )
+    if "before" in saved and saved["before"] != _before(path, offset):
+        raise ResumeError(
+            f"{path} does not hold, before the saved position {offset}, the bytes read up to it: the export "
+            "was replaced by another; remove the position to read the new one from the start"
+        )
     summary = Summary()
     first = True
     followed = _identity(path.stat())
@@ -90,13 +96,25 @@ def run_file(
                 department, path, offset, size, chunk_records, publisher, worker_min_bytes, workers
             )
             offset = _send(
-                department, chunks, offset, publisher, positions, source_key, summary, stop, progress
+                department, path, chunks, offset, publisher, positions, source_key, summary, stop, progress
             )
             first = False
         if not follow or stopped(stop):
             return summary
         if stop is not None:
             stop.wait(follow_interval)
+
+
+# How much of what comes before a position its digest covers (`_before`).
+_BEFORE_BYTES = 4096
+
+
+def _before(path: Path, offset: int) -> str:
+    """A digest of the bytes just before `offset`, stored with the position: an export replaced by
+    another one at least as long is told apart from the one read, rather than read from the middle."""
+    with open_binary(path) as file:
+        file.seek(max(0, offset - _BEFORE_BYTES))
+        return hashlib.sha256(file.read(min(offset, _BEFORE_BYTES))).hexdigest()
 
 
 def _identity(status: os.stat_result) -> tuple[int, int]:
@@ -168,6 +186,7 @@ def _in_turn(workers: Sequence[Chunks]) -> Chunks:
 
 def _send(
     department: str,
+    path: Path,
     chunks: Chunks,
     offset: int,
     publisher: Publisher,
@@ -183,7 +202,7 @@ def _send(
         for chunk in chunks:
             publisher.send_all(chunk.messages)
             flush(mapping, publisher)
-            positions.save(department, source_key, {"offset": chunk.end})
+            positions.save(department, source_key, {"offset": chunk.end, "before": _before(path, chunk.end)})
             offset = summary.position = chunk.end
             summary.add(chunk.summary)
             account(mapping, chunk.summary)

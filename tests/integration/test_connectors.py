@@ -20,6 +20,7 @@ import psycopg
 import pytest
 
 from connectors.deadletters import read_deadletters
+from connectors.exceptions import ResumeError
 from connectors.files import run_file
 from connectors.mappings import MAPPINGS, SOURCES
 from connectors.positions import PositionStore
@@ -53,6 +54,25 @@ def _published(settings: ExchangeSettings, dataset: str) -> list[LoggedRecord]:
 
 def _secret(settings: ExchangeSettings) -> bytes:
     return settings.subject_secret.get_secret_value().encode()
+
+
+def test_an_export_replaced_by_another_is_not_resumed_in_its_middle(
+    settings: ExchangeSettings, tmp_path: Path
+) -> None:
+    # The position was a byte offset only: a new export at the same path, at least as long, was read
+    # from the old offset on, its first records skipped without a word.
+    admin.ensure_topics(settings.kafka)
+    lines = (SAMPLES / "tax.csv").read_bytes().splitlines(keepends=True)
+    export, state = tmp_path / "tax.csv", tmp_path / "state"
+    export.write_bytes(b"".join(lines[:4]))
+    _publish_file(settings, "tax", export, state)
+    export.write_bytes(b"".join(lines[:5]))  # the same export, grown: resumed where it was
+    _publish_file(settings, "tax", export, state)
+    assert len(_published(settings, "tax.payment")) == 4
+    export.write_bytes(b"".join([lines[0], *lines[5:11]]))  # another export in its place, longer
+    with pytest.raises(ResumeError, match="replaced by another"):
+        _publish_file(settings, "tax", export, state)
+    assert len(_published(settings, "tax.payment")) == 4
 
 
 @pytest.mark.parametrize("department", ["identity", "tax", "social"])
