@@ -21,7 +21,7 @@ from collections.abc import Generator, Sequence
 from pathlib import Path
 
 from connectors.exceptions import ConnectorError, ResumeError
-from connectors.mappings import MAPPINGS
+from connectors.mappings import MAPPINGS, SOURCES
 from connectors.positions import PositionStore
 from connectors.preparing import PreparedChunk, prepare_file
 from connectors.publisher import Publisher
@@ -65,6 +65,7 @@ def run_file(
     `workers` processes share a large export.
     """
     source_key = str(path.resolve())
+    source = SOURCES[department]
     saved = positions.load(department, source_key)
     offset = int(saved.get("offset", 0))
     if path.stat().st_size < offset:
@@ -88,8 +89,8 @@ def run_file(
                 f"byte {offset}): its records after that byte are not this export's; remove the position "
                 "to read the new file from its start"
             )
-        # Following, a line still being written waits for its line break: read now, it would be cut.
-        size = _complete_lines_end(path, offset, status.st_size) if follow else status.st_size
+        # Following, a record still being written waits for its end: read now, it would be cut.
+        size = source.whole_records_end(path, offset, status.st_size) if follow else status.st_size
         # Following, a file that did not grow is not read again (nor a preparing process started).
         if size > offset or (first and not follow):
             chunks = _prepared(
@@ -120,23 +121,6 @@ def _before(path: Path, offset: int) -> str:
 def _identity(status: os.stat_result) -> tuple[int, int]:
     """The file a path names (device, inode): another one after a rotation or a replacement."""
     return status.st_dev, status.st_ino
-
-
-def _complete_lines_end(path: Path, offset: int, size: int) -> int:
-    """The end of the last whole line (through its line break) between `offset` and `size`, or `offset`."""
-    with open_binary(path) as file:
-        end = size
-        while end > offset:
-            start = max(offset, end - _TAIL_BYTES)
-            file.seek(start)
-            found = file.read(end - start).rfind(b"\n")
-            if found >= 0:
-                return start + found + 1
-            end = start
-    return offset
-
-
-_TAIL_BYTES = 64 * 1024
 
 
 def _prepared(

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from connectors.records import Rejection, SourceRecord
-from connectors.sources.lines import Line
+from connectors.sources.lines import Line, last_line_end
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,11 @@ class Source(ABC):
     @abstractmethod
     def scan(self, path: Path, start_offset: int = 0, stop_offset: int | None = None) -> Scan:
         """The records `read` yields, unparsed; raises what `read` raises before its first record."""
+
+    def whole_records_end(self, path: Path, offset: int, size: int) -> int:
+        """Where the last record wholly written between `offset` (a record's start) and `size` ends, or
+        `offset`: how far a file still being written can be read. A record is a line here."""
+        return last_line_end(path, offset, size)
 
 
 def position(line: int, start: int) -> str:

@@ -11,7 +11,7 @@ from typing import BinaryIO
 from connectors.exceptions import HeaderError, ResumeError
 from connectors.records import Rejection, SourceRecord
 from connectors.sources.base import Scan, Source, position, rejected
-from connectors.sources.csvrecords import parse_fields, split_records
+from connectors.sources.csvrecords import parse_fields, split_records, whole_records_end
 from connectors.sources.lines import (
     DEFAULT_MAX_RECORD_BYTES,
     Line,
@@ -58,6 +58,12 @@ class CsvSource(Source):
             return self._record(raw, missing_bom)
 
         return Scan(self._raws(file, offset, number, stop_offset), parse)
+
+    def whole_records_end(self, path: Path, offset: int, size: int) -> int:
+        """As `Source.whole_records_end`, where a quoted field can hold a line break (RFC 4180)."""
+        with open_binary(path) as file:
+            lines = read_lines(file, offset, 1, self.max_record_bytes)
+            return whole_records_end(lines, offset, size, self.max_record_bytes)
 
     def _raws(self, file: BinaryIO, offset: int, number: int, stop: int | None) -> Iterator[Line]:
         with file:

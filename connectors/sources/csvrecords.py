@@ -42,6 +42,25 @@ def split_records(lines: Iterable[Line], limit: int) -> Iterator[Line]:
         yield _joined(pending)
 
 
+def whole_records_end(lines: Iterable[Line], start: int, size: int, limit: int) -> int:
+    """Where the last record among `lines` (from byte `start`, where one begins) that ends by byte
+    `size` ends, or `start`: a record ends at a line break outside a quoted field, or where
+    `split_records` cuts one (`limit`). A line break inside a quoted field ends no record, so a record
+    still being written is not taken for a whole one."""
+    end, pending, quoted = start, 0, False
+    for line in lines:
+        if line.end > size:
+            break
+        if quoted or _QUOTE in line.data:
+            quoted = _open_at_end(line.data, quoted)
+        pending += len(line.data)
+        # An over-long line is whole once something follows it (its line break was passed unseen).
+        whole_line = line.data.endswith(b"\n") or (line.truncated and line.end < size)
+        if whole_line and (not quoted or line.truncated or pending >= limit):
+            end, pending, quoted = line.end, 0, False
+    return end
+
+
 def _open_at_end(data: bytes, quoted: bool) -> bool:
     """Whether a quoted field is open at the end of `data`, one line of a record, which begins inside a
     quoted field when `quoted`. Jumps from quote to comma with `find`: no loop over characters."""

@@ -80,3 +80,20 @@ def resume_line_number(file: BinaryIO, offset: int) -> int:
         breaks += chunk.count(b"\n")
         remaining -= len(chunk)
     return breaks + 1
+
+
+def last_line_end(path: Path, offset: int, size: int) -> int:
+    """The end of the last whole line (through its line break) between `offset` and `size`, or `offset`."""
+    with open_binary(path) as file:
+        end = size
+        while end > offset:
+            start = max(offset, end - _TAIL_BYTES)
+            file.seek(start)
+            found = file.read(end - start).rfind(b"\n")
+            if found >= 0:
+                return start + found + 1
+            end = start
+    return offset
+
+
+_TAIL_BYTES = 64 * 1024

@@ -201,3 +201,34 @@ def test_any_rfc4180_file_round_trips_with_exact_offsets(
     for index, record in enumerate(records):
         assert data[record.start : record.end] == record.original or record.problem is not None
         assert read(path, record.end, max_record_bytes=limit) == records[index + 1 :]
+
+
+def test_a_file_being_written_is_read_up_to_its_last_whole_record_not_its_last_line_break(
+    tmp_path: Path,
+) -> None:
+    # Following, reading stopped at the last line break: inside a quoted address, that cut a record in
+    # two, dead-lettered as bad_quoting, the rest of it read as a record of its own.
+    header = "编号,姓名,地址\r\n"
+    path = write(tmp_path, header + '1,a,"广州市\r\n')
+    source = CsvSource(COLUMNS, encoding="utf-8", bom=True)
+    header_end = len(BOM + header.encode())
+    assert source.whole_records_end(path, header_end, path.stat().st_size) == header_end
+    with path.open("ab") as out:
+        out.write('越秀区"\r\n2,b,c\r\n3,d'.encode())
+    whole = len(BOM + (header + '1,a,"广州市\r\n越秀区"\r\n2,b,c\r\n').encode())
+    assert source.whole_records_end(path, header_end, path.stat().st_size) == whole
+    assert [record.fields for record in source.read(path, header_end, whole)] == [
+        {"编号": "1", "姓名": "a", "地址": "广州市\r\n越秀区"},
+        {"编号": "2", "姓名": "b", "地址": "c"},
+    ]
+    # A quote left open by mistake does not hold the rest back for ever: the record is cut at the
+    # limit, as reading cuts it, and the records after it are whole.
+    cut = CsvSource(COLUMNS, encoding="utf-8", bom=True, max_record_bytes=100)
+    path = write(tmp_path, header + '1,"a,b\r\n' + "2,c,d\r\n" * 50)
+    assert cut.whole_records_end(path, header_end, path.stat().st_size) == path.stat().st_size
+
+
+def test_a_jsonl_file_being_written_is_read_up_to_its_last_line_break(tmp_path: Path) -> None:
+    path = tmp_path / "export.jsonl"
+    path.write_bytes(b'{"a": 1}\n{"b": 2}\n{"c"')
+    assert SOURCES["social"].whole_records_end(path, 0, path.stat().st_size) == len(b'{"a": 1}\n{"b": 2}\n')
