@@ -231,6 +231,52 @@ def test_a_registry_time_python_cannot_hold_is_a_dead_letter_and_the_rows_after_
     assert len(titles) == EXPECTED_COUNTS["property_rows_first"] - 2
 
 
+THIRD = "粤(2010)广州市不动产权第0000003号"
+
+
+def test_a_change_time_the_watermark_could_not_pass_is_a_dead_letter_and_later_changes_are_read(
+    settings: ExchangeSettings, tmp_path: Path
+) -> None:
+    # A row with gxsj 'infinity' or a mistyped year (2206) set the watermark there: no later change to
+    # any title was ever read again, and nothing said so.
+    dsn = _registry(settings)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE bdc_djb SET gxsj = 'infinity' WHERE bdcqzh = '粤(2022)广州市不动产权第0000001号'"
+        )
+        conn.execute("UPDATE bdc_djb SET gxsj = '2206-05-10 10:00:00' WHERE bdcqzh = %s", (THIRD,))
+    positions = PositionStore(tmp_path)
+
+    def poll() -> None:
+        publisher = Publisher(settings, client_id="test-property")
+        try:
+            run_table(dsn, publisher=publisher, positions=positions, chunk_records=2)
+        finally:
+            publisher.close()
+
+    poll()
+    poll()  # nothing new: no row read or rejected twice
+    letters = read_deadletters(settings, department="property")
+    assert sorted((letter["reason"], letter["field"], letter["position"]) for letter in letters) == [
+        ("bad_time", "gxsj", "bdcqzh=粤(2010)广州市不动产权第0000003号 bbh=1"),
+        ("bad_time", "gxsj", "bdcqzh=粤(2022)广州市不动产权第0000001号 bbh=1"),
+    ]
+    _load_registry(dsn, SAMPLES / "property_update.sql")  # a later change to another title
+    with psycopg.connect(dsn, autocommit=True) as conn:  # and the mistyped year corrected
+        conn.execute("UPDATE bdc_djb SET gxsj = '2026-06-02 10:00:00' WHERE bdcqzh = %s", (THIRD,))
+    poll()
+    read = [
+        (r.value["certificate_no"], r.value["envelope"]["source_version"])
+        for r in _published(settings, "property.title")
+    ]
+    assert sorted(set(read)) == [
+        ("粤(2007)广州市不动产权第0000002号", 1),
+        ("粤(2007)广州市不动产权第0000002号", 2),
+        ("粤(2010)广州市不动产权第0000003号", 1),
+    ]
+    assert len(read_deadletters(settings, department="property")) == 2
+
+
 def test_a_followed_registry_stamps_a_change_when_it_is_read_not_when_the_poll_before_it_ended(
     settings: ExchangeSettings, tmp_path: Path
 ) -> None:
