@@ -22,11 +22,13 @@ from pathlib import Path
 
 from connectors.exceptions import ConnectorError, ResumeError
 from connectors.mappings import MAPPINGS, SOURCES
+from connectors.moves import MOVABLE
 from connectors.positions import PositionStore
 from connectors.preparing import PreparedChunk, prepare_file
 from connectors.publisher import Publisher
 from connectors.runner import ProgressCallback, Summary, stopped
 from connectors.sending import account, flush
+from connectors.sent import Moving
 from connectors.sources.lines import open_binary
 from connectors.worker import in_worker
 
@@ -182,10 +184,15 @@ def _send(
 ) -> int:
     """Send every prepared chunk, storing the position after each; return the last position."""
     mapping = MAPPINGS[department]
+    moving = Moving(mapping, publisher.encoder, positions.folder) if mapping.dataset in MOVABLE else None
     try:
         for chunk in chunks:
             publisher.send_all(chunk.messages)
+            if moving is not None:
+                moving.revoke(chunk, publisher)
             flush(mapping, publisher)
+            if moving is not None:
+                moving.acknowledged()  # what was sent, saved before the position
             positions.save(department, source_key, {"offset": chunk.end, "before": _before(path, chunk.end)})
             offset = summary.position = chunk.end
             summary.add(chunk.summary)
@@ -196,4 +203,6 @@ def _send(
                 break
     finally:
         chunks.close()
+        if moving is not None:
+            moving.close()
     return offset

@@ -39,6 +39,9 @@ class Message(NamedTuple):
 
 # A message as a plain tuple (topic, partition, key, value): what crosses from a preparing process.
 RawMessage = tuple[str, int, bytes, bytes]
+# A canonical message's source record: (its index among the chunk's messages, source record id, source
+# version, subject): what the sending process needs to revoke a record corrected to another person.
+SourceOf = tuple[int, str, int, str]
 
 
 class MessageEncoder:
@@ -109,19 +112,26 @@ class Outbox:
     Offers the part of `Publisher` a `ChunkPublisher` uses, so the same chunk logic serves both.
     """
 
-    def __init__(self, encoder: MessageEncoder) -> None:
+    def __init__(self, encoder: MessageEncoder, *, track_sources: bool = False) -> None:
         self.encoder = encoder
         self.messages: list[Message] = []
+        self._track = track_sources  # keep `sources` (the datasets of connectors.moves)
+        self.sources: list[SourceOf] = []
 
     def publish(self, topic: Topic, dataset: str, converted: Converted) -> None:
         """Encode one canonical record into the outbox."""
+        if self._track:
+            envelope = converted.record["envelope"]
+            source = (envelope["source_record_id"], envelope["source_version"], converted.subject_id)
+            self.sources.append((len(self.messages), *source))
         self.messages.append(self.encoder.record(topic, dataset, converted))
 
     def dead_letter(self, **letter: Any) -> None:
         """Encode one dead letter into the outbox (the arguments of `MessageEncoder.dead_letter`)."""
         self.messages.append(self.encoder.dead_letter(**letter))
 
-    def take(self) -> list[Message]:
-        """The messages collected since the last take."""
+    def take(self) -> tuple[list[Message], list[SourceOf]]:
+        """The messages collected since the last take, and their source records (if tracked)."""
         taken, self.messages = self.messages, []
-        return taken
+        sources, self.sources = self.sources, []
+        return taken, sources

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from connectors.mappings import MAPPINGS, SOURCES
-from connectors.messages import MessageEncoder, Outbox, RawMessage
+from connectors.messages import MessageEncoder, Outbox, RawMessage, SourceOf
+from connectors.moves import MOVABLE
 from connectors.runner import ChunkPublisher, Summary, publish_source_record
 
 
@@ -30,9 +31,10 @@ class PreparedChunk:
     end: int
     messages: Sequence[RawMessage]
     summary: Summary
+    sources: Sequence[SourceOf] = ()  # of the canonical messages, for connectors.moves
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (PreparedChunk, (self.end, list(map(tuple, self.messages)), self.summary))
+        return (PreparedChunk, (self.end, list(map(tuple, self.messages)), self.summary, self.sources))
 
 
 def prepare_file(
@@ -55,7 +57,7 @@ def prepare_file(
     mine, every = share
     scan = SOURCES[department].scan(path, offset, stop)
     parse = scan.parse
-    outbox = Outbox(encoder)
+    outbox = Outbox(encoder, track_sources=MAPPINGS[department].dataset in MOVABLE)
     chunk = ChunkPublisher(MAPPINGS[department], outbox, path.name, Summary())
     pending = 0
     index = 0
@@ -68,7 +70,7 @@ def prepare_file(
         if pending >= chunk_records:
             offset = raw.end
             if own:
-                yield PreparedChunk(offset, outbox.take(), chunk.summary)
+                yield _ready(offset, outbox, chunk.summary)
             pending = 0
             index += 1
             own = index % every == mine
@@ -76,4 +78,9 @@ def prepare_file(
                 chunk.summary = Summary()
                 chunk.new_chunk()
     if own:
-        yield PreparedChunk(offset, outbox.take(), chunk.summary)
+        yield _ready(offset, outbox, chunk.summary)
+
+
+def _ready(end: int, outbox: Outbox, summary: Summary) -> PreparedChunk:
+    messages, sources = outbox.take()
+    return PreparedChunk(end, messages, summary, sources)

@@ -455,3 +455,45 @@ def test_a_publisher_learns_its_topics_partitions_when_built(settings: ExchangeS
             assert known(topic.full_name(settings.kafka)), f"{topic.name}: partitions not learnt yet"
     finally:
         publisher.close()
+
+
+@pytest.mark.parametrize("order", ["correction last", "correction first"])
+def test_a_voucher_corrected_to_another_person_is_revoked_for_the_first_whatever_the_order(
+    settings: ExchangeSettings, tmp_path: Path, order: str
+) -> None:
+    # A correction naming another 纳税人识别号 reached only the new person: the first one's profile
+    # kept counting the voucher, and a proof drawn from it was never superseded.
+    admin.ensure_topics(settings.kafka)
+    header, first, *_ = (SAMPLES / "tax.csv").read_bytes().decode("gb18030").splitlines(keepends=True)
+    columns = first.split(",")
+    voucher, named = columns[0], columns[1]
+    other = "440102195607099506" if named != "440102195607099506" else "440103198403037020"
+    corrected = ",".join([voucher, other, *columns[2:11], "2", *columns[12:]])
+    exports = [("v1.csv", first), ("v2.csv", corrected)]
+    if order == "correction first":
+        exports.reverse()
+    for name, row in exports:
+        (tmp_path / name).write_bytes((header + row).encode("gb18030"))
+        _publish_file(settings, "tax", tmp_path / name, tmp_path / "state")
+    secret = _secret(settings)
+
+    def sent() -> list[tuple[bytes, int, str, str]]:
+        return [
+            (
+                r.key,
+                r.value["envelope"]["source_version"],
+                r.value["envelope"]["op"],
+                r.value["envelope"]["event_id"],
+            )
+            for r in _published(settings, "tax.payment")
+            if r.value["envelope"]["source_record_id"] == voucher
+        ]
+
+    was, now = subject_key(named.upper(), secret).encode(), subject_key(other, secret).encode()
+    assert sorted(s[:3] for s in sent()) == sorted(
+        [(was, 1, "upsert"), (now, 2, "upsert"), (was, 2, "revoke")]
+    )
+    # Read again (as after a restart before its position was saved): the same events, no new one.
+    events = {s[3] for s in sent()}
+    _publish_file(settings, "tax", tmp_path / exports[1][0], tmp_path / "positions-lost")
+    assert {s[3] for s in sent()} == events
