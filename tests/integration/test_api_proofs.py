@@ -26,6 +26,7 @@ UNREGISTERED = "110101199001011237"  # valid, and in no department's records
 PERIOD = {"period_start": "2025-11-01", "period_end": "2026-10-31"}
 CORRECTED = "0003244010600000838"
 VOIDED = "0003244010600000839"
+MOVED = "0003244010600000840"  # corrected to another person's 纳税人识别号
 
 
 def _tax_rows(*vouchers: str) -> dict[str, list[str]]:
@@ -39,7 +40,8 @@ def _publish_tax(settings: ExchangeSettings, state: Path, rows: list[list[str]])
     path.write_text("\n".join([header, *(",".join(row) for row in rows)]) + "\n", encoding="gb18030")
     publisher = Publisher(settings, client_id="test-correction")
     try:
-        run_file("tax", path, publisher=publisher, positions=PositionStore(state / "p2"), chunk_records=100)
+        # The positions (and what was sent per voucher) of the samples' own run: one tax connector.
+        run_file("tax", path, publisher=publisher, positions=PositionStore(state), chunk_records=100)
     finally:
         publisher.close()
 
@@ -129,10 +131,12 @@ async def test_proofs_are_signed_verifiable_and_superseded_by_a_later_correction
     answer = await _verify(settings, resigned)
     assert (answer["status"], answer["signature_valid"], answer["intact"]) == ("invalid", True, False)
 
-    # 税务 corrects one voucher and voids another the proof used.
-    rows = _tax_rows(CORRECTED, VOIDED)
+    # 税务 corrects one voucher, voids another the proof used, and corrects a third to another person
+    # (which superseded nothing: the subject's own records of it were unchanged).
+    rows = _tax_rows(CORRECTED, VOIDED, MOVED)
     rows[CORRECTED][7], rows[CORRECTED][11] = "220.00", "2"
     rows[VOIDED][11], rows[VOIDED][12] = "2", "1"
+    rows[MOVED][1], rows[MOVED][11] = UNREGISTERED, "2"
     _publish_tax(settings, tmp_path, list(rows.values()))
     run(settings, tmp_path, "sink", "--until-idle")
     with psycopg.connect(settings.postgres.conninfo()) as conn:
@@ -140,11 +144,11 @@ async def test_proofs_are_signed_verifiable_and_superseded_by_a_later_correction
             str(event_id)
             for (event_id,) in conn.execute(
                 "SELECT event_id FROM tax_payment_records "
-                "WHERE source_version = 2 AND source_record_id = ANY(%s)",
-                ([CORRECTED, VOIDED],),
+                "WHERE source_version = 2 AND source_record_id = ANY(%s) AND subject_key = %s",
+                ([CORRECTED, VOIDED, MOVED], key_of(settings, SUBJECT)),
             )
         }
-    assert len(newer) == 2
+    assert len(newer) == 3
     answer = await _verify(settings, tax["jws"])
     assert (answer["status"], set(answer["superseded_by"])) == ("superseded", newer)
     async with client(settings, "talent-office") as talent:  # read again, it says so too (it did not)
@@ -162,10 +166,12 @@ async def test_proofs_are_signed_verifiable_and_superseded_by_a_later_correction
     with psycopg.connect(settings.postgres.conninfo()) as conn:
         void = conn.execute(
             "SELECT topic, kafka_partition, kafka_offset FROM tax_payment_records "
-            "WHERE source_record_id = %s AND op = 'revoke'",
-            (VOIDED,),
+            "WHERE source_record_id = ANY(%s) AND op = 'revoke' ORDER BY kafka_offset DESC",
+            ([VOIDED, MOVED],),
         ).fetchone()
-    assert void is not None and VOIDED not in {entry["source_record_id"] for entry in now["lineage"]}
+    assert void is not None and {VOIDED, MOVED}.isdisjoint(
+        entry["source_record_id"] for entry in now["lineage"]
+    )
     assert now["offsets"] == [{"topic": void[0], "partition": void[1], "offset": void[2]}]
 
     # 人社 reports a line in arrears; a proof leaves it out; the line is later received. Neither proof
