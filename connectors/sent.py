@@ -99,7 +99,11 @@ class Moving:
         sent = self.store.load(source for _, source, _, _ in chunk.sources)
         queued = []
         for index, source, version, subject in chunk.sources:
-            for other, at in revokes(sent.setdefault(source, {}), subject, version):
+            known = sent.get(source)
+            if known is None:  # the common case: an id never sent, nothing to revoke
+                sent[source] = {subject: version}
+                continue
+            for other, at in revokes(known, subject, version):
                 # The record as encoded (rare: decoding it here costs less than carrying every record).
                 _, record = self._codec.decode(chunk.messages[index][3])
                 revoke = revoke_record(Converted(subject, record), other, at)
