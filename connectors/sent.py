@@ -37,6 +37,8 @@ _UPSERT = """
 INSERT INTO sent (source_id, subject, version) VALUES (?, ?, ?)
 ON CONFLICT (source_id, subject) DO UPDATE SET version = max(version, excluded.version)
 """
+# How long a connector waits for another connector of its department to finish its chunk.
+_WAIT_SECONDS = 600.0
 # Source ids looked up per statement: well under SQLite's limit on a statement's parameters.
 _LOOKUP_BATCH = 900
 
@@ -44,15 +46,28 @@ _LOOKUP_BATCH = 900
 class SentStore:
     """The `Sent` of every source record id a department's file connector sent."""
 
-    def __init__(self, folder: Path, department: str) -> None:
+    def __init__(self, folder: Path, department: str, wait_seconds: float = _WAIT_SECONDS) -> None:
         self.path = folder / f"{department}-sent.sqlite3"
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, isolation_level=None)
+            # Another connector of the department holds the store while a chunk of its is in flight.
+            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=wait_seconds)
             self._db.execute("PRAGMA journal_mode = WAL")
             self._db.execute(_SCHEMA)
         except sqlite3.Error as exc:
             raise ConnectorError(f"cannot open {self.path}: {exc}; remove it to start over") from exc
+
+    def begin(self) -> None:
+        """Hold the store until `save` (or `rollback`): a second connector of the department waits, so
+        that it never works out its revokes from what the first is about to change."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise ConnectorError(f"cannot lock {self.path}: {exc}") from exc
+
+    def rollback(self) -> None:
+        if self._db.in_transaction:
+            self._db.rollback()
 
     def load(self, source_ids: Iterable[str]) -> dict[str, Sent]:
         """What was sent for each of `source_ids` (an id never sent: no entry)."""
@@ -67,18 +82,21 @@ class SentStore:
         return found
 
     def save(self, sent: Map[str, Sent]) -> None:
-        """Record `sent` (a version never goes down), durably, in one transaction."""
+        """Record `sent` (a version never goes down), durably, and release the store (`begin`)."""
         rows = [
             (source_id, subject, version) for source_id, by in sent.items() for subject, version in by.items()
         ]
         try:
-            with self._db:
-                self._db.execute("BEGIN")
-                self._db.executemany(_UPSERT, rows)
+            if not self._db.in_transaction:
+                self._db.execute("BEGIN IMMEDIATE")
+            self._db.executemany(_UPSERT, rows)
+            self._db.commit()
         except sqlite3.Error as exc:
+            self.rollback()
             raise ConnectorError(f"cannot save to {self.path}: {exc}") from exc
 
     def close(self) -> None:
+        self.rollback()
         self._db.close()
 
 
@@ -96,6 +114,7 @@ class Moving:
     def revoke(self, chunk: PreparedChunk, publisher: Publisher) -> None:
         """Queue the revokes `chunk` calls for, after its own messages; `acknowledged` once the broker
         acknowledged them all."""
+        self.store.begin()  # held until `acknowledged`: across the chunk's flush
         sent = self.store.load(source for _, source, _, _ in chunk.sources)
         queued = []
         for index, source, version, subject in chunk.sources:

@@ -6,9 +6,11 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from connectors.exceptions import ConnectorError
 from connectors.mappings.base import event_id
 from connectors.moves import Sent, revoke_record, revokes
 from connectors.records import Converted
@@ -90,3 +92,21 @@ def test_the_store_keeps_the_highest_version_sent_per_source_id_and_subject(tmp_
     assert again.load(["V1", "V2", "V3"]) == {"V1": {A: 2, B: 3}, "V2": {C: 1}}
     assert again.load(f"X{n}" for n in range(2000)) == {}
     again.close()
+
+
+def test_two_connectors_of_a_department_take_turns_with_the_store(tmp_path: Path) -> None:
+    # Each loaded what was sent, then saved after its flush: interleaved, neither saw the other's
+    # version and no revoke was ever sent. The second now waits for the first's chunk to be saved.
+    first, second = SentStore(tmp_path, "tax"), SentStore(tmp_path, "tax", wait_seconds=0)
+    first.begin()
+    known = first.load(["V"])
+    with pytest.raises(ConnectorError, match="cannot lock"):
+        second.begin()  # still held: the second would wait (here it gives up at once)
+    known.setdefault("V", {})[A] = 1
+    first.save(known)
+    second.begin()
+    sent = second.load(["V"])["V"]
+    assert revokes(sent, B, 2) == [(A, 2)]
+    second.save({"V": sent})
+    first.close()
+    second.close()
