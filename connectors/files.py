@@ -19,6 +19,7 @@ import os
 import threading
 from collections.abc import Generator, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 from connectors.exceptions import ConnectorError, ResumeError
 from connectors.mappings import MAPPINGS, SOURCES
@@ -58,31 +59,65 @@ def run_file(
 ) -> Summary:
     """Publish `path` from the saved position to its end (and, with `follow`, as it grows).
 
-    Following, each pass reads up to the last line break (a last line without one is read by a run
-    that does not follow), and a file replaced or cut meanwhile stops the run with `ResumeError`.
+    Following, each pass reads up to the end of the last whole record (a last line without a line
+    break is read by a run that does not follow), and a file replaced or cut meanwhile stops the run
+    with `ResumeError`.
 
     When at least `worker_min_bytes` are left to read, records are prepared in a process of their
     own; a smaller rest — a small export, or what a followed file grew by — is prepared in this one
     (the same steps on one core), where starting an interpreter would cost more than it saves.
     `workers` processes share a large export.
     """
+    # The export as opened now: the positions' digests are of its bytes, and a file put in its place
+    # meanwhile stops the run rather than have a position of the one read stored for it.
+    with open_binary(path) as held:
+        return _run(
+            department,
+            path,
+            held,
+            publisher,
+            positions,
+            chunk_records,
+            follow,
+            follow_interval,
+            stop,
+            progress,
+            worker_min_bytes,
+            workers,
+        )
+
+
+def _run(
+    department: str,
+    path: Path,
+    held: BinaryIO,
+    publisher: Publisher,
+    positions: PositionStore,
+    chunk_records: int,
+    follow: bool,
+    follow_interval: float,
+    stop: threading.Event | None,
+    progress: ProgressCallback | None,
+    worker_min_bytes: int,
+    workers: int,
+) -> Summary:
     source_key = str(path.resolve())
     source = SOURCES[department]
     saved = positions.load(department, source_key)
     offset = int(saved.get("offset", 0))
+    followed = _identity(os.fstat(held.fileno()))
     if path.stat().st_size < offset:
         raise ResumeError(
             f"{path} is shorter ({path.stat().st_size} bytes) than the saved position {offset}: "
             "the export was replaced or cut; remove the position to read it from the start"
         )
-    if "before" in saved and saved["before"] != _before(path, offset):
+    if "before" in saved and saved["before"] != _before(held, offset):
         raise ResumeError(
             f"{path} does not hold, before the saved position {offset}, the bytes read up to it: the export "
             "was replaced by another; remove the position to read the new one from the start"
         )
     summary = Summary()
     first = True
-    followed = _identity(path.stat())
     while True:
         status = path.stat()
         if _identity(status) != followed or status.st_size < offset:
@@ -99,7 +134,17 @@ def run_file(
                 department, path, offset, size, chunk_records, publisher, worker_min_bytes, workers
             )
             offset = _send(
-                department, path, chunks, offset, publisher, positions, source_key, summary, stop, progress
+                department,
+                path,
+                held,
+                chunks,
+                offset,
+                publisher,
+                positions,
+                source_key,
+                summary,
+                stop,
+                progress,
             )
             first = False
         if not follow or stopped(stop):
@@ -112,12 +157,12 @@ def run_file(
 _BEFORE_BYTES = 4096
 
 
-def _before(path: Path, offset: int) -> str:
-    """A digest of the bytes just before `offset`, stored with the position: an export replaced by
-    another one at least as long is told apart from the one read, rather than read from the middle."""
-    with open_binary(path) as file:
-        file.seek(max(0, offset - _BEFORE_BYTES))
-        return hashlib.sha256(file.read(min(offset, _BEFORE_BYTES))).hexdigest()
+def _before(file: BinaryIO, offset: int) -> str:
+    """A digest of the bytes of `file` just before `offset`, stored with the position: an export
+    replaced by another one at least as long is told apart from the one read, rather than read from the
+    middle. (`pread`: the file's own position is left alone.)"""
+    start = max(0, offset - _BEFORE_BYTES)
+    return hashlib.sha256(os.pread(file.fileno(), offset - start, start)).hexdigest()
 
 
 def _identity(status: os.stat_result) -> tuple[int, int]:
@@ -173,6 +218,7 @@ def _in_turn(workers: Sequence[Chunks]) -> Chunks:
 def _send(
     department: str,
     path: Path,
+    held: BinaryIO,
     chunks: Chunks,
     offset: int,
     publisher: Publisher,
@@ -193,7 +239,13 @@ def _send(
             flush(mapping, publisher)
             if moving is not None:
                 moving.acknowledged()  # what was sent, saved before the position
-            positions.save(department, source_key, {"offset": chunk.end, "before": _before(path, chunk.end)})
+            if _identity(path.stat()) != _identity(os.fstat(held.fileno())):
+                raise ResumeError(
+                    f"{path} was replaced while being read (read up to byte {chunk.end}): its position is "
+                    "not stored, and the file now there is refused from it; remove the position to read it "
+                    "from its start"
+                )
+            positions.save(department, source_key, {"offset": chunk.end, "before": _before(held, chunk.end)})
             offset = summary.position = chunk.end
             summary.add(chunk.summary)
             account(mapping, chunk.summary)
