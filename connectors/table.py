@@ -31,20 +31,30 @@ from connectors.sending import account, flush
 
 # The registry's own column names, as the property mapping declares them.
 COLUMNS = PropertyMapping.columns
-# A change time the watermark may reach: one of our era, and not later than a day past the registry's
-# own clock. Past a row with another time (none, 'infinity', a date BC, a mistyped year such as 2206),
-# the watermark could never again be passed by a real change: such a row is dead-lettered once
-# (`_UNUSABLE`), and read as any changed row once corrected.
-_USABLE = "gxsj >= '0001-01-01' AND gxsj <= (now() AT TIME ZONE 'Asia/Shanghai') + interval '1 day'"
+# The registry's clock, in the departments' local time as gxsj is written.
+_NOW = "(now() AT TIME ZONE 'Asia/Shanghai')"
+# A change time the watermark may reach: one of our era, and not after the registry's clock (a change
+# stamped a little ahead of it is read once its time has come). Past a row with another time (none,
+# 'infinity', a date BC, a mistyped year such as 2206), the watermark could never again be passed by a
+# real change: a row with no time of our era, or a time more than a day ahead, is dead-lettered once
+# (`_UNUSABLE`), and read again once corrected (`_CORRECTED`), whatever the watermark.
+_USABLE = f"gxsj >= '0001-01-01' AND gxsj <= {_NOW}"
 # The watermark's time travels as PostgreSQL's own text for it (the default, '-infinity', included).
+_AFTER = "(gxsj > %(gxsj)s::timestamp OR (gxsj = %(gxsj)s::timestamp AND bdcqzh > %(bdcqzh)s))"
 _POLL = (
-    f"SELECT {', '.join(COLUMNS)} FROM bdc_djb WHERE {_USABLE} "
-    "AND (gxsj > %(gxsj)s::timestamp OR (gxsj = %(gxsj)s::timestamp AND bdcqzh > %(bdcqzh)s)) "
+    f"SELECT {', '.join(COLUMNS)} FROM bdc_djb WHERE {_USABLE} AND {_AFTER} "
     "ORDER BY gxsj, bdcqzh LIMIT %(limit)s"
 )
 _UNUSABLE = (
-    f"SELECT {', '.join(COLUMNS)} FROM bdc_djb WHERE gxsj IS NULL OR NOT ({_USABLE}) "
+    f"SELECT {', '.join(COLUMNS)} FROM bdc_djb "
+    f"WHERE gxsj IS NULL OR gxsj < '0001-01-01' OR gxsj > {_NOW} + interval '1 day' "
     "ORDER BY bdcqzh, bbh LIMIT %(limit)s"
+)
+# Rows dead-lettered for their time and since corrected to one the watermark has passed already (a
+# corrected time after it is the poll's to read).
+_CORRECTED = (
+    f"SELECT {', '.join(COLUMNS)} FROM bdc_djb WHERE bdcqzh = ANY(%(corrected)s) AND {_USABLE} "
+    f"AND NOT {_AFTER} ORDER BY gxsj, bdcqzh"
 )
 _BEGINNING = "-infinity"
 
@@ -87,12 +97,16 @@ def run_table(
             conn.adapters.register_loader("timestamp", _TimestampOrText)
             while True:
                 state = positions.load("property", source)
-                unusable = _unusable(conn.execute(_UNUSABLE, {"limit": _UNUSABLE_ROWS}).fetchall(), state)
-                rows = conn.execute(_POLL, _watermark(state, chunk_records)).fetchall()
-                if rows or unusable:
+                watermark = _watermark(state, chunk_records)
+                odd = conn.execute(_UNUSABLE, {"limit": _UNUSABLE_ROWS}).fetchall()
+                unusable, corrected = _unusable(odd, state)
+                again = conn.execute(_CORRECTED, {**watermark, "corrected": corrected}).fetchall()
+                rows = conn.execute(_POLL, watermark).fetchall()
+                if rows or unusable or again:
                     chunk.new_chunk()  # stamped when read, not when the poll before it ended
                     chunk.summary = Summary()
                     _reject_unusable(unusable, chunk)
+                    _publish_rows(again, mapping, chunk, state, advance=False)
                     _publish_rows(rows, mapping, chunk, state)
                     flush(mapping, publisher)
                     positions.save("property", source, state)
@@ -114,13 +128,16 @@ def run_table(
 _UNUSABLE_ROWS = 10_000
 
 
-def _unusable(rows: list[dict[str, Any]], state: dict[str, Any]) -> list[dict[str, Any]]:
-    """The rows with an unusable change time not dead-lettered yet; `state` keeps those of `rows` (a
-    row corrected since drops out, and a row changed back to an unusable time is dead-lettered again)."""
+def _unusable(rows: list[dict[str, Any]], state: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Of the rows with an unusable change time, those not dead-lettered yet; and the titles of those
+    dead-lettered before that no longer have one (corrected). `state` keeps the rows' keys, so a row
+    changed back to an unusable time is dead-lettered again."""
     seen = set(state.get("unusable", []))
     keys = [f"{row['bdcqzh']}|{row['bbh']}|{row['gxsj']}" for row in rows]
     state["unusable"] = keys
-    return [row for row, key in zip(rows, keys, strict=True) if key not in seen]
+    still = {str(row["bdcqzh"]) for row in rows}
+    corrected = sorted({key.split("|", 1)[0] for key in seen} - still)
+    return [row for row, key in zip(rows, keys, strict=True) if key not in seen], corrected
 
 
 def _reject_unusable(rows: list[dict[str, Any]], chunk: ChunkPublisher) -> None:
@@ -129,19 +146,41 @@ def _reject_unusable(rows: list[dict[str, Any]], chunk: ChunkPublisher) -> None:
         chunk.summary.read += 1
         message = (
             f"gxsj {row['gxsj']} is not a time of change the watermark can pass (none, not of our era, "
-            "or later than the registry's clock): correct it and the row is read again"
+            "or more than a day after the registry's clock): correct it and the row is read again"
         )
         original = json.dumps(row, default=str, ensure_ascii=False).encode()
         chunk.reject(position, Rejection("bad_time", "gxsj", message), original)
 
 
 def _watermark(state: dict[str, Any], limit: int) -> dict[str, Any]:
-    return {"gxsj": state.get("gxsj", _BEGINNING), "bdcqzh": state.get("bdcqzh", ""), "limit": limit}
+    """The poll's parameters from the stored watermark. One an earlier version stored past any real
+    change ('infinity', a mistyped year) is dropped: the titles are read again from the start (the same
+    events, sent again) rather than never."""
+    gxsj, bdcqzh = state.get("gxsj", _BEGINNING), state.get("bdcqzh", "")
+    if gxsj != _BEGINNING and not _passable(gxsj):
+        gxsj, bdcqzh = _BEGINNING, ""
+    return {"gxsj": gxsj, "bdcqzh": bdcqzh, "limit": limit}
+
+
+def _passable(gxsj: str) -> bool:
+    """Whether a stored watermark is a time of our era no more than a day ahead of this host's clock."""
+    try:
+        stored = dt.datetime.fromisoformat(gxsj)
+    except ValueError:
+        return False
+    local_now = dt.datetime.now(dt.UTC).astimezone(dt.timezone(dt.timedelta(hours=8))).replace(tzinfo=None)
+    return stored.tzinfo is None and stored <= local_now + dt.timedelta(days=1)
 
 
 def _publish_rows(
-    rows: list[dict[str, Any]], mapping: PropertyMapping, chunk: ChunkPublisher, state: dict[str, Any]
+    rows: list[dict[str, Any]],
+    mapping: PropertyMapping,
+    chunk: ChunkPublisher,
+    state: dict[str, Any],
+    *,
+    advance: bool = True,
 ) -> None:
+    """Publish `rows`, remembering each title's owners; `advance`: the watermark moves to each row."""
     owners: dict[str, list[str]] = state.setdefault("owners", {})
     for row in rows:
         position = f"bdcqzh={row['bdcqzh']} bbh={row['bbh']}"
@@ -158,6 +197,7 @@ def _publish_rows(
                 continue
             chunk.publish([*converted, *dropped])
             owners[str(row["bdcqzh"])] = [record.subject_id for record in converted]
-        gxsj = row["gxsj"]
-        state["gxsj"] = gxsj.isoformat() if isinstance(gxsj, dt.datetime) else str(gxsj)
-        state["bdcqzh"] = row["bdcqzh"]
+        if advance:
+            gxsj = row["gxsj"]
+            state["gxsj"] = gxsj.isoformat() if isinstance(gxsj, dt.datetime) else str(gxsj)
+            state["bdcqzh"] = row["bdcqzh"]
