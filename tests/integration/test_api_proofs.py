@@ -132,7 +132,7 @@ async def test_proofs_are_signed_verifiable_and_superseded_by_a_later_correction
     assert (answer["status"], answer["signature_valid"], answer["intact"]) == ("invalid", True, False)
 
     # 税务 corrects one voucher, voids another the proof used, and corrects a third to another person
-    # (which superseded nothing: the subject's own records of it were unchanged).
+    # (the connector sends the subject a revoke of it: that supersedes the proof too).
     rows = _tax_rows(CORRECTED, VOIDED, MOVED)
     rows[CORRECTED][7], rows[CORRECTED][11] = "220.00", "2"
     rows[VOIDED][11], rows[VOIDED][12] = "2", "1"

@@ -75,6 +75,42 @@ def test_an_export_replaced_by_another_is_not_resumed_in_its_middle(
     assert len(_published(settings, "tax.payment")) == 4
 
 
+def test_an_export_replaced_while_it_is_read_keeps_the_position_of_the_one_read(
+    settings: ExchangeSettings, tmp_path: Path
+) -> None:
+    # The position's digest was taken of whatever file was at the path when it was stored: a new export
+    # put in place mid-run got the old offset with its own digest, and was then read from the middle.
+    admin.ensure_topics(settings.kafka)
+    lines = (SAMPLES / "tax.csv").read_bytes().splitlines(keepends=True)
+    export, replacement = tmp_path / "tax.csv", tmp_path / "next.csv"
+    export.write_bytes(b"".join(lines[:5]))
+    replacement.write_bytes(b"".join([lines[0], *lines[5:15]]))
+
+    class Replacing(Publisher):
+        flushes = 0
+
+        def flush(self) -> None:
+            super().flush()
+            self.flushes += 1
+            if self.flushes == 2:  # the first chunk's position is stored; the second chunk is in flight
+                os.replace(replacement, export)
+
+    publisher = Replacing(settings, client_id="test-replacing")
+    try:
+        with pytest.raises(ResumeError, match="replaced while being read"):
+            run_file(
+                "tax",
+                export,
+                publisher=publisher,
+                positions=PositionStore(tmp_path / "state"),
+                chunk_records=2,
+            )
+    finally:
+        publisher.close()
+    with pytest.raises(ResumeError, match="replaced by another"):
+        _publish_file(settings, "tax", export, tmp_path / "state")
+
+
 @pytest.mark.parametrize("department", ["identity", "tax", "social"])
 def test_a_file_connector_publishes_exactly_the_canonical_records(
     settings: ExchangeSettings, tmp_path: Path, department: str
@@ -262,8 +298,9 @@ def test_a_change_time_the_watermark_could_not_pass_is_a_dead_letter_and_later_c
         ("bad_time", "gxsj", "bdcqzh=粤(2022)广州市不动产权第0000001号 bbh=1"),
     ]
     _load_registry(dsn, SAMPLES / "property_update.sql")  # a later change to another title
-    with psycopg.connect(dsn, autocommit=True) as conn:  # and the mistyped year corrected
-        conn.execute("UPDATE bdc_djb SET gxsj = '2026-06-02 10:00:00' WHERE bdcqzh = %s", (THIRD,))
+    with psycopg.connect(dsn, autocommit=True) as conn:  # and the mistyped year corrected, to a time
+        # the watermark has passed already (the change above moved it to 2026-06-01)
+        conn.execute("UPDATE bdc_djb SET gxsj = '2026-05-10 10:00:00' WHERE bdcqzh = %s", (THIRD,))
     poll()
     read = [
         (r.value["certificate_no"], r.value["envelope"]["source_version"])
@@ -275,6 +312,38 @@ def test_a_change_time_the_watermark_could_not_pass_is_a_dead_letter_and_later_c
         ("粤(2010)广州市不动产权第0000003号", 1),
     ]
     assert len(read_deadletters(settings, department="property")) == 2
+
+    # A change stamped a few hours ahead of the registry's clock waits for its time, and holds back
+    # no change made meanwhile (the watermark went there, and the change stamped now was never read).
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        ahead = "(now() AT TIME ZONE 'Asia/Shanghai') + interval '12 hours'"
+        conn.execute(f"UPDATE bdc_djb SET gxsj = {ahead}, bbh = 2 WHERE bdcqzh = %s", (THIRD,))
+        conn.execute(
+            "UPDATE bdc_djb SET gxsj = now() AT TIME ZONE 'Asia/Shanghai', bbh = 3 WHERE bdcqzh = %s",
+            ("粤(2007)广州市不动产权第0000002号",),
+        )
+    poll()
+    versions = {
+        (r.value["certificate_no"], r.value["envelope"]["source_version"])
+        for r in _published(settings, "property.title")
+    }
+    assert ("粤(2007)广州市不动产权第0000002号", 3) in versions and (THIRD, 2) not in versions
+    assert len(read_deadletters(settings, department="property")) == 2
+
+
+def test_a_watermark_stored_past_any_real_change_is_dropped_and_the_titles_read_again(
+    settings: ExchangeSettings, tmp_path: Path
+) -> None:
+    # Stored by an earlier version at a row's 'infinity': no change was read again, ever.
+    dsn = _registry(settings)
+    positions = PositionStore(tmp_path)
+    positions.save("property", "bdc_djb", {"gxsj": "infinity", "bdcqzh": "粤(2022)广州市不动产权第0000001号"})
+    publisher = Publisher(settings, client_id="test-property")
+    try:
+        run_table(dsn, publisher=publisher, positions=positions, chunk_records=2)
+    finally:
+        publisher.close()
+    assert len(_published(settings, "property.title")) == 2 * EXPECTED_COUNTS["property_rows_first"]
 
 
 def test_a_followed_registry_stamps_a_change_when_it_is_read_not_when_the_poll_before_it_ended(
@@ -493,7 +562,9 @@ def test_a_voucher_corrected_to_another_person_is_revoked_for_the_first_whatever
     assert sorted(s[:3] for s in sent()) == sorted(
         [(was, 1, "upsert"), (now, 2, "upsert"), (was, 2, "revoke")]
     )
-    # Read again (as after a restart before its position was saved): the same events, no new one.
+    # Read again (as after a restart before its position was saved, what was sent kept): the same
+    # events, no new one.
     events = {s[3] for s in sent()}
-    _publish_file(settings, "tax", tmp_path / exports[1][0], tmp_path / "positions-lost")
-    assert {s[3] for s in sent()} == events
+    PositionStore(tmp_path / "state")._file("tax", str((tmp_path / exports[1][0]).resolve())).unlink()
+    _publish_file(settings, "tax", tmp_path / exports[1][0], tmp_path / "state")
+    assert {s[3] for s in sent()} == events and len(sent()) == 4

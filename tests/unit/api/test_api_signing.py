@@ -8,6 +8,9 @@ import threading
 from pathlib import Path
 
 import pytest
+from joserfc import jws
+from joserfc.jwk import OKPKey
+from joserfc.jws import JWSRegistry
 from pydantic import SecretStr
 
 from exchange.api.signing import (
@@ -94,9 +97,15 @@ def test_a_proof_that_would_not_verify_is_not_issued(tmp_path: Path) -> None:
     assert signer.verify(token)[1] == payload
     with pytest.raises(ProofTooLargeError, match="bytes, over"):
         signer.sign(_lineage(MAX_TOKEN_BYTES // 100))
-    header, _, signature = signer.sign(DOCUMENT)[0].split(".")
-    with pytest.raises(SignatureInvalidError):  # a token over the limit is refused, not decoded
-        signer.verify(f"{header}.{'A' * MAX_TOKEN_BYTES}.{signature}")
+    # A token over the limit, signed with the very key (as another signer of it could), is refused
+    # for its size before anything of it is decoded.
+    key = OKPKey.import_key((tmp_path / "key.pem").read_bytes())
+    roomy = JWSRegistry(algorithms=[ALGORITHM])
+    roomy.max_payload_length = 4 * MAX_TOKEN_BYTES
+    header = {"alg": ALGORITHM, "kid": signer.kid}
+    over = jws.serialize_compact(header, b'{"pad":"' + b"a" * MAX_TOKEN_BYTES + b'"}', key, registry=roomy)
+    with pytest.raises(SignatureInvalidError, match="exceeds"):
+        signer.verify(over)
 
 
 def _generated_at_once(path: Path, starters: int = 6) -> list[bytes]:
