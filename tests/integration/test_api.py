@@ -10,7 +10,7 @@ import json
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -645,23 +645,34 @@ async def test_consent_and_delegation_are_checked_when_the_grant_requires_them(e
     assert unknown.returncode != 0 and "no grant for purpose loan" in unknown.stderr
 
 
-async def test_a_decision_asked_for_again_is_allowed_only_as_a_new_request_would_be(
-    exchange: Exchange,
-) -> None:
-    settings, state = exchange.settings, exchange.state
-    subject = "440115196406031712"
-    who = ["--subject", subject, "--caller", "talent-office", "--purpose", "talent-green-card"]
+TALENT_APPLICANT = "440115196406031712"
+
+
+def _talent_application(settings: ExchangeSettings) -> Callable[..., Awaitable[tuple[int, dict[str, Any]]]]:
+    """`ask(**changes)`: the talent office's application for TALENT_APPLICANT, one id for every ask,
+    with `changes` to the body; its status and answer."""
     body = {
         "service_item": "talent-green-card",
-        "subject": subject,
+        "subject": TALENT_APPLICANT,
         "reference_date": DAY,
         "application_id": str(uuid.uuid4()),
     }
 
-    async def ask(**extra: str) -> tuple[int, dict[str, Any]]:
+    async def ask(**changes: str) -> tuple[int, dict[str, Any]]:
         async with client(settings, "talent-office") as http:
-            response = await http.post("/v1/applications", json={**body, **extra})
+            response = await http.post("/v1/applications", json={**body, **changes})
         return response.status_code, response.json()
+
+    return ask
+
+
+async def test_a_decision_asked_for_again_is_allowed_only_as_a_new_request_would_be(
+    exchange: Exchange,
+) -> None:
+    settings, state = exchange.settings, exchange.state
+    subject = TALENT_APPLICANT
+    who = ["--subject", subject, "--caller", "talent-office", "--purpose", "talent-green-card"]
+    ask = _talent_application(settings)
 
     status, first = await ask()
     assert (status, first["outcome"]) == (200, "approved")
@@ -690,18 +701,8 @@ async def test_an_application_id_stored_meanwhile_by_another_application_is_a_co
     decision. Made on another subject, it is a 409 (that decision was sent to the second caller);
     made on the same application, it is that decision, counted once."""
     settings = exchange.settings
-    subject = "440115196406031712"
-    body = {
-        "service_item": "talent-green-card",
-        "subject": subject,
-        "reference_date": DAY,
-        "application_id": str(uuid.uuid4()),
-    }
-
-    async def ask(**extra: str) -> tuple[int, dict[str, Any]]:
-        async with client(settings, "talent-office") as http:
-            response = await http.post("/v1/applications", json={**body, **extra})
-        return response.status_code, response.json()
+    subject = TALENT_APPLICANT
+    ask = _talent_application(settings)
 
     status, first = await ask()
     assert (status, first["outcome"]) == (200, "approved")

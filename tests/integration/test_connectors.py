@@ -206,6 +206,15 @@ def _load_registry(dsn: str, *files: Path) -> None:
             conn.execute(file.read_text(encoding="utf-8").encode())
 
 
+def _poll(settings: ExchangeSettings, dsn: str, positions: PositionStore) -> None:
+    """One run of the property connector over the registry, two rows a poll."""
+    publisher = Publisher(settings, client_id="test-property")
+    try:
+        run_table(dsn, publisher=publisher, positions=positions, chunk_records=2)
+    finally:
+        publisher.close()
+
+
 def test_the_table_connector_publishes_rows_per_owner_and_later_changes(
     settings: ExchangeSettings, tmp_path: Path
 ) -> None:
@@ -213,11 +222,7 @@ def test_the_table_connector_publishes_rows_per_owner_and_later_changes(
     positions = PositionStore(tmp_path)
 
     def poll() -> None:
-        publisher = Publisher(settings, client_id="test-property")
-        try:
-            run_table(dsn, publisher=publisher, positions=positions, chunk_records=2)
-        finally:
-            publisher.close()
+        _poll(settings, dsn, positions)
 
     poll()
     first = _published(settings, "property.title")
@@ -253,11 +258,7 @@ def test_a_registry_time_python_cannot_hold_is_a_dead_letter_and_the_rows_after_
         )
     positions = PositionStore(tmp_path)
     for _ in range(2):  # the second poll finds nothing new: no row read or rejected twice
-        publisher = Publisher(settings, client_id="test-property")
-        try:
-            run_table(dsn, publisher=publisher, positions=positions, chunk_records=2)
-        finally:
-            publisher.close()
+        _poll(settings, dsn, positions)
     letters = read_deadletters(settings, department="property")
     assert sorted((letter["reason"], letter["field"]) for letter in letters) == [
         ("bad_time", "djsj"),
@@ -284,11 +285,7 @@ def test_a_change_time_the_watermark_could_not_pass_is_a_dead_letter_and_later_c
     positions = PositionStore(tmp_path)
 
     def poll() -> None:
-        publisher = Publisher(settings, client_id="test-property")
-        try:
-            run_table(dsn, publisher=publisher, positions=positions, chunk_records=2)
-        finally:
-            publisher.close()
+        _poll(settings, dsn, positions)
 
     poll()
     poll()  # nothing new: no row read or rejected twice
@@ -338,11 +335,7 @@ def test_a_watermark_stored_past_any_real_change_is_dropped_and_the_titles_read_
     dsn = _registry(settings)
     positions = PositionStore(tmp_path)
     positions.save("property", "bdc_djb", {"gxsj": "infinity", "bdcqzh": "粤(2022)广州市不动产权第0000001号"})
-    publisher = Publisher(settings, client_id="test-property")
-    try:
-        run_table(dsn, publisher=publisher, positions=positions, chunk_records=2)
-    finally:
-        publisher.close()
+    _poll(settings, dsn, positions)
     assert len(_published(settings, "property.title")) == 2 * EXPECTED_COUNTS["property_rows_first"]
 
 
