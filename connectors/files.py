@@ -71,86 +71,56 @@ def run_file(
     # The export as opened now: the positions' digests are of its bytes, and a file put in its place
     # meanwhile stops the run rather than have a position of the one read stored for it.
     with open_binary(path) as held:
-        return _run(
-            department,
-            path,
-            held,
-            publisher,
-            positions,
-            chunk_records,
-            follow,
-            follow_interval,
-            stop,
-            progress,
-            worker_min_bytes,
-            workers,
-        )
-
-
-def _run(
-    department: str,
-    path: Path,
-    held: BinaryIO,
-    publisher: Publisher,
-    positions: PositionStore,
-    chunk_records: int,
-    follow: bool,
-    follow_interval: float,
-    stop: threading.Event | None,
-    progress: ProgressCallback | None,
-    worker_min_bytes: int,
-    workers: int,
-) -> Summary:
-    source_key = str(path.resolve())
-    source = SOURCES[department]
-    saved = positions.load(department, source_key)
-    offset = int(saved.get("offset", 0))
-    followed = _identity(os.fstat(held.fileno()))
-    if path.stat().st_size < offset:
-        raise ResumeError(
-            f"{path} is shorter ({path.stat().st_size} bytes) than the saved position {offset}: "
-            "the export was replaced or cut; remove the position to read it from the start"
-        )
-    if "before" in saved and saved["before"] != _before(held, offset):
-        raise ResumeError(
-            f"{path} does not hold, before the saved position {offset}, the bytes read up to it: the export "
-            "was replaced by another; remove the position to read the new one from the start"
-        )
-    summary = Summary()
-    first = True
-    while True:
-        status = path.stat()
-        if _identity(status) != followed or status.st_size < offset:
+        source_key = str(path.resolve())
+        source = SOURCES[department]
+        saved = positions.load(department, source_key)
+        offset = int(saved.get("offset", 0))
+        followed = _identity(os.fstat(held.fileno()))
+        if path.stat().st_size < offset:
             raise ResumeError(
-                f"{path} was replaced or cut while being followed (now {status.st_size} bytes, read up to "
-                f"byte {offset}): its records after that byte are not this export's; remove the position "
-                "to read the new file from its start"
+                f"{path} is shorter ({path.stat().st_size} bytes) than the saved position {offset}: "
+                "the export was replaced or cut; remove the position to read it from the start"
             )
-        # Following, a record still being written waits for its end: read now, it would be cut.
-        size = source.whole_records_end(path, offset, status.st_size) if follow else status.st_size
-        # Following, a file that did not grow is not read again (nor a preparing process started).
-        if size > offset or (first and not follow):
-            chunks = _prepared(
-                department, path, offset, size, chunk_records, publisher, worker_min_bytes, workers
+        if "before" in saved and saved["before"] != _before(held, offset):
+            raise ResumeError(
+                f"{path} does not hold, before the saved position {offset}, the bytes read up to it: the "
+                "export was replaced by another; remove the position to read the new one from the start"
             )
-            offset = _send(
-                department,
-                path,
-                held,
-                chunks,
-                offset,
-                publisher,
-                positions,
-                source_key,
-                summary,
-                stop,
-                progress,
-            )
-            first = False
-        if not follow or stopped(stop):
-            return summary
-        if stop is not None:
-            stop.wait(follow_interval)
+        summary = Summary()
+        first = True
+        while True:
+            status = path.stat()
+            if _identity(status) != followed or status.st_size < offset:
+                raise ResumeError(
+                    f"{path} was replaced or cut while being followed (now {status.st_size} bytes, read up "
+                    f"to byte {offset}): its records after that byte are not this export's; remove the "
+                    "position to read the new file from its start"
+                )
+            # Following, a record still being written waits for its end: read now, it would be cut.
+            size = source.whole_records_end(path, offset, status.st_size) if follow else status.st_size
+            # Following, a file that did not grow is not read again (nor a preparing process started).
+            if size > offset or (first and not follow):
+                chunks = _prepared(
+                    department, path, offset, size, chunk_records, publisher, worker_min_bytes, workers
+                )
+                offset = _send(
+                    department,
+                    path,
+                    held,
+                    chunks,
+                    offset,
+                    publisher,
+                    positions,
+                    source_key,
+                    summary,
+                    stop,
+                    progress,
+                )
+                first = False
+            if not follow or stopped(stop):
+                return summary
+            if stop is not None:
+                stop.wait(follow_interval)
 
 
 # How much of what comes before a position its digest covers (`_before`).

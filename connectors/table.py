@@ -23,6 +23,7 @@ from psycopg.types.datetime import TimestampLoader
 from connectors.exceptions import ConnectorError, RecordRejected
 from connectors.mappings import MAPPINGS
 from connectors.mappings.property import PropertyMapping
+from connectors.mappings.times import SHANGHAI
 from connectors.positions import PositionStore
 from connectors.publisher import Publisher
 from connectors.records import Rejection
@@ -100,7 +101,11 @@ def run_table(
                 watermark = _watermark(state, chunk_records)
                 odd = conn.execute(_UNUSABLE, {"limit": _UNUSABLE_ROWS}).fetchall()
                 unusable, corrected = _unusable(odd, state)
-                again = conn.execute(_CORRECTED, {**watermark, "corrected": corrected}).fetchall()
+                again = (
+                    conn.execute(_CORRECTED, {**watermark, "corrected": corrected}).fetchall()
+                    if corrected
+                    else []
+                )
                 rows = conn.execute(_POLL, watermark).fetchall()
                 if rows or unusable or again:
                     chunk.new_chunk()  # stamped when read, not when the poll before it ended
@@ -168,7 +173,7 @@ def _passable(gxsj: str) -> bool:
         stored = dt.datetime.fromisoformat(gxsj)
     except ValueError:
         return False
-    local_now = dt.datetime.now(dt.UTC).astimezone(dt.timezone(dt.timedelta(hours=8))).replace(tzinfo=None)
+    local_now = dt.datetime.now(SHANGHAI).replace(tzinfo=None)
     return stored.tzinfo is None and stored <= local_now + dt.timedelta(days=1)
 
 
@@ -197,7 +202,6 @@ def _publish_rows(
                 continue
             chunk.publish([*converted, *dropped])
             owners[str(row["bdcqzh"])] = [record.subject_id for record in converted]
-        if advance:
-            gxsj = row["gxsj"]
-            state["gxsj"] = gxsj.isoformat() if isinstance(gxsj, dt.datetime) else str(gxsj)
+        if advance:  # a usable time (`_USABLE`): one Python holds
+            state["gxsj"] = row["gxsj"].isoformat()
             state["bdcqzh"] = row["bdcqzh"]
