@@ -156,6 +156,32 @@ def test_a_missing_fact_is_manual_review_unless_another_rule_fails() -> None:
     assert outcome("longevity-allowance", facts) == "rejected"
 
 
+@pytest.mark.parametrize(("operator", "value"), [("ne", "X"), ("eq", "X"), ("in", ["X", "Y"])])
+def test_a_fact_without_a_value_is_manual_review_whatever_the_operator(operator: str, value: Any) -> None:
+    item = load_service_items(
+        {
+            "service_items": {
+                "x": {
+                    "name": {"zh": "测试", "en": "test"},
+                    "rules": [
+                        {
+                            "fact": "social.current_employer",
+                            "operator": operator,
+                            "value": value,
+                            "reason": {"zh": "条件", "en": "condition"},
+                        }
+                    ],
+                }
+            }
+        }
+    )["x"]
+    facts = facts_of(person())
+    assert facts["social.current_employer"].value is None
+    decision = decide(item, facts)
+    assert decision.outcome == "manual_review"
+    assert [(reason.fact, reason.met) for reason in decision.reasons] == [("social.current_employer", None)]
+
+
 def test_an_empty_facts_mapping_is_manual_review() -> None:
     assert {outcome(item, {}) for item in ITEMS} == {"manual_review"}
 
@@ -187,7 +213,9 @@ def test_the_no_identity_reason_speaks_both_languages() -> None:
         ("in", 6, ("5", "7"), False),
         ("eq", 1, True, False),
         ("ne", "deceased", "normal", True),
-        ("ne", None, "normal", True),
+        ("ne", None, "normal", None),  # no value: nothing can be told
+        ("eq", None, "normal", None),
+        ("in", None, ("normal",), None),
         ("ge", 6, 6, True),
         ("ge", 5, 6, False),
         ("gt", 6, 6, False),
