@@ -35,6 +35,7 @@ from exchange.api.applications import (
     check_allowed,
     check_same_application,
     decide,
+    future_reference_date,
     refused,
     store_decision,
 )
@@ -56,6 +57,9 @@ from exchange.topics import APPLICATIONS, AUDIT, CONSENT, DEADLETTER, DECISIONS
 
 _log = logging.getLogger("exchange.approvals")
 DEADLETTER_NAMESPACE = uuid.UUID("0b8f3e8c-5d0e-4f8e-9a57-4d4c1ad9c0de")
+# What a refused decision says in Chinese, per reason an application cannot be decided.
+_INVALID_ID = "不予受理：公民身份号码无效"
+_FUTURE_DATE = "不予受理：基准日期晚于今日"
 
 
 def approvals_group(settings: ExchangeSettings) -> str:
@@ -166,11 +170,11 @@ class Approvals:
     async def _decide(self, value: dict[str, Any]) -> dict[str, Any]:
         """The decision on one application: the stored one, or a new one (audited)."""
         services = self._services
-        invalid: tuple[str, str] | None = None  # the refusal's code and message
+        invalid: tuple[str, str, str] | None = None  # the refusal's code, message and Chinese text
         try:
             subject = services.subject_key(value["subject_id"], ("subject_id",))
         except InvalidRequestError as exc:
-            subject, invalid = "", ("invalid_subject", exc.message)
+            subject, invalid = "", ("invalid_subject", exc.message, _INVALID_ID)
         try:
             applicant = (
                 None
@@ -178,7 +182,7 @@ class Approvals:
                 else services.subject_key(value["applicant_id"], ("applicant_id",))
             )
         except InvalidRequestError as exc:
-            applicant, invalid = None, invalid or ("invalid_applicant", exc.message)
+            applicant, invalid = None, invalid or ("invalid_applicant", exc.message, _INVALID_ID)
         app = Application(
             application_id=value["application_id"],
             caller=value["caller"],
@@ -190,6 +194,9 @@ class Approvals:
             channel="kafka",
             trace_id=value["trace_id"],
         )
+        future = future_reference_date(app)
+        if future is not None:
+            invalid = invalid or ("future_reference_date", future, _FUTURE_DATE)
         try:
             return await self._decided(app, invalid)
         except ConflictError as exc:
@@ -202,7 +209,7 @@ class Approvals:
             await record(services, audit, "refused", exc.reason)
             raise
 
-    async def _decided(self, app: Application, invalid: tuple[str, str] | None) -> dict[str, Any]:
+    async def _decided(self, app: Application, invalid: tuple[str, str, str] | None) -> dict[str, Any]:
         """The stored decision on `app`, or a new one stored with its audit entry in one transaction.
 
         Raises `ConflictError` when the application id names a stored decision on another application,
@@ -214,12 +221,12 @@ class Approvals:
             if existing is not None:
                 return await self._again(conn, app, existing)
             if invalid is not None:
-                code, text = invalid
+                code, text, zh = invalid
                 row = await store_decision(
                     services,
                     conn,
                     app,
-                    refused(app, code, text, services.policy.version, zh="不予受理：公民身份号码无效"),
+                    refused(app, code, text, services.policy.version, zh=zh),
                 )
             else:
                 row = await decide(services, conn, app)

@@ -15,7 +15,7 @@ from exchange import rules
 from exchange.api import evaluation
 from exchange.api.access import check_consent, grant_for
 from exchange.api.context import Services
-from exchange.api.exceptions import ConflictError, RefusedError
+from exchange.api.exceptions import ConflictError, InvalidRequestError, RefusedError
 from exchange.api.storage.decisions import get_decision, insert_decision
 from exchange.api.storage.pool import Connection, Row
 from exchange.policy import Access
@@ -75,22 +75,45 @@ def refused(
 
 def check_same_application(existing: Row, app: Application) -> None:
     """Raises `ConflictError` unless the stored decision `existing` was made on the application `app`
-    (same caller, purpose, service item and subject): an application id names one application."""
+    (same caller, purpose, service item and subject, and the same reference date if `app` names one;
+    one that names none asks for the decision, whenever made): an application id names one application."""
     first = (existing["caller"], existing["purpose"], existing["service_item"], existing["subject_key"])
     if first != (app.caller, app.purpose, app.service_item, app.subject_key):
         raise ConflictError(f"application id {app.application_id} was used for another application")
+    if app.reference_date is not None and app.reference_date != existing["reference_date"]:
+        raise ConflictError(
+            f"application id {app.application_id} was decided on reference date "
+            f"{existing['reference_date']}, not {app.reference_date}: a new date is a new application"
+        )
+
+
+def future_reference_date(app: Application) -> str | None:
+    """Why `app` cannot be decided if its reference date is after today (where the departments are),
+    else None: the rules would run on months no department has reported yet, taken as empty, and
+    on an age not yet reached (an allowance approved a year early)."""
+    today = evaluation.today()
+    if app.reference_date is None or app.reference_date <= today:
+        return None
+    return (
+        f"reference_date {app.reference_date} is after today ({today}): "
+        "an application is decided on what the departments know, not on what may come"
+    )
 
 
 async def decide(services: Services, conn: Connection, app: Application) -> Row:
     """The decision on `app`: the stored one if it was decided before, else a new one, stored.
 
     Raises `RefusedError` on the API channel when policy, consent or delegation does not allow it,
-    and `ConflictError` when the application id was used for a different application.
+    `InvalidRequestError` there when its reference date is after today (the Kafka channel refuses
+    such an application before it gets here), and `ConflictError` when the application id was used for
+    a different application.
 
     A decision is made once, but on the API channel every request is an access of its own: asking
     again for a stored decision is allowed only as the first request was, by the grant, consent and
     delegation in force now. The Kafka channel asks again in its own way (consumers.approvals).
     """
+    if app.channel == "api" and (future := future_reference_date(app)) is not None:
+        raise InvalidRequestError(future, ("body", "reference_date"))
     existing = await get_decision(conn, app.application_id)
     if existing is not None:
         if app.channel == "api":

@@ -391,7 +391,11 @@ def test_the_approvals_consumer_decides_applications_from_kafka_exactly_as_expec
     settings, codec = exchange.settings, AvroCodec()
     applications = [_application(c, item, s) for item, c in CALLER_OF.items() for s in SUBJECTS]
     refused = _application("bank", "public-rental-housing", TALENTED)
-    encoded = [codec.encode("application", value) for value in [*applications, refused]]
+    future = {
+        **_application(CALLER_OF["longevity-allowance"], "longevity-allowance", SUBJECTS[0]),
+        "reference_date": evaluation.today() + dt.timedelta(days=1),
+    }
+    encoded = [codec.encode("application", value) for value in [*applications, refused, future]]
     _produce(settings, [*encoded, b"not an application"])
     run(settings, exchange.state, "approvals", "--until-idle")
     _produce(settings, encoded[:3])  # re-sent: decided once, the stored decision re-sent
@@ -406,6 +410,9 @@ def test_the_approvals_consumer_decides_applications_from_kafka_exactly_as_expec
         assert decision["subject_key"] == key_of(settings, application["subject_id"])
     assert decided == EXPECTED["decisions"]
     assert by_application[refused["application_id"]]["outcome"] == "refused"
+    assert [(r["code"], r["zh"]) for r in by_application[future["application_id"]]["reasons"]] == [
+        ("future_reference_date", "不予受理：基准日期晚于今日")
+    ]
     assert len(decisions) == len(encoded) + 3 and len(by_application) == len(encoded)
     assert len({d["decision_id"] for d in decisions}) == len(encoded)
     dead = [record.value for record in read_all(settings.kafka, DEADLETTER.full_name(settings.kafka))]
@@ -658,7 +665,7 @@ def _talent_application(settings: ExchangeSettings) -> Callable[..., Awaitable[t
         "application_id": str(uuid.uuid4()),
     }
 
-    async def ask(**changes: str) -> tuple[int, dict[str, Any]]:
+    async def ask(**changes: str | None) -> tuple[int, dict[str, Any]]:
         async with client(settings, "talent-office") as http:
             response = await http.post("/v1/applications", json={**body, **changes})
         return response.status_code, response.json()
@@ -692,6 +699,25 @@ async def test_a_decision_asked_for_again_is_allowed_only_as_a_new_request_would
         run(settings, state, "approvals", "--until-idle")
     status, again = await ask()
     assert status == 200 and again["decision_id"] == first["decision_id"]
+    # The same id with another reference date is another application (it was sent the first's decision,
+    # made on another date); with none, it asks for the decision whenever it was made.
+    status, conflict = await ask(reference_date="2026-11-01")
+    assert status == 409 and f"reference date {DAY}" in conflict["message"], conflict
+    status, undated = await ask(reference_date=None)
+    assert status == 200 and undated["decision_id"] == first["decision_id"]
+
+
+async def test_an_application_dated_after_today_is_not_decided(exchange: Exchange) -> None:
+    """Decided on a date to come, the rules read months no department has reported as empty and an age
+    not yet reached: a longevity allowance was approved a year before the 80th birthday."""
+    settings = exchange.settings
+    tomorrow = (evaluation.today() + dt.timedelta(days=1)).isoformat()
+    status, invalid = await _talent_application(settings)(reference_date=tomorrow)
+    assert status == 422 and invalid["detail"][0]["loc"] == ["body", "reference_date"], invalid
+    with psycopg.connect(settings.postgres.conninfo()) as conn:
+        assert conn.execute(
+            "SELECT outcome, reason FROM audit_log WHERE action = 'application' ORDER BY seq DESC LIMIT 1"
+        ).fetchone() == ("failed", "invalid_request")
 
 
 async def test_an_application_id_stored_meanwhile_by_another_application_is_a_conflict(

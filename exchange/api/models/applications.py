@@ -19,7 +19,9 @@ class ApplicationRequest(Body):
         None, pattern=CODE_PATTERN, description="事项 code; default the service item's"
     )
     reference_date: dt.date | None = Field(
-        None, description="the date the rules are evaluated on; default today"
+        None,
+        description="the date the rules are evaluated on; default today, and never after today "
+        "(Asia/Shanghai)",
     )
     applicant: str | None = Field(
         None,
