@@ -35,7 +35,8 @@ def revokes(sent: Sent, subject: str, version: int) -> list[tuple[str, int]]:
     subjects named before a correction to another person, and this record's own subject when a
     correction to another person came first. The subjects holding the highest version get none.
     """
-    sent[subject] = max(sent.get(subject, 0), version)
+    # Versions may be zero or negative (人社's bbh is any integer): a subject new to the id starts at it.
+    sent[subject] = max(sent.get(subject, version), version)
     highest = max(sent.values())
     moved = [(other, highest) for other, known in sent.items() if known < highest]
     for other, _ in moved:

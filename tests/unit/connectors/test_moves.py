@@ -34,8 +34,11 @@ def _folded(arrivals: list[Version]) -> dict[str, bool]:
 
 
 @given(
-    st.lists(st.tuples(st.sampled_from([A, B, C]), st.booleans()), min_size=1, max_size=6).flatmap(
-        lambda versions: st.permutations([(s, n + 1, void) for n, (s, void) in enumerate(versions)])
+    st.tuples(
+        st.lists(st.tuples(st.sampled_from([A, B, C]), st.booleans()), min_size=1, max_size=6),
+        st.integers(-4, 1),  # the first version: 人社's bbh may be zero or negative
+    ).flatmap(
+        lambda drawn: st.permutations([(s, n + drawn[1], void) for n, (s, void) in enumerate(drawn[0])])
     )
 )
 def test_only_the_person_the_highest_version_names_keeps_the_record_whatever_the_order(
@@ -54,6 +57,14 @@ def test_a_correction_to_another_person_revokes_the_first_and_a_late_lower_versi
     assert revokes(sent, C, 1) == [(C, 3)]  # arrives late, names a third person: revoked at once
     assert revokes(sent, B, 3) == []  # sent again (a restart): nothing new
     assert sent == {A: 3, B: 3, C: 3}
+
+
+def test_a_late_lower_negative_version_for_another_person_is_revoked_and_the_first_kept() -> None:
+    # A subject new to the id was taken to be at version 0: A's -1 was revoked at 0, B's -3 kept.
+    sent: Sent = {}
+    assert revokes(sent, A, -1) == []
+    assert revokes(sent, B, -3) == [(B, -1)]
+    assert sent == {A: -1, B: -1}
 
 
 def test_the_revoke_is_the_record_for_the_other_person_without_the_name() -> None:
