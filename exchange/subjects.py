@@ -13,6 +13,7 @@ import hmac
 import operator
 
 from exchange.exceptions import InvalidIdentifierError
+from exchange.local_time import today
 
 _ID_WEIGHTS = tuple(pow(2, 17 - i, 11) for i in range(17))
 _ID_CHECK = "10X98765432"
@@ -61,6 +62,8 @@ def birth_date_of(citizen_id: str) -> dt.date:
         raise InvalidIdentifierError("id_birth_date", f"birth date {digits} is not a date") from exc
     if born.year < 1850:
         raise InvalidIdentifierError("id_birth_date", f"birth date {digits} is before 1850")
+    if born > today():  # one valid before is valid for good, so a cache of valid IDs stays right
+        raise InvalidIdentifierError("id_birth_date", f"birth date {digits} is after today")
     return born
 
 
@@ -75,9 +78,10 @@ def uscc_check_character(first17: str) -> str:
 def normalise_uscc(value: str) -> str:
     """Validate a 统一社会信用代码 and return it upper-cased; raise `InvalidIdentifierError` (a space
     around the 18 characters included)."""
+    # Counted as written: upper() can lengthen a string (the ligature ﬀ is FF), so 17 characters passed.
+    if len(value) != 18:
+        raise InvalidIdentifierError("uscc_length", f"has {len(value)} characters, expected 18")
     text = value.upper()
-    if len(text) != 18:
-        raise InvalidIdentifierError("uscc_length", f"has {len(text)} characters, expected 18")
     bad = sorted({char for char in text if char not in USCC_ALPHABET})
     if bad:
         raise InvalidIdentifierError(

@@ -12,11 +12,11 @@ import re
 from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any, TypeVar, cast
-from zoneinfo import ZoneInfo
 
 from connectors.mappings.fields import Field, invalid, shown
+from exchange.local_time import LOCAL
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
+SHANGHAI = LOCAL
 T = TypeVar("T")
 
 

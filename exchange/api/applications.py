@@ -18,6 +18,7 @@ from exchange.api.context import Services
 from exchange.api.exceptions import ConflictError, InvalidRequestError, RefusedError
 from exchange.api.storage.decisions import get_decision, insert_decision
 from exchange.api.storage.pool import Connection, Row
+from exchange.local_time import today
 from exchange.policy import Access
 from monitoring import metrics
 
@@ -67,7 +68,7 @@ def refused(
         "refused",
         [{"code": reason, "met": None, "zh": zh, "en": message}],
         facts_used=[],
-        reference_date=app.reference_date or evaluation.today(),
+        reference_date=app.reference_date or today(),
         profile_version=0,
         policy_version=policy_version,
     )
@@ -91,11 +92,11 @@ def future_reference_date(app: Application) -> str | None:
     """Why `app` cannot be decided if its reference date is after today (where the departments are),
     else None: the rules would run on months no department has reported yet, taken as empty, and
     on an age not yet reached (an allowance approved a year early)."""
-    today = evaluation.today()
-    if app.reference_date is None or app.reference_date <= today:
+    now = today()
+    if app.reference_date is None or app.reference_date <= now:
         return None
     return (
-        f"reference_date {app.reference_date} is after today ({today}): "
+        f"reference_date {app.reference_date} is after today ({now}): "
         "an application is decided on what the departments know, not on what may come"
     )
 

@@ -6,7 +6,6 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from exchange.api.exceptions import InvalidRequestError
 from exchange.api.models.verifications import Claim
@@ -15,15 +14,9 @@ from exchange.api.storage.lineage import resolve
 from exchange.api.storage.pool import Connection
 from exchange.api.storage.profiles import load_profile
 from exchange.facts import Fact, compute, spans
+from exchange.local_time import LOCAL, today
 from exchange.profile import RecordRef
 from exchange.rules import OPERATORS, RuleValue
-
-LOCAL = ZoneInfo("Asia/Shanghai")
-
-
-def today() -> dt.date:
-    """Today in the departments' time zone: the default reference date."""
-    return dt.datetime.now(LOCAL).date()
 
 
 def lineage(refs: Iterable[RecordRef]) -> list[dict[str, Any]]:

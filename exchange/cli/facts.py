@@ -18,6 +18,7 @@ from exchange.api.exceptions import InvalidRequestError
 from exchange.api.storage.lineage import resolve
 from exchange.api.storage.profiles import StoredProfile, load_profile
 from exchange.exceptions import ExchangeError
+from exchange.local_time import today
 from exchange.settings import ExchangeSettings
 from exchange.subjects import normalise_citizen_id, subject_key
 
@@ -68,7 +69,7 @@ def _facts(settings: ExchangeSettings, args: argparse.Namespace) -> int:
     key = subject_key(citizen_id, settings.subject_secret.get_secret_value().encode())
     # As the API reads them: today and a time without a zone in the departments' zone (Asia/Shanghai),
     # and an instant still to come refused.
-    reference = args.reference_date or evaluation.today()
+    reference = args.reference_date or today()
     try:
         as_of = evaluation.known_instant(args.as_of, ("--as-of",))
     except InvalidRequestError as exc:  # the API's words for its parameter, said for this option

@@ -45,9 +45,10 @@ from connectors.table import run_table
 from consumers.approvals import Approvals
 from exchange import admin, consent, database
 from exchange import profile as aggregate
-from exchange.api import applications, evaluation
+from exchange.api import applications
 from exchange.api.evaluation import lineage
 from exchange.facts import Line, Voucher, compute, with_records
+from exchange.local_time import LOCAL, today
 from exchange.logs import read_all
 from exchange.policy import load_policy
 from exchange.serialization import AvroCodec
@@ -258,7 +259,7 @@ def test_the_facts_command_prints_the_expected_facts_and_reads_a_local_as_of(exc
         assert printed["facts"] == EXPECTED["subjects"][citizen_id]
         assert set(printed["lineage"]) == set(printed["facts"])
     # The instant between the two phases as the departments write times: Asia/Shanghai, no zone.
-    local = exchange.between.astimezone(evaluation.LOCAL).replace(tzinfo=None).isoformat()
+    local = exchange.between.astimezone(LOCAL).replace(tzinfo=None).isoformat()
     args = ("facts", TALENTED, "--reference-date", DAY, "--as-of", local, "--json")
     printed = json.loads(run(settings, state, *args).stdout)
     assert printed["facts"] == exchange.between_facts[TALENTED]
@@ -393,7 +394,7 @@ def test_the_approvals_consumer_decides_applications_from_kafka_exactly_as_expec
     refused = _application("bank", "public-rental-housing", TALENTED)
     future = {
         **_application(CALLER_OF["longevity-allowance"], "longevity-allowance", SUBJECTS[0]),
-        "reference_date": evaluation.today() + dt.timedelta(days=1),
+        "reference_date": today() + dt.timedelta(days=1),
     }
     encoded = [codec.encode("application", value) for value in [*applications, refused, future]]
     _produce(settings, [*encoded, b"not an application"])
@@ -711,7 +712,7 @@ async def test_an_application_dated_after_today_is_not_decided(exchange: Exchang
     """Decided on a date to come, the rules read months no department has reported as empty and an age
     not yet reached: a longevity allowance was approved a year before the 80th birthday."""
     settings = exchange.settings
-    tomorrow = (evaluation.today() + dt.timedelta(days=1)).isoformat()
+    tomorrow = (today() + dt.timedelta(days=1)).isoformat()
     status, invalid = await _talent_application(settings)(reference_date=tomorrow)
     assert status == 422 and invalid["detail"][0]["loc"] == ["body", "reference_date"], invalid
     with psycopg.connect(settings.postgres.conninfo()) as conn:

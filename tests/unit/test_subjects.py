@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from exchange.exceptions import InvalidIdentifierError
+from exchange.local_time import today
 from exchange.subjects import (
     USCC_ALPHABET,
     citizen_id_check_character,
@@ -63,6 +64,24 @@ def test_an_id_with_a_space_around_it_is_19_characters_not_trimmed(written: str)
     with pytest.raises(InvalidIdentifierError) as raised:
         normalise_citizen_id(written)
     assert raised.value.reason == "id_length"
+
+
+def test_a_uscc_is_counted_as_written_not_as_upper_cased() -> None:
+    # The 17 characters "9135010000000ﬀ003" upper-case to the valid 18 of "9135010000000FF003".
+    assert normalise_uscc("9135010000000FF003") == "9135010000000FF003"
+    with pytest.raises(InvalidIdentifierError) as raised:
+        normalise_uscc("9135010000000\ufb00003")
+    assert raised.value.reason == "uscc_length"
+
+
+def test_an_id_born_after_today_is_refused() -> None:
+    tomorrow = today() + dt.timedelta(days=1)
+    body = f"440106{tomorrow:%Y%m%d}123"
+    with pytest.raises(InvalidIdentifierError) as raised:
+        normalise_citizen_id(body + citizen_id_check_character(body))
+    assert raised.value.reason == "id_birth_date"
+    born_today = f"440106{today():%Y%m%d}123"
+    assert normalise_citizen_id(born_today + citizen_id_check_character(born_today))
 
 
 def test_a_uscc_with_a_space_around_it_is_refused() -> None:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body
 
-from exchange.api import evaluation, proofing
+from exchange.api import proofing
 from exchange.api.access import check_consent, grant_for
 from exchange.api.auditing import audited
 from exchange.api.context import Services
@@ -26,6 +26,7 @@ from exchange.api.models.proofs import (
 from exchange.api.routes.deps import AuthDep, ServicesDep
 from exchange.api.storage.pool import connection
 from exchange.api.storage.proofs import get_proof
+from exchange.local_time import today
 from exchange.policy import Access, Caller
 from exchange.proofs import default_period
 
@@ -39,7 +40,7 @@ PUBLIC = "public"  # the audit caller of the unauthenticated verification endpoi
 
 
 def _period(body: ProofRequest) -> tuple[dt.date, dt.date]:
-    start, end = default_period(evaluation.today())
+    start, end = default_period(today())
     period = (body.period_start or start, body.period_end or end)
     if period[0] > period[1]:
         raise InvalidRequestError("period_start is after period_end", ("body", "period_start"))
