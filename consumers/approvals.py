@@ -48,6 +48,7 @@ from exchange.api.signing import load_signer
 from exchange.api.storage import audit as audit_table
 from exchange.api.storage.consents import apply_event
 from exchange.api.storage.decisions import get_decision
+from exchange.api.storage.policies import archive_policy
 from exchange.api.storage.pool import Connection, Row, create_pool, transaction
 from exchange.exceptions import SerializationError
 from exchange.policy import load_policy
@@ -100,6 +101,8 @@ class Approvals:
             admin.ensure_topics, kafka, (APPLICATIONS, DECISIONS, CONSENT, AUDIT, DEADLETTER)
         )
         await self._services.pool.open(wait=True)
+        async with transaction(self._services.pool) as conn:
+            await archive_policy(conn, self._services.policy)
         relay = AuditRelay(self._settings, self._services.pool)
         consumer = self.consumer()
         producer = AIOKafkaProducer(

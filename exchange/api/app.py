@@ -30,7 +30,8 @@ from exchange.api.routes import applications, proofs, subjects, verifications
 from exchange.api.routes.deps import identify
 from exchange.api.serving import serving_heap
 from exchange.api.signing import load_signer
-from exchange.api.storage.pool import create_pool
+from exchange.api.storage.policies import archive_policy
+from exchange.api.storage.pool import create_pool, transaction
 from exchange.exceptions import StorageError
 from exchange.policy import load_policy
 from exchange.settings import ExchangeSettings
@@ -202,6 +203,8 @@ def create_api(settings: ExchangeSettings, *, relay: bool = True, lean: bool = T
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await services.pool.open(wait=True, timeout=settings.api.pool_timeout_seconds)
+        async with transaction(services.pool) as conn:
+            await archive_policy(conn, policy)
         stop = asyncio.Event()
         # The relay runs in a child process (exchange.api.relay_process), off this event loop.
         relaying = asyncio.create_task(relay_process.supervise(settings, stop)) if relay else None

@@ -16,7 +16,7 @@ from exchange import consent, database
 from exchange.api.storage import audit as audit_table
 from exchange.audit import ChainProblem, ChainVerifier
 from exchange.exceptions import ConfigurationError, InvalidIdentifierError, StorageError
-from exchange.policy import load_policy
+from exchange.policy import load_policy, policy_version
 from exchange.settings import ExchangeSettings
 from exchange.subjects import normalise_citizen_id, subject_key
 from monitoring.serve import start_metrics_server
@@ -128,8 +128,28 @@ def _run_on_tables(settings: ExchangeSettings, work: Coroutine[Any, Any, _T]) ->
         ) from exc
 
 
+_ARCHIVED = "SELECT version, files FROM policy_versions ORDER BY first_used_at, version"
+_NOT_ARCHIVED = """
+SELECT DISTINCT policy_version FROM audit_log
+WHERE policy_version NOT IN (SELECT version FROM policy_versions) ORDER BY 1
+"""
+
+
+def altered_policies(archived: list[tuple[str, dict[str, str]]]) -> list[str]:
+    """The archived policy versions whose files do not hash to the version they are kept under."""
+    altered = []
+    for version, files in archived:
+        try:
+            matches = policy_version({name: text.encode("utf-8") for name, text in files.items()}) == version
+        except (KeyError, AttributeError):  # a file missing, or not text
+            matches = False
+        if not matches:
+            altered.append(version)
+    return altered
+
+
 def _audit_verify(settings: ExchangeSettings, args: argparse.Namespace) -> int:
-    async def check() -> tuple[ChainProblem | None, int]:
+    async def check() -> tuple[ChainProblem | None, int, list[str], list[str]]:
         async with await _connect(settings) as conn:
             # One snapshot for every page and the head: appends committed meanwhile by a running API
             # would otherwise leave the head past the last row read, a truncation that is not one.
@@ -141,13 +161,23 @@ def _audit_verify(settings: ExchangeSettings, args: argparse.Namespace) -> int:
                 async for row in audit_table.rows_from(conn, FIRST_POSSIBLE_SEQ):
                     if verifier.feed(row) is not None:
                         break
-                return verifier.finish(await audit_table.head(conn)), verifier.rows
+                problem = verifier.finish(await audit_table.head(conn))
+                archived = await (await conn.execute(_ARCHIVED)).fetchall()
+                missing = await (await conn.execute(_NOT_ARCHIVED)).fetchall()
+                return problem, verifier.rows, altered_policies(archived), [row[0] for row in missing]
 
-    problem, rows = _run_on_tables(settings, check())
+    problem, rows, altered, missing = _run_on_tables(settings, check())
     if problem is not None:
         _console.print(f"[red]audit chain broken at row {problem.seq}[/] ({problem.kind}): {problem.message}")
         return 2
+    if altered:
+        _console.print(
+            f"[red]policy versions altered[/]: the files kept for {', '.join(altered)} do not hash to it"
+        )
+        return 2
     _console.print(f"audit chain intact: {rows:,} rows")
+    if missing:  # rows written before the policy files were kept (migration 0006)
+        _console.print(f"[yellow]no policy files kept for[/] {', '.join(missing)}")
     return 0
 
 

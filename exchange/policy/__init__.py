@@ -7,7 +7,7 @@ exchange's CA and passes the verified subject, which `callers.json` maps through
 """
 
 from exchange.policy.decide import Access, Verdict, authorise
-from exchange.policy.load import load_policy, parse
+from exchange.policy.load import load_policy, parse, policy_version
 from exchange.policy.model import Caller, Department, Grant, Policy, ProofType
 
 __all__ = [
@@ -21,4 +21,5 @@ __all__ = [
     "authorise",
     "load_policy",
     "parse",
+    "policy_version",
 ]

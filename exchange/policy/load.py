@@ -128,8 +128,8 @@ def _section(document: Any, key: str, file: str) -> Mapping[str, Any]:
     return section
 
 
-def parse(documents: Mapping[str, Any], version: str) -> Policy:
-    """The policy of the parsed files (file name → JSON), cross-checked."""
+def parse(documents: Mapping[str, Any], version: str, files: Mapping[str, bytes] | None = None) -> Policy:
+    """The policy of the parsed files (file name → JSON), cross-checked; `files`, their bytes."""
     callers = {
         code: _caller(code, node)
         for code, node in _section(documents["callers.json"], "callers", "callers.json").items()
@@ -156,7 +156,7 @@ def parse(documents: Mapping[str, Any], version: str) -> Policy:
                 )
             mine[grant.purpose] = grant
         grants[caller] = mine
-    return Policy(version, callers, grants, proof_types, service_items)
+    return Policy(version, callers, grants, proof_types, service_items, dict(files or {}))
 
 
 def _each_its_own(callers: Collection[Caller]) -> None:
@@ -176,23 +176,33 @@ def _each_its_own(callers: Collection[Caller]) -> None:
             seen[value] = caller.code
 
 
-def _read(folder: Traversable) -> tuple[dict[str, Any], str]:
+def policy_version(files: Mapping[str, bytes]) -> str:
+    """The version of the policy files (name → bytes, `FILES` all there): a SHA-256 over each file's
+    name, length and bytes, in `FILES` order."""
     digest = hashlib.sha256()
-    documents: dict[str, Any] = {}
     for name in FILES:
-        try:
-            raw = folder.joinpath(name).read_bytes()
-            documents[name] = json.loads(raw)
-        except (OSError, ValueError) as exc:
-            raise ConfigurationError(f"cannot read policy file {name}: {exc}") from exc
+        raw = files[name]
         # Name and length first, so moving bytes from one file to another changes the version.
         digest.update(f"{name}\0{len(raw)}\0".encode())
         digest.update(raw)
-    return documents, digest.hexdigest()
+    return digest.hexdigest()
+
+
+def _read(folder: Traversable) -> tuple[dict[str, Any], dict[str, bytes]]:
+    documents: dict[str, Any] = {}
+    files: dict[str, bytes] = {}
+    for name in FILES:
+        try:
+            files[name] = folder.joinpath(name).read_bytes()
+            files[name].decode("utf-8")  # kept as text in `policy_versions`
+            documents[name] = json.loads(files[name])
+        except (OSError, ValueError) as exc:
+            raise ConfigurationError(f"cannot read policy file {name}: {exc}") from exc
+    return documents, files
 
 
 def load_policy(folder: Path | None = None) -> Policy:
     """The policy in `folder`, or the bundled `policy/` files when None."""
     source: Traversable = resources.files("policy") if folder is None else folder
-    documents, version = _read(source)
-    return parse(documents, version)
+    documents, files = _read(source)
+    return parse(documents, policy_version(files), files)

@@ -72,6 +72,8 @@ class Policy:
     grants: Mapping[str, Mapping[str, Grant]]  # caller -> purpose -> grant
     proof_types: Mapping[str, ProofType]
     service_items: Mapping[str, ServiceItem]
+    # The files' bytes (file name → bytes), kept with the version in `policy_versions`.
+    files: Mapping[str, bytes] = field(default_factory=dict, repr=False, compare=False)
 
     # The callers by API key hash and by certificate subject (`parse` refuses two callers sharing one).
     _by_key_hash: Mapping[str, Caller] = field(init=False, repr=False, compare=False)

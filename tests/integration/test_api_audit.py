@@ -28,6 +28,7 @@ from exchange.api.storage import audit as audit_table
 from exchange.api.storage.pool import create_pool, transaction
 from exchange.audit import AuditEntry, chained_canonical, verify
 from exchange.logs import read_all
+from exchange.policy import load_policy
 from exchange.settings import ExchangeSettings
 from exchange.topics import AUDIT
 
@@ -82,6 +83,36 @@ async def test_audit_verify_passes_then_names_the_first_tampered_row(
         conn.execute("DELETE FROM audit_log WHERE seq >= 7")
     done = run(settings, tmp_path, "audit", "verify", check=False)
     assert done.returncode != 0 and "row 7" in done.stdout and "truncated" in done.stdout
+
+
+async def test_the_policy_files_are_kept_under_their_version_and_checked_by_verify(
+    settings: ExchangeSettings, tmp_path: Path
+) -> None:
+    """An audit row names its policy version only; the files of that version are kept, so its grants and
+    legal bases can be read once `policy/` has changed, and an altered copy is named."""
+    settings = _prepared(settings, tmp_path)
+    await _requests(settings, 3)
+    policy = load_policy()
+    with psycopg.connect(settings.postgres.conninfo()) as conn:
+        kept = conn.execute("SELECT version, files FROM policy_versions").fetchall()
+        used = conn.execute("SELECT DISTINCT policy_version FROM audit_log").fetchall()
+    assert kept == [(policy.version, {name: raw.decode() for name, raw in policy.files.items()})]
+    assert used == [(policy.version,)]
+    assert "intact: 3 rows" in run(settings, tmp_path, "audit", "verify").stdout
+
+    with psycopg.connect(settings.postgres.conninfo()) as conn:
+        with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
+            conn.execute("DELETE FROM policy_versions")
+        conn.rollback()
+        conn.execute("ALTER TABLE policy_versions DISABLE TRIGGER policy_versions_append_only")
+        # A legal basis rewritten after the fact.
+        conn.execute(
+            "UPDATE policy_versions SET files = jsonb_set(files, '{grants.json}', "
+            "to_jsonb(replace(files->>'grants.json', '第', '笫')))"
+        )
+        conn.commit()
+    done = run(settings, tmp_path, "audit", "verify", check=False)
+    assert done.returncode != 0 and "altered" in done.stdout and policy.version in done.stdout
 
 
 async def test_a_request_refused_before_any_handler_read_it_is_audited_too(

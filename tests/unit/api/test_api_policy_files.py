@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from exchange.exceptions import ConfigurationError
-from exchange.policy import load_policy
+from exchange.policy import load_policy, policy_version
 from exchange.policy.load import FILES
 
 DEV_KEYS = {
@@ -65,6 +65,23 @@ def test_the_version_is_a_hash_of_the_files_and_changes_with_them(folder: Path) 
     assert before == load_policy().version and len(before) == 64
     _edit(folder, "grants.json", lambda d: d["grants"]["bank"].append({"purpose": "x", "legal_basis": "y"}))
     assert load_policy(folder).version != before
+
+
+def test_the_policy_keeps_its_files_bytes_which_hash_to_its_version(folder: Path) -> None:
+    (folder / "callers.json").write_bytes(b"\xef\xbb\xbf" + (folder / "callers.json").read_bytes())  # a BOM
+    policy = load_policy(folder)
+    assert policy.files == {name: (folder / name).read_bytes() for name in FILES}
+    assert policy_version(policy.files) == policy.version
+    with pytest.raises(KeyError):
+        policy_version({name: raw for name, raw in policy.files.items() if name != "grants.json"})
+
+
+def test_a_policy_file_not_in_utf8_is_refused(folder: Path) -> None:
+    (folder / "grants.json").write_bytes(
+        (folder / "grants.json").read_text(encoding="utf-8").encode("utf-16")
+    )
+    with pytest.raises(ConfigurationError, match=r"grants\.json"):
+        load_policy(folder)
 
 
 @pytest.mark.parametrize(
