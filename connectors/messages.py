@@ -9,6 +9,7 @@ thread does not hash keys; every producer of the exchange still agrees on where 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import uuid
 from collections.abc import Mapping
 from functools import lru_cache
@@ -23,6 +24,9 @@ from exchange.topics import DEADLETTER, Topic
 
 # Fixed forever, like the event namespace: a re-read rejection keeps its id.
 DEADLETTER_NAMESPACE = uuid.UUID("0b8f3e8c-5d0e-4f8e-9a57-4d4c1ad9c0de")
+# The most of a rejected input's bytes a dead letter carries: with its other fields well under Kafka's
+# 1 MiB message, whatever the source (a file's record is at most as long, connectors.sources.lines).
+MAX_ORIGINAL_BYTES = 256 << 10
 # Subjects whose key and partition are remembered; a subject has many records in the tax and social
 # exports.
 _REMEMBERED_KEYS = 1 << 16
@@ -86,17 +90,34 @@ class MessageEncoder:
         rejection: Rejection,
         original: bytes,
         trace_id: str,
+        origin: str | None = None,
     ) -> Message:
-        """A rejected input with its reason, its native field and its original bytes, keyed by department."""
+        """A rejected input with its reason, its native field and its original bytes, keyed by department.
+
+        Original bytes over `MAX_ORIGINAL_BYTES` are cut to them, and the message says so: a dead letter
+        Kafka refuses would stop the connector at that record on every restart.
+
+        Its event id is the same each time the same rejection is sent (a restart re-sends the chunk it
+        was in), so readers keep one per id: it is made of the department, the `origin` (a file's
+        resolved path; the `source` when None) and the position. Of the file name alone, two exports
+        of one name in two folders gave two different rejections one id.
+        """
+        message = rejection.message
+        if len(original) > MAX_ORIGINAL_BYTES:
+            message += (
+                f" (the original's first {MAX_ORIGINAL_BYTES:,} of {len(original):,} bytes are kept; "
+                f"SHA-256 of all of it {hashlib.sha256(original).hexdigest()})"
+            )
+            original = original[:MAX_ORIGINAL_BYTES]
         record: dict[str, Any] = {
-            "event_id": str(uuid.uuid5(DEADLETTER_NAMESPACE, f"{department}|{source}|{position}")),
+            "event_id": str(uuid.uuid5(DEADLETTER_NAMESPACE, f"{department}|{origin or source}|{position}")),
             "department": department,
             "dataset": dataset,
             "source": source,
             "position": position,
             "reason": rejection.reason,
             "field": rejection.field,
-            "message": rejection.message,
+            "message": message,
             "original": original,
             "rejected_at": dt.datetime.now(dt.UTC),
             "trace_id": trace_id,

@@ -58,7 +58,7 @@ def prepare_file(
     scan = SOURCES[department].scan(path, offset, stop)
     parse = scan.parse
     outbox = Outbox(encoder, track_sources=MAPPINGS[department].dataset in MOVABLE)
-    chunk = ChunkPublisher(MAPPINGS[department], outbox, path.name, Summary())
+    chunk = ChunkPublisher(MAPPINGS[department], outbox, path.name, Summary(), origin=str(path.resolve()))
     pending = 0
     index = 0
     own = mine == 0

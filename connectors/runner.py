@@ -60,10 +60,18 @@ class ChunkPublisher:
     as the converting may happen in another process (`connectors.sending.account`).
     """
 
-    def __init__(self, mapping: Mapping, publisher: RecordSink, source: str, summary: Summary) -> None:
+    def __init__(
+        self,
+        mapping: Mapping,
+        publisher: RecordSink,
+        source: str,
+        summary: Summary,
+        origin: str | None = None,
+    ) -> None:
         self.mapping = mapping
         self.publisher = publisher
         self.source = source
+        self.origin = origin  # what tells this source from another of the same name (a file's path)
         self.summary = summary
         self.new_chunk()
 
@@ -82,6 +90,7 @@ class ChunkPublisher:
             rejection=rejection,
             original=original,
             trace_id=self.trace_id,
+            origin=self.origin,
         )
         self.summary.rejected[rejection.reason] += 1
 

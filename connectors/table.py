@@ -39,7 +39,12 @@ _NOW = "(now() AT TIME ZONE 'Asia/Shanghai')"
 # 'infinity', a date BC, a mistyped year such as 2206), the watermark could never again be passed by a
 # real change: a row with no time of our era, or a time more than a day ahead, is dead-lettered once
 # (`_UNUSABLE`), and read again once corrected (`_CORRECTED`), whatever the watermark.
-_USABLE = f"gxsj >= '0001-01-01' AND gxsj <= {_NOW}"
+#
+# And a change is read only once it is `settle_seconds` old on the registry's clock: the registry stamps
+# gxsj when its transaction starts (now()) and the row is seen once that commits, so a poll in between
+# could pass its time, by another row committed sooner, and the row was never read. Waiting covers
+# every registry transaction shorter than that.
+_USABLE = f"gxsj >= '0001-01-01' AND gxsj <= {_NOW} - make_interval(secs => %(settle)s)"
 # The watermark's time travels as PostgreSQL's own text for it (the default, '-infinity', included).
 _AFTER = "(gxsj > %(gxsj)s::timestamp OR (gxsj = %(gxsj)s::timestamp AND bdcqzh > %(bdcqzh)s))"
 _POLL = (
@@ -84,10 +89,12 @@ def run_table(
     chunk_records: int,
     follow: bool = False,
     follow_interval: float = 1.0,
+    settle_seconds: float = 5.0,
     stop: threading.Event | None = None,
     progress: ProgressCallback | None = None,
 ) -> Summary:
-    """Publish the rows changed since the saved watermark (and, with `follow`, keep polling)."""
+    """Publish the rows changed since the saved watermark, at least `settle_seconds` before the registry's
+    clock (and, with `follow`, keep polling)."""
     mapping = MAPPINGS["property"]
     assert isinstance(mapping, PropertyMapping)
     source = "bdc_djb"
@@ -98,7 +105,7 @@ def run_table(
             conn.adapters.register_loader("timestamp", _TimestampOrText)
             while True:
                 state = positions.load("property", source)
-                watermark = _watermark(state, chunk_records)
+                watermark = {**_watermark(state, chunk_records), "settle": settle_seconds}
                 odd = conn.execute(_UNUSABLE, {"limit": _UNUSABLE_ROWS}).fetchall()
                 unusable, corrected = _unusable(odd, state)
                 again = (

@@ -82,6 +82,9 @@ class ConnectorSettings(BaseModel):
     # costs more than sending, so with one the sending main process waits on it.
     preparing_workers: int = Field(default=2, ge=1)
     follow_interval_seconds: float = 1.0
+    # The property connector reads a registry change once it is this old on the registry's clock: a
+    # change stamped when its transaction began is seen only once that commits (connectors.table).
+    registry_settle_seconds: float = Field(default=5.0, ge=0.0)
     # The 不动产登记中心's database the property connector polls when no DSN is given.
     registry_dsn: SecretStr = SecretStr(
         f"host=127.0.0.1 port=15432 dbname={REGISTRY_DATABASE} user=exchange password=exchange"

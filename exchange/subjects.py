@@ -78,10 +78,11 @@ def uscc_check_character(first17: str) -> str:
 def normalise_uscc(value: str) -> str:
     """Validate a 统一社会信用代码 and return it upper-cased; raise `InvalidIdentifierError` (a space
     around the 18 characters included)."""
-    # Counted as written: upper() can lengthen a string (the ligature ﬀ is FF), so 17 characters passed.
+    # Counted and checked as written: upper() can lengthen a string (the ligature ﬀ is FF), so 17
+    # characters passed, and 18 became 19.
     if len(value) != 18:
         raise InvalidIdentifierError("uscc_length", f"has {len(value)} characters, expected 18")
-    text = value.upper()
+    text = value.upper() if value.isascii() else value
     bad = sorted({char for char in text if char not in USCC_ALPHABET})
     if bad:
         raise InvalidIdentifierError(

@@ -8,8 +8,10 @@ from typing import BinaryIO, NamedTuple
 
 from connectors.exceptions import ResumeError, SourceFileError
 
-# Larger than any sane record, small enough that a file with no line breaks cannot exhaust memory.
-DEFAULT_MAX_RECORD_BYTES = 1 << 20
+# Larger than any sane record, small enough that a file with no line breaks cannot exhaust memory, and
+# well under Kafka's 1 MiB message: the record, or its dead letter carrying it, must be sendable. At
+# 1 MiB a rejected record's dead letter was over it, the send failed, and every restart failed on it.
+DEFAULT_MAX_RECORD_BYTES = 256 << 10
 _COUNT_CHUNK = 1 << 20
 
 

@@ -71,7 +71,7 @@ def _connect(settings: ExchangeSettings, args: argparse.Namespace) -> int:
         with reporter:
             if args.department == "property":
                 dsn = args.source or settings.connectors.registry_dsn.get_secret_value()
-                summary = run_table(dsn, **common)
+                summary = run_table(dsn, settle_seconds=settings.connectors.registry_settle_seconds, **common)
             else:
                 if not args.source:
                     raise SystemExit(f"exchange connect {args.department}: give the export file")

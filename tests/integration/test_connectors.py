@@ -23,6 +23,7 @@ from connectors.deadletters import read_deadletters
 from connectors.exceptions import ResumeError
 from connectors.files import run_file
 from connectors.mappings import MAPPINGS, SOURCES
+from connectors.messages import MAX_ORIGINAL_BYTES
 from connectors.positions import PositionStore
 from connectors.publisher import Publisher
 from connectors.table import run_table
@@ -192,6 +193,44 @@ def test_bad_input_lands_in_the_dead_letter_topic_with_its_reason(
     assert all(letter["source"] == "social.jsonl" and letter["message"] for letter in letters)
 
 
+def test_a_record_over_the_limit_is_dead_lettered_cut_short_and_the_rest_is_read(
+    settings: ExchangeSettings, tmp_path: Path
+) -> None:
+    # A rejected line of 1 MiB made a dead letter over Kafka's message limit: its send failed, and the
+    # connector failed there at every restart, the rest of the export unread.
+    admin.ensure_topics(settings.kafka)
+    good = (SAMPLES / "social.jsonl").read_text(encoding="utf-8").splitlines()[0]
+    export = tmp_path / "social.jsonl"
+    export.write_text('{"x": "' + "y" * (1 << 20) + '"}\n' + good + "\n", encoding="utf-8")
+    _publish_file(settings, "social", export, tmp_path / "state")
+
+    assert len(_published(settings, "social.contribution")) == 1
+    (letter,) = read_deadletters(settings, department="social")
+    assert letter["reason"] == "record_too_large" and letter["position"].startswith("line 1 ")
+    assert letter["original"].startswith(b'{"x": "yyy') and len(letter["original"]) <= MAX_ORIGINAL_BYTES
+
+
+def test_a_rejection_sent_again_is_read_once_and_one_in_another_folder_is_its_own(
+    settings: ExchangeSettings, tmp_path: Path
+) -> None:
+    # A restart re-sends its chunk's dead letters; they were read (and counted) twice. And the id was of
+    # the file's name alone: the same line of a same-named export elsewhere got the same id.
+    admin.ensure_topics(settings.kafka)
+    exports = [tmp_path / month / "social.jsonl" for month in ("2026-10", "2026-11")]
+    for export in exports:
+        export.parent.mkdir()
+        export.write_text("{not json\n", encoding="utf-8")
+    _publish_file(settings, "social", exports[0], tmp_path / "state")
+    _publish_file(settings, "social", exports[0], tmp_path / "state-lost")  # its position lost: read again
+    _publish_file(settings, "social", exports[1], tmp_path / "state")
+
+    sent = [r.value for r in read_all(settings.kafka, DEADLETTER.full_name(settings.kafka))]
+    assert len(sent) == 3
+    letters = read_deadletters(settings, department="social")
+    assert len(letters) == 2 and letters[0]["event_id"] == sent[0]["event_id"]
+    assert letters[0]["rejected_at"] == sent[0]["rejected_at"]  # the first sent is the one kept
+
+
 def _registry(settings: ExchangeSettings) -> str:
     """The topics made and the registry loaded with the sample titles; the registry's DSN."""
     admin.ensure_topics(settings.kafka)
@@ -311,12 +350,13 @@ def test_a_change_time_the_watermark_could_not_pass_is_a_dead_letter_and_later_c
     assert len(read_deadletters(settings, department="property")) == 2
 
     # A change stamped a few hours ahead of the registry's clock waits for its time, and holds back
-    # no change made meanwhile (the watermark went there, and the change stamped now was never read).
+    # no change made meanwhile (the watermark went there, and the change stamped since was never read).
     with psycopg.connect(dsn, autocommit=True) as conn:
         ahead = "(now() AT TIME ZONE 'Asia/Shanghai') + interval '12 hours'"
         conn.execute(f"UPDATE bdc_djb SET gxsj = {ahead}, bbh = 2 WHERE bdcqzh = %s", (THIRD,))
         conn.execute(
-            "UPDATE bdc_djb SET gxsj = now() AT TIME ZONE 'Asia/Shanghai', bbh = 3 WHERE bdcqzh = %s",
+            "UPDATE bdc_djb SET gxsj = now() AT TIME ZONE 'Asia/Shanghai' - interval '1 minute', bbh = 3 "
+            "WHERE bdcqzh = %s",
             ("粤(2007)广州市不动产权第0000002号",),
         )
     poll()
@@ -326,6 +366,39 @@ def test_a_change_time_the_watermark_could_not_pass_is_a_dead_letter_and_later_c
     }
     assert ("粤(2007)广州市不动产权第0000002号", 3) in versions and (THIRD, 2) not in versions
     assert len(read_deadletters(settings, department="property")) == 2
+
+
+def test_a_change_committed_after_a_later_one_was_read_is_read_too(
+    settings: ExchangeSettings, tmp_path: Path
+) -> None:
+    # The registry stamps gxsj when its transaction begins, and the row shows once that commits: a poll
+    # in between passed its time by a row committed sooner, and the row was never read.
+    dsn = _registry(settings)
+    positions = PositionStore(tmp_path)
+    publisher = Publisher(settings, client_id="test-property")
+    stamp = "UPDATE bdc_djb SET gxsj = now() AT TIME ZONE 'Asia/Shanghai', bbh = 2 WHERE bdcqzh = %s"
+    second = "粤(2007)广州市不动产权第0000002号"
+
+    def poll() -> None:
+        run_table(dsn, publisher=publisher, positions=positions, chunk_records=100, settle_seconds=2.0)
+
+    try:
+        poll()  # the samples
+        with psycopg.connect(dsn) as slow, psycopg.connect(dsn, autocommit=True) as quick:
+            slow.execute(stamp, (THIRD,))  # stamped now, committed later
+            time.sleep(0.1)
+            quick.execute(stamp, (second,))
+            poll()
+            slow.commit()
+        time.sleep(2.5)  # both are older than the settle time now
+        poll()
+    finally:
+        publisher.close()
+    versions = {
+        (r.value["certificate_no"], r.value["envelope"]["source_version"])
+        for r in _published(settings, "property.title")
+    }
+    assert {(THIRD, 2), (second, 2)} <= versions
 
 
 def test_a_watermark_stored_past_any_real_change_is_dropped_and_the_titles_read_again(

@@ -72,6 +72,10 @@ def test_a_uscc_is_counted_as_written_not_as_upper_cased() -> None:
     with pytest.raises(InvalidIdentifierError) as raised:
         normalise_uscc("9135010000000\ufb00003")
     assert raised.value.reason == "uscc_length"
+    # 18 as written, 19 upper-cased: it came out 19 characters long.
+    with pytest.raises(InvalidIdentifierError) as raised:
+        normalise_uscc("\ufb001440101MA59XXXXF0")
+    assert raised.value.reason == "uscc_characters"
 
 
 def test_an_id_born_after_today_is_refused() -> None:
