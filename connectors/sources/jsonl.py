@@ -60,7 +60,7 @@ class JsonlSource(Source):
                 f"the line is not valid UTF-8: byte(s) {bad} at byte {line.start + exc.start} do not decode"
             )
             return rejected(
-                line.number, line.start, line.end, line.data, Rejection("unparseable", None, message)
+                line.number, line.start, line.end, line.data, Rejection("bad_encoding", None, message)
             )
         except ValueError as exc:  # json.JSONDecodeError is one
             problem = Rejection("unparseable", None, f"the line is not a JSON object: {exc}")
