@@ -162,8 +162,7 @@ def raw_copy(postgres: PostgresSettings, rows: Rows) -> float:
             (_copy_statement(table.name, table.columns), rows.records.get(table.name, []))
             for table in RECORD_TABLES
         ]
-        history_columns = tuple("valid_from" if name == "updated_at" else name for name in PROFILE_COLUMNS)
-        work.append((_copy_statement("profile_history", history_columns), rows.profiles))
+        work.append((_copy_statement("profile_history", PROFILE_COLUMNS), rows.profiles))
         started = time.perf_counter()
         with conn.cursor() as cursor:
             for statement, table_rows in work:
@@ -191,6 +190,8 @@ def _create_raw_tables(conn: psycopg.Connection[tuple[object, ...]]) -> None:
         ).format(history, sql.Identifier("public", "profile_history"))
     )
     conn.execute(sql.SQL("CREATE INDEX ON {} (subject_key, version)").format(history))
+    # Dated by its transaction, as the sink dates a version (consumers.sink.history).
+    conn.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN valid_from SET DEFAULT now()").format(history))
 
 
 def _copy_statement(name: str, columns: tuple[str, ...]) -> sql.Composed:

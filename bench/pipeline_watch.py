@@ -170,9 +170,13 @@ SELECT count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY lag),
        percentile_cont(0.99) WITHIN GROUP (ORDER BY folded)
 FROM (
     SELECT extract(epoch FROM sunk_at - published) AS lag,
-           extract(epoch FROM updated_at - published) AS folded
+           extract(epoch FROM emitted - published) AS folded
     FROM (
-        SELECT sunk_at, updated_at, (profile->>'latest_published_at')::timestamptz AS published FROM profiles
+        -- The processor's emitting time is in the document: the table dates a version from the sink's
+        -- transaction (consumers.sink.history).
+        SELECT sunk_at, (profile->>'updated_at')::timestamptz AS emitted,
+               (profile->>'latest_published_at')::timestamptz AS published
+        FROM profiles
     ) AS current
     WHERE published >= %(since)s AND published < %(until)s
 ) AS fresh

@@ -132,9 +132,7 @@ class Decoder:
             if record["subject_key"] != subject_key:
                 raise _undecodable(message, "the profile's subject_key is not its Kafka key")
             try:
-                row = profile_row(
-                    record, partition.topic, partition.partition, message.offset, message.timestamp
-                )
+                row = profile_row(record, partition.topic, partition.partition, message.offset)
             except ProfileFormError as exc:
                 raise _undecodable(message, str(exc)) from exc
             rows.append(row)

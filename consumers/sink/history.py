@@ -1,10 +1,14 @@
 """Profile versions into `profiles` (the highest version per subject) and `profile_history` (every version).
 
 A batch's profile rows are first COPYed into a temporary staging table, then moved by three
-statements in the batch's transaction. History rows are chained: a version's valid_to is the
-valid_from of the subject's next higher version, so exactly one version is valid at any instant
-from the first one on. Only the rows next to the new ones are touched, found through the primary
-key, so the cost does not grow with a subject's history.
+statements in the batch's transaction. A version is dated from that transaction (`now()`: its
+`valid_from`, and `updated_at` in `profiles`): from then on the exchange could answer with it, so an
+as-of query for an instant answers as a query made at that instant did. Dated from when the processor
+emitted it, a version the sink wrote minutes later (a lag, a restart) was, for those minutes, one
+the API had not answered with, yet as-of queries for them gave it. History rows are chained: a
+version's valid_to is the valid_from of the subject's next higher version, so exactly one version is
+valid at any instant from the first one on. Only the rows next to the new ones are touched, found
+through the primary key, so the cost does not grow with a subject's history.
 """
 
 from __future__ import annotations
@@ -27,7 +31,6 @@ CREATE TEMPORARY TABLE IF NOT EXISTS {STAGING} (
     subject_key     text        NOT NULL,
     version         bigint      NOT NULL,
     profile         jsonb       NOT NULL,
-    updated_at      timestamptz NOT NULL,
     topic           text        NOT NULL,
     kafka_partition integer     NOT NULL,
     kafka_offset    bigint      NOT NULL
@@ -45,7 +48,7 @@ _COPY = sql.SQL("COPY {} ({}) FROM STDIN").format(
 _HISTORY = f"""
 INSERT INTO profile_history (subject_key, version, profile, valid_from, topic, kafka_partition, kafka_offset)
 SELECT DISTINCT ON (subject_key, version)
-       subject_key, version, profile, updated_at, topic, kafka_partition, kafka_offset
+       subject_key, version, profile, now(), topic, kafka_partition, kafka_offset
 FROM {STAGING}
 ORDER BY subject_key, version, kafka_partition, kafka_offset
 ON CONFLICT (subject_key, version) DO NOTHING
@@ -81,7 +84,7 @@ WHERE h.subject_key = chained.subject_key AND h.version = chained.version
 _CURRENT = f"""
 INSERT INTO profiles (subject_key, version, profile, updated_at, topic, kafka_partition, kafka_offset)
 SELECT DISTINCT ON (subject_key)
-       subject_key, version, profile, updated_at, topic, kafka_partition, kafka_offset
+       subject_key, version, profile, now(), topic, kafka_partition, kafka_offset
 FROM {STAGING}
 ORDER BY subject_key, version DESC, kafka_offset
 ON CONFLICT (subject_key) DO UPDATE

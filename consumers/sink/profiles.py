@@ -30,25 +30,11 @@ PROFILE_COLUMNS: tuple[str, ...] = (
     "subject_key",
     "version",
     "profile",
-    "updated_at",
     "topic",
     "kafka_partition",
     "kafka_offset",
 )
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-
-
-def valid_from(record: Record, timestamp_ms: int) -> dt.datetime:
-    """From when the exchange knew this profile version: the `updated_at` the processor stamped on it.
-
-    A record that does not carry it reads with the schema default, the epoch; its Kafka timestamp —
-    when the processor produced it — is the best stand-in, where the epoch would make the version
-    look known since 1970 to as-of queries.
-    """
-    updated_at: dt.datetime = record["updated_at"]
-    if updated_at == EPOCH:
-        return EPOCH + dt.timedelta(milliseconds=timestamp_ms)
-    return updated_at
 
 
 def latest_published_at(record: Record) -> dt.datetime | None:
@@ -89,13 +75,16 @@ def profile_document(record: Record) -> dict[str, Any]:
     return document
 
 
-def profile_row(record: Record, topic: str, partition: int, offset: int, timestamp_ms: int) -> Row:
-    """The row of one profile version, in `PROFILE_COLUMNS` order, the profile as `profile_document`."""
+def profile_row(record: Record, topic: str, partition: int, offset: int) -> Row:
+    """The row of one profile version, in `PROFILE_COLUMNS` order, the profile as `profile_document`.
+
+    The tables date a version from the transaction that writes it (consumers.sink.history), not from
+    the `updated_at` the processor stamped on it, which the document keeps.
+    """
     return (
         record["subject_key"],
         record["version"],
         to_json(profile_document(record)),
-        valid_from(record, timestamp_ms),
         topic,
         partition,
         offset,

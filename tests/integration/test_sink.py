@@ -391,46 +391,67 @@ def test_a_lost_connection_is_retried_and_the_batch_written_once(settings: Excha
     assert query(settings, rows) == [(120, 120)]
 
 
-def test_profiles_keep_the_highest_version_and_a_chained_history(settings: ExchangeSettings) -> None:
+def test_profiles_keep_the_highest_version_and_a_history_dated_by_the_sink(
+    settings: ExchangeSettings,
+) -> None:
+    """A version is dated from the sink's transaction, when the exchange could first answer with it: dated
+    from when the processor emitted it, an as-of query for the minutes a lagging sink had not written it
+    yet gave it, though every query made in those minutes had answered with the version before."""
     key = key_of(settings, CITIZEN).decode()
     other = key_of(settings, CO_OWNER).decode()
-    t1, t2, t3, t4 = (AT + dt.timedelta(hours=hours) for hours in (1, 2, 3, 4))
-    profiles(settings, profile_record(key, 1, t1), profile_record(key, 2, t2), profile_record(other, 1, t1))
-    run_sink(settings)
-
-    assert query(settings, "SELECT subject_key, version, updated_at FROM profiles ORDER BY version DESC") == [
-        (key, 2, t2),
-        (other, 1, t1),
-    ]
+    t1, t2, t3, t4 = (AT + dt.timedelta(hours=hours) for hours in (1, 2, 3, 4))  # the processor's times
     history = (
         "SELECT version, valid_from, valid_to FROM profile_history WHERE subject_key = %s ORDER BY version"
     )
-    assert query(settings, history, key) == [(1, t1, t2), (2, t2, None)]
     as_of = (
         "SELECT version, profile->>'version' FROM profile_history WHERE subject_key = %s "
         "AND valid_from <= %s AND %s < coalesce(valid_to, 'infinity')"
     )
-    assert query(settings, as_of, key, t1 - dt.timedelta(seconds=1), t1 - dt.timedelta(seconds=1)) == []
-    assert query(settings, as_of, key, t1, t1) == [(1, "1")]
-    assert query(
-        settings, as_of, key, t2 - dt.timedelta(microseconds=1), t2 - dt.timedelta(microseconds=1)
-    ) == [(1, "1")]
-    assert query(settings, as_of, key, t2, t2) == [(2, "2")]
 
-    # Versions out of order (v4 before v3) and a re-sent v2: the chain is mended, the current stays v4.
+    def at(instant: dt.datetime) -> list[tuple[Any, ...]]:
+        return query(settings, as_of, key, instant, instant)
+
+    ((before,),) = query(settings, "SELECT now()")
+    profiles(settings, profile_record(key, 1, t1), profile_record(key, 2, t2), profile_record(other, 1, t1))
+    run_sink(settings)
+    (v1, v2) = query(settings, history, key)
+    written = v2[1]
+    assert written > before and v1[1] <= written and v1[2] == written and v2[2] is None
+    assert query(settings, "SELECT subject_key, version, updated_at FROM profiles ORDER BY version DESC") == [
+        (key, 2, written),
+        (other, 1, query(settings, history, other)[0][1]),
+    ]
+    # When the processor emitted them, the exchange did not have them yet.
+    assert at(t2) == [] and at(before) == []
+    assert at(written) == [(2, "2")]
+    # The profile documents keep the processor's times.
+    assert query(settings, "SELECT profile->>'updated_at' FROM profiles WHERE subject_key = %s", key) == [
+        (t2.isoformat(),)
+    ]
+
+    # Versions out of order (v4 before v3) and a re-sent v2: the chain is mended, the current stays v4,
+    # and the re-sent v2 keeps its first row.
     profiles(settings, profile_record(key, 4, t4), profile_record(key, 3, t3), profile_record(key, 2, t4))
     run_sink(settings)
-    assert query(settings, history, key) == [(1, t1, t2), (2, t2, t3), (3, t3, t4), (4, t4, None)]
+    rows = query(settings, history, key)
+    later = rows[3][1]
+    assert later > written
+    assert rows == [(1, v1[1], written), (2, written, rows[2][1]), (3, rows[2][1], later), (4, later, None)]
     assert query(settings, "SELECT version, updated_at FROM profiles WHERE subject_key = %s", key) == [
-        (4, t4)
+        (4, later)
     ]
-    assert query(settings, as_of, key, t3, t3) == [(3, "3")]
+    assert at(later) == [(4, "4")] and at(later - dt.timedelta(microseconds=1)) == [(2, "2")]
 
     # One version sent twice in one batch (a processor's replay re-emits it): its first copy is kept,
     # as a sink that met the copies in two batches keeps it.
     profiles(settings, profile_record(other, 2, t2), profile_record(other, 2, t3))
     run_sink(settings)
-    assert query(settings, history, other) == [(1, t1, t2), (2, t2, None)]
+    kept = query(
+        settings,
+        "SELECT version, profile->>'updated_at' FROM profile_history WHERE subject_key = %s ORDER BY version",
+        other,
+    )
+    assert [row[:2] for row in kept] == [(1, t1.isoformat()), (2, t2.isoformat())]
 
 
 def test_a_rebuild_keeps_the_history_the_compacted_profile_topic_no_longer_holds(
@@ -461,7 +482,8 @@ def test_a_rebuild_keeps_the_history_the_compacted_profile_topic_no_longer_holds
         history = "SELECT version, valid_from, valid_to, kafka_offset FROM profile_history ORDER BY version"
         current = "SELECT version, updated_at, kafka_offset, profile FROM profiles"
         live = query(settings, history), query(settings, current)
-        assert [row[:3] for row in live[0]] == [(1, t1, t2), (2, t2, None)]
+        (first, second) = live[0]
+        assert (first[0], first[2], second[0], second[2]) == (1, second[1], 2, None)
         ((partition, end),) = log_ends(settings, PROFILE).items()
         client.delete_records({TopicPartition(*partition): end - 1})
     finally:

@@ -1,4 +1,5 @@
-"""A profile record's row: the whole record as JSON, and valid_from from the processor's updated_at."""
+"""A profile record's row: the whole record as JSON, the processor's updated_at in it (the tables date a
+version from the sink's transaction)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,6 @@ from consumers.sink.profiles import (
     latest_published_at,
     profile_document,
     profile_row,
-    valid_from,
 )
 from exchange import schemas
 from exchange.profile import (
@@ -36,15 +36,14 @@ from exchange.profile_avro import REF_COLUMNS, social_from_avro
 from exchange.serialization import MAGIC, AvroCodec
 
 UPDATED = dt.datetime(2026, 3, 5, 8, 0, 0, 250000, tzinfo=dt.UTC)
-KAFKA_MS = 1_780_000_000_000
 
 
 def test_a_profile_row_holds_the_profile_as_a_readable_document() -> None:
     codec = AvroCodec()
     folded = [contribution("L-1"), payment(), title(), contribution("L-2", op="revoke")]
     _, record = codec.decode(codec.encode("profile", profile("k" * 64, folded, UPDATED)))
-    row = dict(zip(PROFILE_COLUMNS, profile_row(record, "exchange.profile.v1", 2, 77, KAFKA_MS), strict=True))
-    assert (row["subject_key"], row["version"], row["updated_at"]) == ("k" * 64, 4, UPDATED)
+    row = dict(zip(PROFILE_COLUMNS, profile_row(record, "exchange.profile.v1", 2, 77), strict=True))
+    assert (row["subject_key"], row["version"]) == ("k" * 64, 4) and "updated_at" not in row
     assert (row["topic"], row["kafka_partition"], row["kafka_offset"]) == ("exchange.profile.v1", 2, 77)
     document = json.loads(row["profile"])
     assert document["form"] == "columns"
@@ -80,13 +79,6 @@ def test_a_profile_row_holds_the_profile_as_a_readable_document() -> None:
     owned = document["titles"]["data"]
     assert owned["share"] == ["62.50"] and owned["area"] == ["89.07"]
     assert owned["mortgaged"] == [True]
-
-
-def test_valid_from_is_updated_at_or_the_kafka_timestamp_for_the_default() -> None:
-    assert valid_from({"updated_at": UPDATED}, KAFKA_MS) == UPDATED
-    fallback = valid_from({"updated_at": EPOCH}, KAFKA_MS)
-    assert fallback == dt.datetime(2026, 5, 28, 20, 26, 40, tzinfo=dt.UTC)
-    assert fallback.utcoffset() == dt.timedelta(0)
 
 
 def test_latest_published_at_is_none_when_not_recorded() -> None:
