@@ -148,6 +148,9 @@ class Approvals:
         except SerializationError as exc:
             return await self._dead_letter(message, "undecodable", str(exc), producer)
         if schema == "consent" and self._topics[message.topic] is CONSENT:
+            refusal = _unusable_consent(value)
+            if refusal is not None:
+                return await self._dead_letter(message, "invalid_consent", refusal, producer)
             async with transaction(self._services.pool) as conn:
                 await apply_event(conn, value, message.topic, message.partition, message.offset)
             self.counts["consents"] += 1
@@ -294,6 +297,33 @@ def _audit(app: Application, response: dict[str, Any]) -> Audit:
 _CODE = re.compile(CODE_PATTERN)
 
 
+_SUBJECT_KEY = re.compile(r"[0-9a-f]{64}")
+
+
+def _not_a_code(name: str, code: str) -> str:
+    return f"{name} {code[:80]!r} is not a code: a letter or digit, then up to 99 of letters, digits, . _ -"
+
+
+def _unusable_consent(value: dict[str, Any]) -> str | None:
+    """Why a consent event cannot be stored, for the dead letter; None if it can. Refused by PostgreSQL
+    (an event id that is no UUID, a NUL, a key over the index's limit), it stopped this consumer at that
+    record on every restart, and every application with it, as they wait for consent to be read."""
+    try:
+        uuid.UUID(value["event_id"])
+    except ValueError:
+        return f"event_id {value['event_id'][:80]!r} is not a UUID"
+    for name in ("subject_key", "delegate_key"):
+        key = value[name]
+        if key is not None and not _SUBJECT_KEY.fullmatch(key):
+            return f"{name} is not a subject key (64 lower-case hex digits)"
+    for name in ("caller", "purpose"):
+        if not _CODE.fullmatch(value[name]):
+            return _not_a_code(name, value[name])
+    if "\x00" in value["trace_id"] or len(value["trace_id"]) > 128:
+        return "trace_id holds a NUL character or is longer than 128 characters"
+    return None
+
+
 def _unusable(value: dict[str, Any]) -> str | None:
     """Why an application cannot even be stored as refused, for the dead letter; None if it can.
 
@@ -317,8 +347,7 @@ def _unusable(value: dict[str, Any]) -> str | None:
     for name in ("caller", "service_item", "purpose"):
         code = value[name]
         if code is not None and not _CODE.fullmatch(code):
-            shown = repr(code[:80])
-            return f"{name} {shown} is not a code: a letter or digit, then up to 99 of letters, digits, . _ -"
+            return _not_a_code(name, code)
     for name, longest in (("trace_id", 128), ("subject_id", 64), ("applicant_id", 64)):
         if value[name] is not None and len(value[name]) > longest:
             return f"{name} is {len(value[name])} characters long, more than {longest}"

@@ -58,7 +58,8 @@ class AvroCodec:
         body = BytesIO(data[HEADER_SIZE:])
         try:
             record = schemaless_reader(body, writer.parsed, None if writer is reader else reader.parsed)
-        except (EOFError, ValueError, TypeError, IndexError) as exc:
+        # OverflowError: a date or timestamp Python cannot hold (year 10000 on), which fastavro raises.
+        except (EOFError, ValueError, TypeError, IndexError, OverflowError) as exc:
             raise SerializationError(f"corrupt {writer.name} record: {exc}") from exc
         left = len(data) - HEADER_SIZE - body.tell()
         if left:  # a record reads to the end of its message: more is corruption, or another writer's body

@@ -611,6 +611,37 @@ def test_a_decision_sent_again_on_kafka_is_audited_and_sent_only_as_a_new_one_wo
     ] == [("consent_missing", application)]
 
 
+def test_a_consent_event_postgresql_cannot_store_is_dead_lettered_and_the_rest_decided(
+    exchange: Exchange,
+) -> None:
+    """Refused by PostgreSQL, such an event stopped `exchange approvals` at it on every restart, and every
+    application with it (applications wait for consent to be read)."""
+    settings, codec = exchange.settings, AvroCodec()
+    key = key_of(settings, TALENTED)
+    good = consent.consent_event(key, "talent-office", "talent-green-card", "grant")
+    bad = [
+        {**good, "event_id": "not-a-uuid"},
+        {**good, "event_id": str(uuid.uuid4()), "caller": "talent\x00office"},
+        {**good, "event_id": str(uuid.uuid4()), "subject_key": "k" * 3000},
+    ]
+    consent.publish(settings, bad)
+    application = _application("talent-office", "talent-green-card", TALENTED)
+    _produce(settings, [codec.encode("application", application)])
+    run(settings, exchange.state, "approvals", "--until-idle")
+
+    originals = [codec.encode("consent", event) for event in bad]
+    dead = [record.value for record in read_all(settings.kafka, DEADLETTER.full_name(settings.kafka))]
+    assert [(d["reason"], d["original"]) for d in dead if d["original"] in originals] == [
+        ("invalid_consent", original) for original in originals
+    ]
+    decided = [
+        record.value["outcome"]
+        for record in read_all(settings.kafka, DECISIONS.full_name(settings.kafka))
+        if record.value["application_id"] == application["application_id"]
+    ]
+    assert decided == ["approved"]
+
+
 async def test_the_approvals_fetches_wait_for_data_at_most_the_configured_time(
     settings: ExchangeSettings, tmp_path: Path
 ) -> None:

@@ -8,7 +8,7 @@ from io import BytesIO
 
 import pytest
 from fastavro import schemaless_writer
-from fastavro.schema import fingerprint, to_parsing_canonical_form
+from fastavro.schema import fingerprint, parse_schema, to_parsing_canonical_form
 from fastavro.utils import generate_many
 
 from exchange import compatibility, schemas
@@ -35,6 +35,31 @@ def test_every_schema_round_trips(name: str) -> None:
         # Generated records hold logical types raw (ints, arbitrary decimal bytes); once decoded they
         # are dates, datetimes and Decimals, which must survive a round trip exactly.
         assert codec.decode(codec.encode(name, decoded)) == (name, decoded)
+
+
+@pytest.mark.parametrize("field", ["occurred_at"])
+def test_a_time_python_cannot_hold_is_a_corrupt_record_not_a_crash(field: str) -> None:
+    # fastavro raises OverflowError for it: the approvals consumer, which dead-letters a
+    # SerializationError, crashed on it instead, at every restart.
+    version = schemas.current("consent")
+    writer = copy.deepcopy(version.parsed)
+    for node in writer["fields"]:
+        if node["name"] == field:
+            node["type"] = "long"  # the same bytes as timestamp-millis, written raw
+    body = BytesIO()
+    record = {
+        "event_id": "e",
+        "subject_key": "k",
+        "caller": "c",
+        "purpose": "p",
+        "delegate_key": None,
+        "op": "grant",
+        field: 2**62,
+        "trace_id": "t",
+    }
+    schemaless_writer(body, parse_schema(writer), record)
+    with pytest.raises(SerializationError, match="corrupt consent record"):
+        AvroCodec().decode(MAGIC + version.fingerprint + body.getvalue())
 
 
 def test_dataset_schemas_carry_the_envelope_inline() -> None:
