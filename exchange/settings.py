@@ -136,6 +136,9 @@ class ApiSettings(BaseModel):
     signing_key_path: Path = Path(".stack/api/signing-key.pem")
     # ...unless the PEM itself is given (a secret store's mount or variable); never logged.
     signing_key: SecretStr | None = None
+    # The public keys of earlier signing keys (a JWKS, `exchange keys rotate` adds to it): proofs they
+    # signed still verify, and /v1/keys publishes them.
+    retired_keys_path: Path = Path(".stack/api/retired-keys.json")
     # Policy files (callers.json, grants.json, proof_types.json, service_items.json); None: the bundled ones.
     policy_dir: Path | None = None
     pool_min: int = 1

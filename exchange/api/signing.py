@@ -10,6 +10,10 @@ and a social insurance proof over a long career is longer: about 190 bytes of li
 line, so eight years of five insurance types. Proofs are signed and verified under one registry whose
 limit, `MAX_TOKEN_BYTES` (1 MB), is above any real proof (35 years of five types is about 0.4 MB), and a
 proof that would be longer is not issued: every token signed here verifies here.
+
+A proof names its key (`kid`, the JWK thumbprint) and is verified with that key: the current one, or a
+retired one whose public key is kept (`retired_keys_path`, added to by `rotate_key`), so that a proof
+issued before a key change is still the exchange's own, and not reported as forged.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -61,15 +65,26 @@ def payload_sha256(payload: bytes) -> str:
     return hashlib.sha256(payload).hexdigest()
 
 
-class Signer:
-    """Signs and verifies proofs with one Ed25519 key; `kid` is the key's JWK thumbprint (RFC 7638)."""
+def public_jwk(key: OKPKey) -> dict[str, Any]:
+    """The public JWK of an Ed25519 key, as /v1/keys publishes it."""
+    return {**key.as_dict(private=False), "kid": key.thumbprint(), "use": "sig", "alg": ALGORITHM}
 
-    def __init__(self, key: OKPKey) -> None:
+
+class Signer:
+    """Signs proofs with one Ed25519 key and verifies them with it or a retired key; `kid` is the key's
+    JWK thumbprint (RFC 7638)."""
+
+    def __init__(self, key: OKPKey, retired: Sequence[OKPKey] = ()) -> None:
         if key.curve_name != "Ed25519" or not key.is_private:
             raise ConfigurationError("the proof signing key must be an Ed25519 private key")
         self._key = key
-        self._public = OKPKey.import_key(key.as_dict(private=False))
         self.kid = key.thumbprint()
+        # kid -> public key: the current one first, then the retired ones.
+        self._public = {
+            public.thumbprint(): public
+            for public in (OKPKey.import_key(key.as_dict(private=False)), *retired)
+            if public.curve_name == "Ed25519"
+        }
         self._registry = _registry()
 
     def sign(self, document: Mapping[str, Any]) -> tuple[str, bytes]:
@@ -82,20 +97,27 @@ class Signer:
         return token, payload
 
     def verify(self, token: str) -> tuple[dict[str, Any], bytes]:
-        """The document and payload bytes of a JWS this key signed; `SignatureInvalidError` otherwise."""
+        """The document and payload bytes of a JWS signed by the key it names, this exchange's current or a
+        retired one; `SignatureInvalidError` otherwise."""
         try:
-            signed = jws.deserialize_compact(token.strip(), self._public, registry=self._registry)
+            kid = jws.extract_compact(token.strip().encode(), registry=self._registry).headers().get("kid")
+        except (JoseError, ValueError, TypeError) as exc:
+            raise SignatureInvalidError(f"the proof's signature does not verify: {exc}") from exc
+        key = self._public.get(kid) if isinstance(kid, str) else None
+        if key is None:
+            raise SignatureInvalidError(f"the proof names no key of this exchange's (kid {str(kid)[:80]!r})")
+        try:
+            signed = jws.deserialize_compact(token.strip(), key, registry=self._registry)
             document = json.loads(signed.payload)
         except (JoseError, ValueError, TypeError) as exc:
             raise SignatureInvalidError(f"the proof's signature does not verify: {exc}") from exc
-        if signed.headers().get("kid") != self.kid or not isinstance(document, dict):
-            raise SignatureInvalidError("the proof was not signed with this exchange's key")
+        if not isinstance(document, dict):
+            raise SignatureInvalidError("the proof's payload is not a JSON object")
         return document, signed.payload
 
     def jwks(self) -> dict[str, Any]:
-        """The public key set, for anyone to verify proofs offline."""
-        public = {**self._public.as_dict(private=False), "kid": self.kid, "use": "sig", "alg": ALGORITHM}
-        return {"keys": [public]}
+        """The public key set, current key first, for anyone to verify proofs offline."""
+        return {"keys": [public_jwk(key) for key in self._public.values()]}
 
 
 def _generate(path: Path) -> bytes:
@@ -123,8 +145,55 @@ def _generate(path: Path) -> bytes:
     return pem
 
 
+def _retired(path: Path) -> list[OKPKey]:
+    """The retired public keys kept at `path` (a JWKS); none if there is no such file."""
+    if not path.exists():
+        return []
+    try:
+        document = json.loads(path.read_bytes())
+        return [OKPKey.import_key(node) for node in document["keys"]]
+    except (OSError, ValueError, TypeError, KeyError, JoseError) as exc:
+        raise ConfigurationError(
+            f"cannot read the retired signing keys ({path}): {type(exc).__name__}"
+        ) from exc
+
+
+def _write_whole(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` at once (a temporary file of its own, owner-only, then renamed)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(name, path)
+    except BaseException:
+        os.unlink(name)
+        raise
+
+
+def rotate_key(settings: ApiSettings) -> tuple[str, str]:
+    """Retire the key file's key (its public key kept at `retired_keys_path`) and put a new one in its
+    place; (retired kid, new kid). Running API processes sign with the new key once restarted, and
+    verify proofs of either all along. A key given as a PEM setting is rotated where it is kept."""
+    if settings.signing_key is not None:
+        raise ConfigurationError(
+            "the signing key is given by EXCHANGE_API__SIGNING_KEY: set a new one there, and add the old "
+            f"one's public JWK to {settings.retired_keys_path}"
+        )
+    old = load_signer(settings)
+    keys = old.jwks()["keys"]  # its key first, then those retired before
+    # The retired key is kept before the new one replaces it: a crash in between loses nothing.
+    _write_whole(settings.retired_keys_path, json.dumps({"keys": keys}, indent=2).encode())
+    new = OKPKey.generate_key("Ed25519")
+    _write_whole(settings.signing_key_path, new.as_pem(private=True))
+    return old.kid, new.thumbprint()
+
+
 def load_signer(settings: ApiSettings) -> Signer:
-    """The signer of the configured key: the PEM setting, else the key file (generated on first start)."""
+    """The signer of the configured key: the PEM setting, else the key file (generated on first start),
+    verifying with the retired keys too."""
     try:
         if settings.signing_key is not None:
             pem = settings.signing_key.get_secret_value().encode()
@@ -138,4 +207,4 @@ def load_signer(settings: ApiSettings) -> Signer:
         raise ConfigurationError(
             f"cannot load the proof signing key ({settings.signing_key_path}): {type(exc).__name__}"
         ) from exc
-    return Signer(key)
+    return Signer(key, _retired(settings.retired_keys_path))

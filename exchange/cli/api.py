@@ -1,4 +1,4 @@
-"""`exchange api`, `approvals`, `consent grant|revoke`, `audit verify`, `audit history`."""
+"""`exchange api`, `approvals`, `consent grant|revoke`, `audit verify`, `audit history`, `keys rotate`."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from exchange import consent, database
+from exchange.api.signing import rotate_key
 from exchange.api.storage import audit as audit_table
 from exchange.audit import ChainProblem, ChainVerifier
 from exchange.exceptions import ConfigurationError, InvalidIdentifierError, StorageError
@@ -49,6 +50,14 @@ def register(commands: Any) -> None:
     history = audit_verbs.add_parser("history", help="who used a subject's data, for which purpose, when")
     history.add_argument("subject", help="公民身份号码 of the subject")
     history.set_defaults(run=_audit_history)
+
+    keys = commands.add_parser("keys", help="the proof signing key")
+    key_verbs = keys.add_subparsers(dest="verb", required=True)
+    key_verbs.add_parser(
+        "rotate",
+        help="a new signing key; the old one's public key is kept, so its proofs still verify "
+        "(restart the API and approvals to sign with the new one)",
+    ).set_defaults(run=_keys_rotate)
 
 
 def _api(settings: ExchangeSettings, args: argparse.Namespace) -> int:
@@ -178,6 +187,13 @@ def _audit_verify(settings: ExchangeSettings, args: argparse.Namespace) -> int:
     _console.print(f"audit chain intact: {rows:,} rows")
     if missing:  # rows written before the policy files were kept (migration 0006)
         _console.print(f"[yellow]no policy files kept for[/] {', '.join(missing)}")
+    return 0
+
+
+def _keys_rotate(settings: ExchangeSettings, args: argparse.Namespace) -> int:
+    retired, new = rotate_key(settings.api)
+    _console.print(f"signing key {retired} retired (its public key in {settings.api.retired_keys_path})")
+    _console.print(f"signing key {new} in {settings.api.signing_key_path}: restart the API and approvals")
     return 0
 
 

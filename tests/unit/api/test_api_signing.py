@@ -20,6 +20,7 @@ from exchange.api.signing import (
     SignatureInvalidError,
     _generate,
     load_signer,
+    rotate_key,
 )
 from exchange.exceptions import ConfigurationError
 from exchange.settings import ApiSettings
@@ -54,6 +55,30 @@ def test_another_key_does_not_verify(tmp_path: Path) -> None:
     token, _ = signer_at(tmp_path / "one.pem").sign(DOCUMENT)
     with pytest.raises(SignatureInvalidError):
         signer_at(tmp_path / "two.pem").verify(token)
+
+
+def test_a_proof_signed_before_a_key_rotation_still_verifies(tmp_path: Path) -> None:
+    # With one key only, every proof issued before a key change read as forged.
+    settings = ApiSettings(signing_key_path=tmp_path / "key.pem", retired_keys_path=tmp_path / "old.json")
+    first = load_signer(settings)
+    token, payload = first.sign(DOCUMENT)
+    retired, new = rotate_key(settings)
+    assert retired == first.kid and new != first.kid
+    assert rotate_key(settings)[0] == new  # a second rotation retires the second key, keeping the first
+    signer = load_signer(settings)
+    assert signer.verify(token) == (DOCUMENT, payload)
+    assert [key["kid"] for key in signer.jwks()["keys"]] == [signer.kid, new, first.kid]
+    assert all("d" not in key for key in signer.jwks()["keys"])
+    # A key not among them: named as unknown, not checked against another.
+    stranger, _ = signer_at(tmp_path / "stranger.pem").sign(DOCUMENT)
+    with pytest.raises(SignatureInvalidError, match="names no key of this exchange"):
+        signer.verify(stranger)
+
+
+def test_a_key_given_as_a_setting_is_rotated_where_it_is_kept(tmp_path: Path) -> None:
+    pem = OKPKey.generate_key("Ed25519").as_pem(private=True).decode()
+    with pytest.raises(ConfigurationError, match="EXCHANGE_API__SIGNING_KEY"):
+        rotate_key(ApiSettings(signing_key=SecretStr(pem), retired_keys_path=tmp_path / "old.json"))
 
 
 def test_the_key_is_generated_once_private_to_its_owner_and_reloaded(tmp_path: Path) -> None:
