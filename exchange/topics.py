@@ -67,3 +67,9 @@ ALL_TOPICS: tuple[Topic, ...] = (
 )
 
 BY_DATASET: dict[str, Topic] = {topic.schema: topic for topic in DATASET_TOPICS if topic.schema}
+
+
+def sink_group(kafka: KafkaSettings) -> str:
+    """The sink's consumer group; its name keys the offsets in PostgreSQL (`consumer_offsets`), so it never
+    changes. Proofs read how far it has loaded each topic (exchange.api.storage.records)."""
+    return f"{kafka.topic_prefix}exchange-sink"

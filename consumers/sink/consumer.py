@@ -36,17 +36,13 @@ from consumers.sink.tables import RECORD_TABLES
 from consumers.sink.writer import BatchWriter
 from exchange import admin, database
 from exchange.exceptions import ExchangeError
-from exchange.settings import ExchangeSettings, KafkaSettings
+from exchange.settings import ExchangeSettings
 from exchange.topics import PROFILE
+from exchange.topics import sink_group as sink_group
 
 SINK_TOPICS = (*(table.topic for table in RECORD_TABLES), PROFILE)
 
 _log = logging.getLogger("exchange.sink")
-
-
-def sink_group(kafka: KafkaSettings) -> str:
-    """The sink's consumer group; its name keys the offsets in PostgreSQL, so it never changes."""
-    return f"{kafka.topic_prefix}exchange-sink"
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from exchange.api.storage import records
 from exchange.api.storage.pool import Connection
 from exchange.api.storage.proofs import get_proof, insert_proof
 from exchange.policy import Grant, ProofType
+from exchange.topics import BY_DATASET, sink_group
 from monitoring import metrics
 
 
@@ -66,6 +67,9 @@ async def issue(
         reflected = [
             row for dataset in proof_type.datasets for row in await records.read_to(conn, dataset, key)
         ]
+        kafka = services.settings.kafka
+        topics = [BY_DATASET[dataset].full_name(kafka) for dataset in proof_type.datasets]
+        loaded = await records.loaded_to(conn, sink_group(kafka), topics)
     issued_at = dt.datetime.now(dt.UTC).replace(microsecond=0)
     document = {
         "proof_id": str(uuid.uuid4()),
@@ -84,8 +88,12 @@ async def issue(
         "purpose_legal_basis": grant.legal_basis,
         "subject": {"citizen_id": citizen_id},
         "period": None if period is None else {"start": period[0].isoformat(), "end": period[1].isoformat()},
+        "data_used": {"datasets": list(proof_type.datasets), "description": proof_type.data_used},
         "content": content,
         "offsets": proofs.offsets(reflected),
+        # As of: the departments' records up to these positions were all read (a 无房证明's "none" is of
+        # them), where `offsets` are the subject's own last records, and none for a subject with none.
+        "loaded_to": [dict(row) for row in loaded],
         "lineage": used,
         "policy_version": services.policy.version,
     }

@@ -20,6 +20,7 @@ from connectors.publisher import Publisher
 from exchange import admin, consent, database
 from exchange.api.signing import load_signer
 from exchange.settings import ExchangeSettings
+from exchange.topics import PROPERTY_TITLE
 
 SUBJECT = "440103198403037020"
 UNREGISTERED = "110101199001011237"  # valid, and in no department's records
@@ -108,6 +109,18 @@ async def test_proofs_are_signed_verifiable_and_superseded_by_a_later_correction
         and household["document"]["content"]["status"] == "normal"
     )
     assert holdings["document"]["content"]["titles"] == [] and "statement" in holdings["document"]["content"]
+    # A "none" is of the registry's records as far as they were loaded: the proof says how far, where the
+    # subject's own last records (offsets) are none to name.
+    with psycopg.connect(settings.postgres.conninfo()) as conn:
+        loaded = conn.execute(
+            "SELECT topic, kafka_partition, next_offset FROM consumer_offsets WHERE topic = %s "
+            "ORDER BY kafka_partition",
+            (PROPERTY_TITLE.full_name(settings.kafka),),
+        ).fetchall()
+    assert holdings["document"]["offsets"] == [] and loaded
+    assert [tuple(row.values()) for row in holdings["document"]["loaded_to"]] == loaded
+    assert holdings["document"]["data_used"]["datasets"] == ["property.title"]
+    assert holdings["document"]["data_used"]["description"]
     assert again.status_code == 200 and again.json()["jws"] == tax["jws"]
     assert (again.json()["status"], again.json()["superseded_by"]) == ("valid", [])
     assert (not_theirs.status_code, not_theirs.json()["reason"]) == (403, "purpose_not_granted")

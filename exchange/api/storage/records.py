@@ -39,6 +39,19 @@ async def read_to(conn: Connection, dataset: str, subject_key: str) -> list[Row]
     )
 
 
+_LOADED_TO = """
+SELECT topic, kafka_partition AS partition, next_offset FROM consumer_offsets
+WHERE consumer_group = %s AND topic = ANY(%s) ORDER BY topic, kafka_partition
+"""
+
+
+async def loaded_to(conn: Connection, group: str, topics: Sequence[str]) -> list[Row]:
+    """How far the sink's `group` has loaded each partition of `topics` (topic, partition, next_offset):
+    every record before those offsets is in the tables, and none after (its offsets commit with the
+    rows, so one snapshot sees both alike)."""
+    return await fetch_all(conn, _LOADED_TO, (group, list(topics)))
+
+
 # Highest version per record, revocations included: the same order as the views and the profile fold.
 _LATEST = """
 SELECT DISTINCT ON (source_record_id) source_record_id, source_version, op, event_id
