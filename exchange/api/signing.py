@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import stat
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -34,6 +36,7 @@ from joserfc.jws import JWSRegistry
 from exchange.exceptions import ConfigurationError, ExchangeError
 from exchange.settings import ApiSettings
 
+_log = logging.getLogger("exchange.api")
 ALGORITHM = "Ed25519"
 MAX_TOKEN_BYTES = 1_000_000  # the most /v1/proofs/verify accepts, too
 
@@ -191,6 +194,19 @@ def rotate_key(settings: ApiSettings) -> tuple[str, str]:
     return old.kid, new.thumbprint()
 
 
+def _warn_if_exposed(path: Path) -> None:
+    """Warn when the key file can be read by others than its owner (copied in or restored with loose
+    permissions): anyone who reads it can sign proofs as the exchange. A warning, not a refusal: a
+    secret store may mount it group-readable for the service's group."""
+    mode = path.stat().st_mode
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        _log.warning(
+            "the proof signing key %s is readable by others than its owner (mode %o): chmod 600 it",
+            path,
+            stat.S_IMODE(mode),
+        )
+
+
 def load_signer(settings: ApiSettings) -> Signer:
     """The signer of the configured key: the PEM setting, else the key file (generated on first start),
     verifying with the retired keys too."""
@@ -198,6 +214,7 @@ def load_signer(settings: ApiSettings) -> Signer:
         if settings.signing_key is not None:
             pem = settings.signing_key.get_secret_value().encode()
         elif settings.signing_key_path.exists():
+            _warn_if_exposed(settings.signing_key_path)
             pem = settings.signing_key_path.read_bytes()
         else:
             pem = _generate(settings.signing_key_path)

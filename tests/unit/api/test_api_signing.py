@@ -75,6 +75,15 @@ def test_a_proof_signed_before_a_key_rotation_still_verifies(tmp_path: Path) -> 
         signer.verify(stranger)
 
 
+def test_a_key_file_others_can_read_is_warned_of(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "key.pem"
+    signer_at(path)
+    assert "readable by others" not in caplog.text  # as generated: its owner's only
+    path.chmod(0o644)
+    signer_at(path)
+    assert f"{path} is readable by others than its owner (mode 644)" in caplog.text
+
+
 def test_a_key_given_as_a_setting_is_rotated_where_it_is_kept(tmp_path: Path) -> None:
     pem = OKPKey.generate_key("Ed25519").as_pem(private=True).decode()
     with pytest.raises(ConfigurationError, match="EXCHANGE_API__SIGNING_KEY"):
