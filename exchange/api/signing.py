@@ -18,13 +18,14 @@ issued before a key change is still the exchange's own, and not reported as forg
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import stat
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +124,29 @@ class Signer:
         return {"keys": [public_jwk(key) for key in self._public.values()]}
 
 
+@contextlib.contextmanager
+def _written_beside(path: Path, data: bytes) -> Iterator[str]:
+    """The name of a file of its own beside `path` holding `data` whole (owner-only: mkstemp makes it
+    0600), for the block to link or rename into place; removed after the block if it is still there, and
+    the folder synced when the block succeeded, so the new name survives a crash."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        yield name
+        folder = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name)
+
+
 def _generate(path: Path) -> bytes:
     """A new key written to `path`, or the key another process wrote there first.
 
@@ -131,20 +155,11 @@ def _generate(path: Path) -> bytes:
     reads the other's file before it is complete (written in place, it could be read empty).
     """
     pem = OKPKey.generate_key("Ed25519").as_pem(private=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # mkstemp creates the file readable and writable by its owner only (0600).
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(pem)
-            file.flush()
-            os.fsync(file.fileno())
+    with _written_beside(path, pem) as name:
         try:
             os.link(name, path)
         except FileExistsError:
             return path.read_bytes()
-    finally:
-        os.unlink(name)
     return pem
 
 
@@ -162,18 +177,9 @@ def _retired(path: Path) -> list[OKPKey]:
 
 
 def _write_whole(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` at once (a temporary file of its own, owner-only, then renamed)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
+    """Replace `path` with `data` at once."""
+    with _written_beside(path, data) as name:
         os.replace(name, path)
-    except BaseException:
-        os.unlink(name)
-        raise
 
 
 def rotate_key(settings: ApiSettings) -> tuple[str, str]:
