@@ -105,7 +105,7 @@ def run_table(
             conn.adapters.register_loader("timestamp", _TimestampOrText)
             while True:
                 state = positions.load("property", source)
-                watermark = {**_watermark(state, chunk_records), "settle": settle_seconds}
+                watermark = _watermark(state, chunk_records, settle_seconds)
                 odd = conn.execute(_UNUSABLE, {"limit": _UNUSABLE_ROWS}).fetchall()
                 unusable, corrected = _unusable(odd, state)
                 again = (
@@ -164,14 +164,15 @@ def _reject_unusable(rows: list[dict[str, Any]], chunk: ChunkPublisher) -> None:
         chunk.reject(position, Rejection("bad_time", "gxsj", message), original)
 
 
-def _watermark(state: dict[str, Any], limit: int) -> dict[str, Any]:
-    """The poll's parameters from the stored watermark. One an earlier version stored past any real
+def _watermark(state: dict[str, Any], limit: int, settle_seconds: float) -> dict[str, Any]:
+    """The poll's parameters from the stored watermark (and the rows' limit and settle time). One an
+    earlier version stored past any real
     change ('infinity', a mistyped year) is dropped: the titles are read again from the start (the same
     events, sent again) rather than never."""
     gxsj, bdcqzh = state.get("gxsj", _BEGINNING), state.get("bdcqzh", "")
     if gxsj != _BEGINNING and not _passable(gxsj):
         gxsj, bdcqzh = _BEGINNING, ""
-    return {"gxsj": gxsj, "bdcqzh": bdcqzh, "limit": limit}
+    return {"gxsj": gxsj, "bdcqzh": bdcqzh, "limit": limit, "settle": settle_seconds}
 
 
 def _passable(gxsj: str) -> bool:
