@@ -165,10 +165,9 @@ def _reject_unusable(rows: list[dict[str, Any]], chunk: ChunkPublisher) -> None:
 
 
 def _watermark(state: dict[str, Any], limit: int, settle_seconds: float) -> dict[str, Any]:
-    """The poll's parameters from the stored watermark (and the rows' limit and settle time). One an
-    earlier version stored past any real
-    change ('infinity', a mistyped year) is dropped: the titles are read again from the start (the same
-    events, sent again) rather than never."""
+    """The poll's parameters: the stored watermark, the rows' limit and the settle time. A watermark an
+    earlier version stored past any real change ('infinity', a mistyped year) is dropped: the titles are
+    read again from the start (the same events, sent again) rather than never."""
     gxsj, bdcqzh = state.get("gxsj", _BEGINNING), state.get("bdcqzh", "")
     if gxsj != _BEGINNING and not _passable(gxsj):
         gxsj, bdcqzh = _BEGINNING, ""
