@@ -300,6 +300,18 @@ _CODE = re.compile(CODE_PATTERN)
 _SUBJECT_KEY = re.compile(r"[0-9a-f]{64}")
 
 
+def _not_a_uuid(name: str, value: str) -> str | None:
+    """Why `value` is not a UUID as the exchange writes and PostgreSQL stores one, or None. Only the
+    canonical lower-case form: Python also takes forms PostgreSQL refuses ('urn:uuid:…')."""
+    try:
+        canonical = str(uuid.UUID(value))
+    except ValueError:
+        canonical = None
+    if canonical != value:
+        return f"{name} {value[:80]!r} is not a UUID written as 8-4-4-4-12 lower-case hex digits"
+    return None
+
+
 def _not_a_code(name: str, code: str) -> str:
     return f"{name} {code[:80]!r} is not a code: a letter or digit, then up to 99 of letters, digits, . _ -"
 
@@ -308,10 +320,9 @@ def _unusable_consent(value: dict[str, Any]) -> str | None:
     """Why a consent event cannot be stored, for the dead letter; None if it can. Refused by PostgreSQL
     (an event id that is no UUID, a NUL, a key over the index's limit), it stopped this consumer at that
     record on every restart, and every application with it, as they wait for consent to be read."""
-    try:
-        uuid.UUID(value["event_id"])
-    except ValueError:
-        return f"event_id {value['event_id'][:80]!r} is not a UUID"
+    not_uuid = _not_a_uuid("event_id", value["event_id"])
+    if not_uuid is not None:
+        return not_uuid
     for name in ("subject_key", "delegate_key"):
         key = value[name]
         if key is not None and not _SUBJECT_KEY.fullmatch(key):
@@ -330,14 +341,9 @@ def _unusable(value: dict[str, Any]) -> str | None:
     Its id keys the decision (a UUID column, and echoed back on the decision as sent, so only the
     canonical lower-case form is taken), and PostgreSQL text cannot hold a NUL character.
     """
-    application_id = value["application_id"]
-    try:
-        canonical = str(uuid.UUID(application_id))
-    except ValueError:
-        canonical = None
-    if canonical != application_id:
-        shown = repr(application_id[:80])
-        return f"application_id {shown} is not a UUID written as 8-4-4-4-12 lower-case hex digits"
+    not_uuid = _not_a_uuid("application_id", value["application_id"])
+    if not_uuid is not None:
+        return not_uuid
     for name, field in value.items():
         if isinstance(field, str) and "\x00" in field:
             return f"{name} holds a NUL character"

@@ -621,6 +621,7 @@ def test_a_consent_event_postgresql_cannot_store_is_dead_lettered_and_the_rest_d
     good = consent.consent_event(key, "talent-office", "talent-green-card", "grant")
     bad = [
         {**good, "event_id": "not-a-uuid"},
+        {**good, "event_id": f"urn:uuid:{uuid.uuid4()}"},  # a UUID to Python, not to PostgreSQL
         {**good, "event_id": str(uuid.uuid4()), "caller": "talent\x00office"},
         {**good, "event_id": str(uuid.uuid4()), "subject_key": "k" * 3000},
     ]
