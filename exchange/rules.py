@@ -143,12 +143,17 @@ OPERATORS: Mapping[str, Callable[[FactValue, RuleValue], bool | None]] = {
 }
 
 
+def compare(operator: str, actual: FactValue, expected: RuleValue) -> bool | None:
+    """Whether `actual operator expected` holds; None when it cannot be told. A fact with no value (no
+    current employer, say) tells nothing either way: `ne` would hold on it and approve or verify, `eq`
+    and `in` would fail on it and reject."""
+    return None if actual is None else OPERATORS[operator](actual, expected)
+
+
 def evaluate(rule: Rule, facts: Mapping[str, Fact]) -> Reason:
     """Whether one rule holds on the facts, as a `Reason` (met is None when it cannot be told)."""
     fact = facts.get(rule.fact)
-    # A fact with no value (no current employer, say) tells nothing either way: `ne` would hold on it
-    # and approve, `eq` and `in` would fail on it and reject.
-    met = None if fact is None or fact.value is None else OPERATORS[rule.operator](fact.value, rule.value)
+    met = None if fact is None else compare(rule.operator, fact.value, rule.value)
     return Reason(rule.fact, met, rule.reason_zh, rule.reason_en)
 
 

@@ -16,7 +16,7 @@ from exchange.api.storage.profiles import load_profile
 from exchange.facts import Fact, compute, spans
 from exchange.local_time import LOCAL, today
 from exchange.profile import RecordRef
-from exchange.rules import OPERATORS, RuleValue
+from exchange.rules import RuleValue, compare
 
 
 def lineage(refs: Iterable[RecordRef]) -> list[dict[str, Any]]:
@@ -50,6 +50,25 @@ def known_instant(as_of: dt.datetime | None, location: tuple[str, ...]) -> dt.da
             location,
         )
     return as_of
+
+
+def future_date(reference_date: dt.date | None) -> str | None:
+    """Why facts cannot be computed on `reference_date` when it is after today (where the departments
+    are), else None: months no department has reported yet would count as empty, and an age not yet
+    reached as reached (an allowance approved a year early, a contribution record read as broken)."""
+    now = today()
+    if reference_date is None or reference_date <= now:
+        return None
+    return (
+        f"reference_date {reference_date} is after today ({now}): facts are computed on what the "
+        "departments have reported, and nothing after today is reported yet"
+    )
+
+
+def reported_date(reference_date: dt.date | None, location: tuple[str, ...]) -> None:
+    """`InvalidRequestError` (a 422 at `location`) when `reference_date` is after today (`future_date`)."""
+    if (future := future_date(reference_date)) is not None:
+        raise InvalidRequestError(future, location)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,13 +112,14 @@ def rule_value(value: Any) -> RuleValue:
 
 
 def check_claim(claim: Claim, facts: Mapping[str, Fact]) -> dict[str, Any]:
-    """Whether one claim holds, and the records behind the fact; never the fact's value."""
+    """Whether one claim holds, and the records behind the fact; never the fact's value. A claim that
+    cannot be told (on a fact with no value, say) does not hold: `holds` is a yes only when it is one."""
     fact = facts[claim.fact]
-    result = OPERATORS[claim.operator](fact.value, rule_value(claim.value))
+    result = compare(claim.operator, fact.value, rule_value(claim.value))
     return {
         "fact": claim.fact,
         "operator": claim.operator,
-        "holds": bool(result),
-        "determinable": result is not None and fact.value is not None,
+        "holds": result is True,
+        "determinable": result is not None,
         "lineage": lineage(fact.lineage),
     }
