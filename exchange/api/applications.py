@@ -89,16 +89,9 @@ def check_same_application(existing: Row, app: Application) -> None:
 
 
 def future_reference_date(app: Application) -> str | None:
-    """Why `app` cannot be decided if its reference date is after today (where the departments are),
-    else None: the rules would run on months no department has reported yet, taken as empty, and
-    on an age not yet reached (an allowance approved a year early)."""
-    now = today()
-    if app.reference_date is None or app.reference_date <= now:
-        return None
-    return (
-        f"reference_date {app.reference_date} is after today ({now}): "
-        "an application is decided on what the departments know, not on what may come"
-    )
+    """Why `app` cannot be decided if its reference date is after today, else None
+    (`evaluation.future_date`): an application is decided on what the departments know."""
+    return evaluation.future_date(app.reference_date)
 
 
 async def decide(services: Services, conn: Connection, app: Application) -> Row:

@@ -753,6 +753,26 @@ async def test_an_application_dated_after_today_is_not_decided(exchange: Exchang
         ).fetchone() == ("failed", "invalid_request")
 
 
+async def test_facts_on_a_date_after_today_are_not_answered(exchange: Exchange) -> None:
+    """Verifications and profile reads on a date to come read months no department has reported as
+    empty, as applications did: `continuous_months ge 6` was a confident no."""
+    tomorrow = (today() + dt.timedelta(days=1)).isoformat()
+    asked = {"purpose": "talent-green-card", "reference_date": tomorrow}
+    async with client(exchange.settings, "talent-office") as http:
+        claimed = claims(("social.pension.continuous_months", "ge", 6))
+        verification = await http.post(
+            "/v1/verifications", json={**asked, "subject": TALENTED, "claims": claimed}
+        )
+        profile = await http.get(f"/v1/subjects/{TALENTED}/profile", params=asked)
+        on_today = await http.get(
+            f"/v1/subjects/{TALENTED}/profile", params={**asked, "reference_date": today().isoformat()}
+        )
+    assert verification.status_code == 422, verification.text
+    assert verification.json()["detail"][0]["loc"] == ["body", "reference_date"]
+    assert profile.status_code == 422 and profile.json()["detail"][0]["loc"] == ["query", "reference_date"]
+    assert on_today.status_code == 200, on_today.text
+
+
 async def test_an_application_id_stored_meanwhile_by_another_application_is_a_conflict(
     exchange: Exchange, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -41,7 +41,9 @@ class VerificationRequest(Body):
     subject: SubjectId
     purpose: Purpose
     claims: list[Claim] = Field(min_length=1, max_length=50)
-    reference_date: dt.date | None = Field(None, description="the date facts are evaluated on; default today")
+    reference_date: dt.date | None = Field(
+        None, description="the date facts are evaluated on; default today, and never after today"
+    )
     as_of: dt.datetime | None = Field(
         None, description="answer from what the exchange knew then; default now"
     )

@@ -60,7 +60,12 @@ async def read_profile(
         Query(description="fact names, repeated or comma-separated", examples=[["identity.status"]]),
     ] = None,
     as_of: Annotated[dt.datetime | None, Query(description="what the exchange knew then")] = None,
-    reference_date: Annotated[dt.date | None, Query(examples=["2026-11-15"])] = None,
+    reference_date: Annotated[
+        dt.date | None,
+        Query(
+            description="the date facts are evaluated on; default today, never after", examples=["2026-11-15"]
+        ),
+    ] = None,
 ) -> ProfileResponse:
     """The values of granted facts about a subject; all granted ones when `fields` is not given."""
     caller, services = auth.caller, auth.services
@@ -68,6 +73,7 @@ async def read_profile(
     async with audited(services, PROFILE, caller.code, "profile.read", purpose, asked) as audit:
         wanted = _fields(fields)
         as_of = evaluation.known_instant(as_of, ("query", "as_of"))
+        evaluation.reported_date(reference_date, ("query", "reference_date"))
         audit.subject_key = services.subject_key(subject_id, ("path", "subject_id"))
         grant = grant_for(
             services, Access(caller.code, purpose, fields=frozenset(wanted or ()), profile=True)

@@ -52,6 +52,7 @@ async def answer(body: VerificationRequest, caller: Caller, services: Services) 
                     ("body", "claims"),
                 )
         as_of = evaluation.known_instant(body.as_of, ("body", "as_of"))
+        evaluation.reported_date(body.reference_date, ("body", "reference_date"))
         audit.subject_key = services.subject_key(body.subject)
         access = Access(caller.code, body.purpose, facts=frozenset(claim.fact for claim in body.claims))
         grant = grant_for(services, access)
