@@ -124,6 +124,8 @@ class Check:
     intact: bool | None = None
     proof_id: str | None = None
     superseded_by: list[str] = field(default_factory=list)
+    # The subject of the proof issued, once found: the check is a use of their data (their history).
+    subject_key: str | None = None
 
 
 async def check(services: Services, conn: Connection, token: str) -> Check:
@@ -141,22 +143,24 @@ async def check(services: Services, conn: Connection, token: str) -> Check:
         return Check(
             "unknown", True, "the signature is ours but no such proof was issued here", proof_id=proof_id
         )
+    subject_key = str(stored["subject_key"])
     if stored["payload_sha256"] != payload_sha256(payload):
-        return Check("invalid", True, "the payload differs from the proof issued", False, proof_id)
+        message = "the payload differs from the proof issued"
+        return Check("invalid", True, message, False, proof_id, subject_key=subject_key)
     by_dataset: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for source in stored["sources"]:
         by_dataset[source["dataset"]].append(source)
     superseding: list[str] = []
     for dataset, used in by_dataset.items():
         ids = [source["source_record_id"] for source in used]
-        latest = await records.latest_versions(conn, dataset, stored["subject_key"], ids)
+        latest = await records.latest_versions(conn, dataset, subject_key, ids)
         superseding.extend(proofs.superseded_by(used, latest))
     superseding.extend(await _added_since(services, conn, document, stored))
     if superseding:
         message = "records behind the proof were corrected, revoked or added after it was issued"
-        return Check("superseded", True, message, True, proof_id, sorted(set(superseding)))
+        return Check("superseded", True, message, True, proof_id, sorted(set(superseding)), subject_key)
     message = "genuine, intact, and the records behind it are as they were when it was issued"
-    return Check("valid", True, message, True, proof_id)
+    return Check("valid", True, message, True, proof_id, subject_key=subject_key)
 
 
 async def _added_since(

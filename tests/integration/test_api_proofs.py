@@ -143,6 +143,12 @@ async def test_proofs_are_signed_verifiable_and_superseded_by_a_later_correction
     resigned, _ = load_signer(settings.api).sign({**document, "content": {}})
     answer = await _verify(settings, resigned)
     assert (answer["status"], answer["signature_valid"], answer["intact"]) == ("invalid", True, False)
+    # Checking a proof is a use of its subject's data: it is in their history (the forged one names none).
+    with psycopg.connect(settings.postgres.conninfo()) as conn:
+        checked = conn.execute(
+            "SELECT subject_key FROM audit_log WHERE action = 'proof.verify' ORDER BY seq"
+        ).fetchall()
+    assert [key for (key,) in checked] == [key_of(settings, SUBJECT)] * 4 + [None, key_of(settings, SUBJECT)]
 
     # 税务 corrects one voucher, voids another the proof used, and corrects a third to another person
     # (the connector sends the subject a revoke of it: that supersedes the proof too).

@@ -123,6 +123,7 @@ async def verify_proof(body: VerifyRequest, services: ServicesDep) -> VerifyResp
         async with connection(services.pool) as conn:
             result = await proofing.check(services, conn, body.jws)
         audit.request = {"proof_id": result.proof_id}
+        audit.subject_key = result.subject_key  # in the subject's data-use history: whose proof was checked
         audit.response = {"status": result.status}
         return VerifyResponse(
             status=result.status,
