@@ -38,21 +38,28 @@ class Deliveries:
         return len(self._pending)
 
     async def settle(self) -> None:
-        """Return once every record tracked so far is acknowledged; call `on_failure` (which must not
-        return normally: it stops the process, or raises) when one failed or timed out."""
-        while self._pending:
-            pending, self._pending = self._pending, []
-            _, late = await asyncio.wait(pending, timeout=self.timeout_seconds)
-            failed = [sent for sent in pending if sent.done() and not sent.cancelled() and sent.exception()]
-            if failed:
-                first = failed[0].exception()
-                self._on_failure(
-                    DeliveryError(f"{len(failed)} record(s) produced were refused by Kafka: {first!r}")
+        """Return once every record tracked before the call is acknowledged; call `on_failure` (which
+        must not return normally: it stops the process, or raises) when one failed or timed out.
+
+        Records tracked meanwhile are left for the next commit: the offsets being committed were chosen
+        before the call, and every record produced for them was tracked by then. Waiting for those too
+        (the next batch's, folded while this waits) never ended under a steady backlog: the processor
+        committed no offset until the backlog ran out, and a crash replayed all of it.
+        """
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        _, late = await asyncio.wait(pending, timeout=self.timeout_seconds)
+        failed = [sent for sent in pending if sent.done() and not sent.cancelled() and sent.exception()]
+        if failed:
+            first = failed[0].exception()
+            self._on_failure(
+                DeliveryError(f"{len(failed)} record(s) produced were refused by Kafka: {first!r}")
+            )
+        if late:
+            self._on_failure(
+                DeliveryError(
+                    f"{len(late)} record(s) produced were not acknowledged by Kafka within "
+                    f"{self.timeout_seconds:g} s"
                 )
-            if late:
-                self._on_failure(
-                    DeliveryError(
-                        f"{len(late)} record(s) produced were not acknowledged by Kafka within "
-                        f"{self.timeout_seconds:g} s"
-                    )
-                )
+            )

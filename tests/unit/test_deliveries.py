@@ -43,6 +43,24 @@ async def test_settling_waits_for_every_record_tracked_and_stops_on_a_refused_on
         await deliveries.settle()
 
 
+async def test_settling_waits_for_what_was_tracked_before_it_not_for_what_comes_after() -> None:
+    # The fold goes on while a commit settles: waiting for its new records too never ended under a
+    # steady backlog (nothing was committed until the backlog ran out), here it outlives the timeout.
+    deliveries = Deliveries(0.2, _stop)
+    loop = asyncio.get_running_loop()
+    before, after = loop.create_future(), loop.create_future()
+    deliveries.track(before)
+    settling = asyncio.ensure_future(deliveries.settle())
+    await asyncio.sleep(0)  # settling has begun
+    deliveries.track(after)  # the next batch's record, tracked while the commit waits
+    before.set_result("acknowledged")
+    await settling
+    assert len(deliveries) == 1 and not after.done()
+    after.set_result("acknowledged")
+    await deliveries.settle()  # the next commit's
+    assert len(deliveries) == 0
+
+
 async def test_a_record_never_acknowledged_stops_the_process_after_the_timeout() -> None:
     deliveries = Deliveries(0.05, _stop)
     deliveries.track(asyncio.get_running_loop().create_future())  # handed to no one: never resolved
