@@ -24,6 +24,8 @@ class Topic:
     schema: str | None
     cleanup: Cleanup
     subject_keyed: bool
+    # A compacted topic keeps every record at least this long before the cleaner may drop older ones.
+    compaction_lag_ms: int = 60_000
 
     def full_name(self, kafka: KafkaSettings) -> str:
         """The name on the broker, with the configured prefix."""
@@ -36,7 +38,7 @@ class Topic:
     def configs(self) -> dict[str, str]:
         """Topic-level configuration for creation."""
         if self.cleanup is Cleanup.COMPACT:
-            return {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"}
+            return {"cleanup.policy": "compact", "min.compaction.lag.ms": str(self.compaction_lag_ms)}
         if self.cleanup is Cleanup.LONG:
             return {"cleanup.policy": "delete", "retention.ms": str(365 * 24 * 3600 * 1000)}
         return {"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1"}
@@ -47,7 +49,13 @@ TAX_PAYMENT = Topic("tax.payment.v1", "tax.payment", Cleanup.FOREVER, True)
 SOCIAL_CONTRIBUTION = Topic("social.contribution.v1", "social.contribution", Cleanup.FOREVER, True)
 PROPERTY_TITLE = Topic("property.title.v1", "property.title", Cleanup.FOREVER, True)
 DEADLETTER = Topic("exchange.deadletter.v1", "deadletter", Cleanup.LONG, False)
-PROFILE = Topic("exchange.profile.v1", "profile", Cleanup.COMPACT, True)
+# The sink writes profile history from this topic alone: a version compacted away before the sink read
+# it is gone from the history. So every version stays a week, the longest sink outage or lag the
+# exchange tolerates; past that, `exchange rebuild` keeps the history that is left.
+PROFILE_VERSIONS_KEPT_MS = 7 * 24 * 3600 * 1000
+PROFILE = Topic(
+    "exchange.profile.v1", "profile", Cleanup.COMPACT, True, compaction_lag_ms=PROFILE_VERSIONS_KEPT_MS
+)
 APPLICATIONS = Topic("exchange.applications.v1", "application", Cleanup.FOREVER, True)
 DECISIONS = Topic("exchange.decisions.v1", "decision", Cleanup.FOREVER, True)
 AUDIT = Topic("exchange.audit.v1", "audit", Cleanup.FOREVER, False)
