@@ -1,13 +1,17 @@
 """Profile versions into `profiles` (the highest version per subject) and `profile_history` (every version).
 
 A batch's profile rows are first COPYed into a temporary staging table, then moved by three
-statements in the batch's transaction. A version is dated from that transaction (`now()`: its
-`valid_from`, and `updated_at` in `profiles`): from then on the exchange could answer with it, so an
-as-of query for an instant answers as a query made at that instant did. Dated from when the processor
-emitted it, a version the sink wrote minutes later (a lag, a restart) was, for those minutes, one
-the API had not answered with, yet as-of queries for them gave it. History rows are chained: a
-version's valid_to is the valid_from of the subject's next higher version, so exactly one version is
-valid at any instant from the first one on. Only the rows next to the new ones are touched, found
+statements, the last of the batch's transaction. A version is dated by the sink when it is about to
+commit (`clock_timestamp()` once the batch's other rows are written: its `valid_from`, and
+`updated_at` in `profiles`): from about then on the exchange answers with it, so an as-of query for
+an instant answers as a query made at that instant did (exchange.api.evaluation labels a current
+answer to match). Dated from when the processor emitted it, a version the sink wrote minutes later (a
+lag, a restart) was, for those minutes, one the API had not answered with, yet as-of queries for them
+gave it; dated from the start of the sink's transaction, it was so for the second or so a batch takes
+to write. What is left is the time these statements and the commit take: a query made then answers
+with the version before, and an as-of query for that instant, later, with this one. History rows are
+chained: a version's valid_to is the valid_from of the subject's next higher version, so exactly one
+version is valid at any instant from the first one on. Only the rows next to the new ones are touched, found
 through the primary key, so the cost does not grow with a subject's history.
 """
 
@@ -48,7 +52,7 @@ _COPY = sql.SQL("COPY {} ({}) FROM STDIN").format(
 _HISTORY = f"""
 INSERT INTO profile_history (subject_key, version, profile, valid_from, topic, kafka_partition, kafka_offset)
 SELECT DISTINCT ON (subject_key, version)
-       subject_key, version, profile, now(), topic, kafka_partition, kafka_offset
+       subject_key, version, profile, %(dated)s, topic, kafka_partition, kafka_offset
 FROM {STAGING}
 ORDER BY subject_key, version, kafka_partition, kafka_offset
 ON CONFLICT (subject_key, version) DO NOTHING
@@ -84,7 +88,7 @@ WHERE h.subject_key = chained.subject_key AND h.version = chained.version
 _CURRENT = f"""
 INSERT INTO profiles (subject_key, version, profile, updated_at, topic, kafka_partition, kafka_offset)
 SELECT DISTINCT ON (subject_key)
-       subject_key, version, profile, now(), topic, kafka_partition, kafka_offset
+       subject_key, version, profile, %(dated)s, topic, kafka_partition, kafka_offset
 FROM {STAGING}
 ORDER BY subject_key, version DESC, kafka_offset
 ON CONFLICT (subject_key) DO UPDATE
@@ -96,13 +100,16 @@ WHERE excluded.version > profiles.version
 
 
 def write_profiles(cursor: psycopg.Cursor[Any], rows: Sequence[Row]) -> None:
-    """Stage `rows` (`PROFILE_COLUMNS` order) and fold them into both profile tables; inside a transaction."""
+    """Stage `rows` (`PROFILE_COLUMNS` order) and fold them into both profile tables, dated now: the last
+    writes of a transaction (see the module)."""
     with cursor.copy(_COPY) as copy:
         for row in rows:
             copy.write_row(row)
-    cursor.execute(_HISTORY)
+    dated = cursor.execute("SELECT clock_timestamp()").fetchone()
+    assert dated is not None  # a SELECT without FROM returns its row
+    cursor.execute(_HISTORY, {"dated": dated[0]})
     cursor.execute(_CHAIN)
-    cursor.execute(_CURRENT)
+    cursor.execute(_CURRENT, {"dated": dated[0]})
 
 
 # The compression method of profile_history.profile (migration 0004): 'l' lz4, 'p' pglz, '' the default.

@@ -58,10 +58,10 @@ class BatchWriter:
                     for rows in parts:
                         for row in rows:
                             write_row(row)
-            profiles = batch.profile_rows()
-            if profiles:
-                write_profiles(cursor, profiles)
             save_offsets(conn, self._group, batch.next_offsets, expected)
+            profiles = batch.profile_rows()
+            if profiles:  # last: its versions are dated as the transaction is about to commit
+                write_profiles(cursor, profiles)
             if self._before_commit is not None:
                 self._before_commit()
 

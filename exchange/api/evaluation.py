@@ -90,7 +90,14 @@ async def evaluate(
 ) -> Evaluated:
     """Compute every fact of a subject on `reference_date` from the profile known at `as_of` (an instant
     as `known_instant` gives it), lineage resolved (decoded profiles and resolved facts taken from and
-    kept in `cache`, if given)."""
+    kept in `cache`, if given).
+
+    A current answer (no `as_of`) is labelled with when it was asked, taken before the read: a version
+    the read found dated after that (written meanwhile: the sink dates a version as it commits,
+    consumers.sink.history) labels it instead. Either way an as-of query for the label, later, answers
+    with the version this answer used. Labelled after the read, an answer from a version was stamped
+    past the date of a newer one committing meanwhile, which the as-of query then gave."""
+    asked_at = dt.datetime.now(dt.UTC)
     stored = await load_profile(conn, subject_key, as_of, cache)
     day = reference_date or today()
     facts: Mapping[str, Fact]
@@ -103,7 +110,9 @@ async def evaluate(
         facts = await resolve(conn, subject_key, facts)
         if cache is not None:
             facts = cache.resolved(stored.profile, day, facts)
-    return Evaluated(facts, stored.profile.version, day, as_of or dt.datetime.now(dt.UTC))
+    if as_of is None:
+        as_of = asked_at if stored.valid_from is None else max(asked_at, stored.valid_from)
+    return Evaluated(facts, stored.profile.version, day, as_of)
 
 
 def rule_value(value: Any) -> RuleValue:

@@ -169,6 +169,29 @@ async def test_verifications_answer_each_claim_with_lineage_and_never_a_value(ex
     assert TALENTED not in response.text and facts["tax.total_paid_12"] not in response.text
 
 
+async def test_a_current_answer_is_labelled_no_earlier_than_the_version_it_used(exchange: Exchange) -> None:
+    """Labelled with the time after the read, an answer could carry an instant before the date of the
+    version it used (written meanwhile), and an as-of query for that instant gave the version before.
+    A version dated after the request was asked (here: an hour on) labels the answer instead."""
+    key = key_of(exchange.settings, TALENTED)
+    moved = "UPDATE profiles SET updated_at = updated_at + %s WHERE subject_key = %s RETURNING updated_at"
+    with psycopg.connect(exchange.settings.postgres.conninfo(), autocommit=True) as conn:
+        (dated,) = conn.execute(moved, (dt.timedelta(hours=1), key)).fetchone() or (None,)
+    try:
+        async with client(exchange.settings, "talent-office") as http:
+            body = {
+                "subject": TALENTED,
+                "purpose": "talent-green-card",
+                "claims": claims(("identity.status", "eq", "normal")),
+            }
+            response = await http.post("/v1/verifications", json=body)
+    finally:
+        with psycopg.connect(exchange.settings.postgres.conninfo(), autocommit=True) as conn:
+            conn.execute(moved, (dt.timedelta(hours=-1), key))
+    assert response.status_code == 200, response.text
+    assert dt.datetime.fromisoformat(response.json()["as_of"]) == dated
+
+
 async def test_a_refusal_is_403_names_the_missing_grant_and_is_audited(exchange: Exchange) -> None:
     body = {
         "subject": TALENTED,

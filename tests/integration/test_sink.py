@@ -454,6 +454,39 @@ def test_profiles_keep_the_highest_version_and_a_history_dated_by_the_sink(
     assert [row[:2] for row in kept] == [(1, t1.isoformat()), (2, t2.isoformat())]
 
 
+def test_a_version_is_dated_as_its_batch_commits_not_as_the_batch_began(
+    settings: ExchangeSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A query made while the sink wrote a batch answered with the version before. Dated from the start
+    of the batch's transaction, the new version was the one an as-of query for that instant gave."""
+    key = key_of(settings, CITIZEN).decode()
+    profiles(settings, profile_record(key, 1, AT))
+    run_sink(settings)
+    writing, asked = threading.Event(), threading.Event()
+
+    def held(*args: Any) -> None:  # the batch's other writes, taking their time
+        writing.set()
+        asked.wait(30)
+        save_offsets(*args)
+
+    monkeypatch.setattr("consumers.sink.writer.save_offsets", held)
+    profiles(settings, profile_record(key, 2, AT))
+    sink = threading.Thread(target=run_sink, args=(settings,))
+    sink.start()
+    assert writing.wait(30)
+    ((instant, answered),) = query(
+        settings, "SELECT clock_timestamp(), version FROM profiles WHERE subject_key = %s", key
+    )
+    asked.set()
+    sink.join(60)
+    as_of = (
+        "SELECT version FROM profile_history WHERE subject_key = %s "
+        "AND valid_from <= %s AND %s < coalesce(valid_to, 'infinity')"
+    )
+    assert answered == 1 and query(settings, as_of, key, instant, instant) == [(1,)]
+    assert query(settings, "SELECT version FROM profiles WHERE subject_key = %s", key) == [(2,)]
+
+
 def test_a_rebuild_keeps_the_history_the_compacted_profile_topic_no_longer_holds(
     settings: ExchangeSettings,
 ) -> None:
