@@ -4,8 +4,14 @@ Each row carries the hash of the previous row (`prev_hash`) and its own `hash`: 
 canonical JSON of all its other columns (sorted keys, no spaces, UTF-8, the instant in UTC with
 microseconds). Altering a row changes its hash; inserting or deleting one breaks the next row's link
 or the gapless `seq`; dropping rows from the end is caught by the chain head, which the append
-updates in the same transaction. This module is the pure part: building chained rows and
-verifying a sequence of them. Storage and publication live at the edges (exchange.api.storage).
+updates in the same transaction.
+
+The hash is unkeyed, so whoever can write the database can rewrite rows, hashes and head together
+and the chain still holds in itself. The relay's copy on exchange.audit.v1 (kept forever) is the
+anchor outside it: verification also holds the chain to every (seq, hash) published there
+(`PublishedChain`), and to the relay's position. This module is the pure part: building chained rows
+and verifying a sequence of them. Storage and publication live at the edges (exchange.api.storage,
+exchange.api.relay).
 """
 
 from __future__ import annotations
@@ -372,13 +378,78 @@ class ChainProblem:
     message: str
 
 
-class ChainVerifier:
-    """Checks rows one at a time, in seq order, so a long log is verified without holding it in memory."""
+class PublishedChain:
+    """The hash of every row the relay published, by seq: the chain's copy outside the database.
 
-    def __init__(self) -> None:
+    The relay is at least once, so a seq may be published more than once, always with the same hash;
+    two different hashes for one seq mean the row was rewritten and published again, or something else
+    wrote to the topic (`conflicts`). One dict of seq → hash: the rows themselves are not kept.
+    """
+
+    def __init__(self, where: str) -> None:
+        self.where = where  # the topic, for the messages: the place an operator can look the rows up
+        self.hashes: dict[int, str] = {}
+        self.conflicts: set[int] = set()
+
+    def add(self, seq: int, row_hash: str) -> None:
+        """Record that `where` holds row `seq` with hash `row_hash`."""
+        if self.hashes.setdefault(seq, row_hash) != row_hash:
+            self.conflicts.add(seq)
+
+    def problem_at(self, seq: int, row_hash: str) -> ChainProblem | None:
+        """Whether the log's row `seq`, with hash `row_hash`, differs from what was published of it."""
+        if seq in self.conflicts:
+            return ChainProblem(
+                seq,
+                "altered",
+                f"{self.where} holds row {seq} twice with different hashes: the row was rewritten and "
+                "published again, or something other than the relay wrote to the topic",
+            )
+        published = self.hashes.get(seq)
+        if published is not None and published != row_hash:
+            return ChainProblem(
+                seq,
+                "altered",
+                f"row {seq} was altered after it was published: {self.where} holds it with hash "
+                f"{published}, the log with {row_hash}",
+            )
+        return None
+
+    def beyond(self, last_seq: int) -> ChainProblem | None:
+        """A published row the log (rows 1 to `last_seq`) does not hold, or None."""
+        missing = [seq for seq in self.hashes if not 1 <= seq <= last_seq]
+        if not missing:
+            return None
+        above = [seq for seq in missing if seq > last_seq]
+        if above:
+            return ChainProblem(
+                last_seq + 1,
+                "truncated",
+                f"{self.where} holds rows up to row {max(above)} but the log ends at row {last_seq}: "
+                f"row {last_seq + 1} and after were removed after they were published",
+            )
+        seq = min(missing)
+        return ChainProblem(seq, "sequence_gap", f"{self.where} holds row {seq} but the log has no such row")
+
+
+def published_chain(pairs: Iterable[tuple[int, str]], where: str) -> PublishedChain:
+    """The `PublishedChain` of the (seq, hash) pairs read from `where`, in the order they were read."""
+    published = PublishedChain(where)
+    for seq, row_hash in pairs:
+        published.add(seq, row_hash)
+    return published
+
+
+class ChainVerifier:
+    """Checks rows one at a time, in seq order, so a long log is verified without holding it in memory;
+    given what the relay published, each row is also checked against its published hash as it goes."""
+
+    def __init__(self, published: PublishedChain | None = None) -> None:
         self.rows = 0
+        self.published_rows = 0  # of `rows`, those checked against a published hash
         self._expected_seq = 1
         self._prev = GENESIS
+        self._published = published
         self.problem: ChainProblem | None = None
 
     def feed(self, row: Row) -> ChainProblem | None:
@@ -406,11 +477,20 @@ class ChainVerifier:
             return ChainProblem(
                 seq, "altered", f"row {seq} was altered: its content no longer matches its hash"
             )
+        if self._published is not None:
+            # A row rewritten with every hash after it recomputed holds in the database; not here.
+            problem = self._published.problem_at(seq, str(row["hash"]))
+            if problem is not None:
+                return problem
+            if seq in self._published.hashes:
+                self.published_rows += 1
         self._expected_seq, self._prev = seq + 1, str(row["hash"])
         return None
 
-    def finish(self, head: tuple[int, str] | None) -> ChainProblem | None:
-        """The first problem, including rows missing at the end against the chain head (last seq, hash)."""
+    def finish(self, head: tuple[int, str] | None, relay_next_seq: int | None = None) -> ChainProblem | None:
+        """The first problem, including rows missing at the end against the chain head (last seq, hash),
+        the rows published (given to the constructor) and the relay's position (`relay_next_seq`, the
+        first row it has not published): rows may not be published yet, but none may be missing."""
         if self.problem is not None:
             return self.problem
         last_seq, last_hash = head if head is not None else (0, GENESIS)
@@ -421,13 +501,28 @@ class ChainVerifier:
                 f"the chain head records row {last_seq} but the log ends at row {self._expected_seq - 1}: "
                 "rows at the end were removed or the head was altered",
             )
+        if self._published is not None and (problem := self._published.beyond(last_seq)) is not None:
+            return problem
+        if relay_next_seq is not None and relay_next_seq > last_seq + 1:
+            return ChainProblem(
+                last_seq + 1,
+                "truncated",
+                f"the relay has published rows up to row {relay_next_seq - 1} but the log ends at row "
+                f"{last_seq}: row {last_seq + 1} and after were removed after they were published",
+            )
         return None
 
 
-def verify(rows: Iterable[Row], head: tuple[int, str] | None) -> ChainProblem | None:
-    """The first problem in `rows` (in seq order) against the chain head, or None when the chain holds."""
-    verifier = ChainVerifier()
+def verify(
+    rows: Iterable[Row],
+    head: tuple[int, str] | None,
+    published: PublishedChain | None = None,
+    relay_next_seq: int | None = None,
+) -> ChainProblem | None:
+    """The first problem in `rows` (in seq order) against the chain head and, when given, what the
+    relay published and its position; None when the chain holds."""
+    verifier = ChainVerifier(published)
     for row in rows:
         if verifier.feed(row) is not None:
             break
-    return verifier.finish(head)
+    return verifier.finish(head, relay_next_seq)

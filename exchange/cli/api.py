@@ -9,17 +9,21 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 import psycopg
+from kafka.errors import KafkaError
 from rich.console import Console
 from rich.table import Table
 
 from exchange import consent, database
+from exchange.admin import kafka_unreachable
 from exchange.api.signing import rotate_key
 from exchange.api.storage import audit as audit_table
-from exchange.audit import ChainProblem, ChainVerifier
+from exchange.audit import ChainProblem, ChainVerifier, PublishedChain
 from exchange.exceptions import ConfigurationError, InvalidIdentifierError, StorageError
+from exchange.logs import read_all
 from exchange.policy import load_policy, policy_version
 from exchange.settings import ExchangeSettings
 from exchange.subjects import normalise_citizen_id, subject_key
+from exchange.topics import AUDIT
 from monitoring.serve import start_metrics_server
 
 _console = Console()
@@ -157,25 +161,58 @@ def altered_policies(archived: list[tuple[str, dict[str, str]]]) -> list[str]:
     return altered
 
 
+def _published(settings: ExchangeSettings) -> PublishedChain:
+    """The hash of every row the relay has published on exchange.audit.v1, read to the topic's end now.
+
+    Read before the database's snapshot is taken: the relay publishes committed rows only, so every
+    row read here is in that snapshot. (Read after it, a row appended and published meanwhile would
+    look like a row removed.) Kafka that cannot be reached is a `StackError` saying how to start it:
+    without the published copy the chain cannot be verified, and is not said to be.
+    """
+    topic = AUDIT.full_name(settings.kafka)
+    published = PublishedChain(topic)
+    try:
+        for record in read_all(settings.kafka, topic):
+            if record.schema == "audit":
+                published.add(int(record.value["seq"]), str(record.value["hash"]))
+    except KafkaError as exc:
+        raise kafka_unreachable(settings.kafka, exc) from exc
+    return published
+
+
 def _audit_verify(settings: ExchangeSettings, args: argparse.Namespace) -> int:
-    async def check() -> tuple[ChainProblem | None, int, list[str], list[str]]:
+    """Verify the audit chain against itself and against what the relay published on exchange.audit.v1.
+
+    The database alone is no reference: its hash is unkeyed and its head row unguarded, so whoever can
+    write it can remove rows at the end, or rewrite a row with every hash after it, and the chain still
+    holds in itself. The topic (kept forever) cannot be rewritten that way: every row published must
+    be in the log with the hash it was published with, and the relay's position may not be past the
+    log's end. Rows not published yet are fine (the relay may lag). Exit 2 naming the first row where
+    the chain does not hold, or an archived policy version whose files were altered.
+    """
+    published = _published(settings)  # first: see `_published`
+
+    async def check() -> tuple[ChainProblem | None, ChainVerifier, list[str], list[str]]:
         async with await _connect(settings) as conn:
-            # One snapshot for every page and the head: appends committed meanwhile by a running API
-            # would otherwise leave the head past the last row read, a truncation that is not one.
+            # One snapshot for every page, the head and the relay's position: appends committed meanwhile
+            # by a running API would otherwise leave the head past the last row read, a truncation that
+            # is not one.
             await conn.set_isolation_level(psycopg.IsolationLevel.REPEATABLE_READ)
             await conn.set_read_only(True)
             async with conn.transaction():
-                verifier = ChainVerifier()
+                verifier = ChainVerifier(published)
                 # From the lowest seq there is, not from 1: a row put below the chain's start is named.
                 async for row in audit_table.rows_from(conn, FIRST_POSSIBLE_SEQ):
                     if verifier.feed(row) is not None:
                         break
-                problem = verifier.finish(await audit_table.head(conn))
+                problem = verifier.finish(
+                    await audit_table.head(conn), await audit_table.relay_position(conn)
+                )
                 archived = await (await conn.execute(_ARCHIVED)).fetchall()
                 missing = await (await conn.execute(_NOT_ARCHIVED)).fetchall()
-                return problem, verifier.rows, altered_policies(archived), [row[0] for row in missing]
+                return problem, verifier, altered_policies(archived), [row[0] for row in missing]
 
-    problem, rows, altered, missing = _run_on_tables(settings, check())
+    problem, verifier, altered, missing = _run_on_tables(settings, check())
     if problem is not None:
         _console.print(f"[red]audit chain broken at row {problem.seq}[/] ({problem.kind}): {problem.message}")
         return 2
@@ -184,7 +221,10 @@ def _audit_verify(settings: ExchangeSettings, args: argparse.Namespace) -> int:
             f"[red]policy versions altered[/]: the files kept for {', '.join(altered)} do not hash to it"
         )
         return 2
-    _console.print(f"audit chain intact: {rows:,} rows")
+    _console.print(
+        f"audit chain intact: {verifier.rows:,} rows, "
+        f"{verifier.published_rows:,} of them as published on {published.where}"
+    )
     if missing:  # rows written before the policy files were kept (migration 0006)
         _console.print(f"[yellow]no policy files kept for[/] {', '.join(missing)}")
     return 0

@@ -9,6 +9,8 @@ import json
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from importlib import resources
@@ -19,14 +21,16 @@ import psycopg
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import murmur2
-from api_support import client, key_of, run, with_key
+from api_support import api_env, client, key_of, run, with_key
+from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
+from support import free_port
 
 from exchange import admin, database
 from exchange.api import create_api, relay, relay_process
 from exchange.api.storage import audit as audit_table
 from exchange.api.storage.pool import create_pool, transaction
-from exchange.audit import AuditEntry, chained_canonical, verify
+from exchange.audit import AuditEntry, chained_canonical, row_hash, verify
 from exchange.logs import read_all
 from exchange.policy import load_policy
 from exchange.settings import ExchangeSettings
@@ -83,6 +87,99 @@ async def test_audit_verify_passes_then_names_the_first_tampered_row(
         conn.execute("DELETE FROM audit_log WHERE seq >= 7")
     done = run(settings, tmp_path, "audit", "verify", check=False)
     assert done.returncode != 0 and "row 7" in done.stdout and "truncated" in done.stdout
+
+
+async def _relayed(settings: ExchangeSettings, count: int) -> None:
+    """`count` requests with the API's relay running, until it has put every row on exchange.audit.v1."""
+    admin.ensure_topics(settings.kafka)
+    app = create_api(settings)  # with the relay
+    async with app.router.lifespan_context(app):
+        await _requests(settings, count)
+        await _wait_for(lambda: _relay_position(settings) == count + 1)
+
+
+def _verify(settings: ExchangeSettings, tmp_path: Path) -> tuple[int, str]:
+    """`exchange audit verify`'s exit code and output, its lines joined (the console wraps them)."""
+    done = run(settings, tmp_path, "audit", "verify", check=False)
+    return done.returncode, " ".join((done.stdout + done.stderr).split())
+
+
+async def test_audit_verify_finds_a_published_tail_removed_with_the_head_moved_back(
+    settings: ExchangeSettings, tmp_path: Path
+) -> None:
+    # The database alone was the reference: rows 10-12 deleted and the head moved back to row 9 by
+    # whoever can write it, `audit verify` said "intact: 9 rows", though the topic held rows 10-12.
+    settings = _prepared(settings, tmp_path)
+    await _relayed(settings, 12)
+    code, said = _verify(settings, tmp_path)
+    assert code == 0 and "intact: 12 rows" in said and "12 of them as published" in said
+
+    with psycopg.connect(settings.postgres.conninfo()) as conn:
+        conn.execute("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only")
+        conn.execute("DELETE FROM audit_log WHERE seq > 9")
+        conn.execute(
+            "UPDATE audit_chain_head SET last_seq = 9, last_hash = (SELECT hash FROM audit_log WHERE seq = 9)"
+        )
+    code, said = _verify(settings, tmp_path)
+    assert code == 2 and "row 10" in said and "truncated" in said
+    assert AUDIT.full_name(settings.kafka) in said
+
+    # The relay's position put back as well: the topic still holds the rows.
+    with psycopg.connect(settings.postgres.conninfo()) as conn:
+        conn.execute("UPDATE audit_relay SET next_seq = 10")
+    code, said = _verify(settings, tmp_path)
+    assert code == 2 and "row 10" in said and "truncated" in said
+
+    # Everything deleted, the head and the relay's position included.
+    with psycopg.connect(settings.postgres.conninfo()) as conn:
+        for table in ("audit_log", "audit_chain_head", "audit_relay"):
+            conn.execute(f"DELETE FROM {table}")
+    code, said = _verify(settings, tmp_path)
+    assert code == 2 and "row 1 " in said and "truncated" in said
+
+
+async def test_audit_verify_finds_a_published_row_rewritten_with_its_hashes_recomputed(
+    settings: ExchangeSettings, tmp_path: Path
+) -> None:
+    # Row 5 altered and the hashes of rows 5-8 and the head recomputed: consistent in the database.
+    settings = _prepared(settings, tmp_path)
+    await _relayed(settings, 8)
+    with psycopg.connect(settings.postgres.conninfo(), row_factory=dict_row) as conn:
+        conn.execute("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only")
+        rows = conn.execute("SELECT * FROM audit_log WHERE seq >= 4 ORDER BY seq").fetchall()
+        prev_hash = rows[0]["hash"]
+        for row in rows[1:]:
+            row["prev_hash"] = prev_hash
+            if row["seq"] == 5:
+                row["outcome"], row["reason"] = "allowed", None
+            prev_hash = row["hash"] = row_hash(row)
+            conn.execute(
+                "UPDATE audit_log SET outcome = %(outcome)s, reason = %(reason)s, prev_hash = %(prev_hash)s,"
+                " hash = %(hash)s WHERE seq = %(seq)s",
+                row,
+            )
+        conn.execute("UPDATE audit_chain_head SET last_hash = %s", (prev_hash,))
+        conn.commit()
+        stored = conn.execute("SELECT * FROM audit_log ORDER BY seq").fetchall()
+    assert verify(stored, (8, prev_hash)) is None  # the database alone no longer shows it
+    code, said = _verify(settings, tmp_path)
+    assert code == 2 and "row 5" in said and "altered" in said
+    assert AUDIT.full_name(settings.kafka) in said
+
+
+def test_audit_verify_fails_when_kafka_cannot_be_reached(settings: ExchangeSettings, tmp_path: Path) -> None:
+    # The published copy is the reference: without it the chain is not verified, and not said to be.
+    settings = _prepared(settings, tmp_path)
+    env = {**api_env(settings, tmp_path), "EXCHANGE_KAFKA__BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}"}
+    done = subprocess.run(
+        [sys.executable, "-m", "exchange", "audit", "verify"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1 and "intact" not in done.stdout
+    assert "cannot reach Kafka" in done.stderr and "make stack" in done.stderr
 
 
 async def test_the_policy_files_are_kept_under_their_version_and_checked_by_verify(
@@ -391,11 +488,11 @@ async def test_the_relay_runs_in_its_own_process_restarted_until_the_api_stops(
         os.kill(first, signal.SIGKILL)
         await _wait_for(lambda: len(_relay_children()) == 1 and _relay_children() != [first])
         await _requests(settings, 3)
-        await _wait_for(lambda: _relayed(settings) == 4)  # relayed by the restarted process
+        await _wait_for(lambda: _relay_position(settings) == 4)  # relayed by the restarted process
     assert _relay_children() == []
 
 
-def _relayed(settings: ExchangeSettings) -> int:
+def _relay_position(settings: ExchangeSettings) -> int:
     with psycopg.connect(settings.postgres.conninfo()) as conn:
         (next_seq,) = conn.execute("SELECT next_seq FROM audit_relay").fetchone() or (0,)
     return int(next_seq)

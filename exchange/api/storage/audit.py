@@ -137,6 +137,12 @@ async def head(conn: Connection) -> tuple[int, str] | None:
     return None if row is None else (int(row["last_seq"]), str(row["last_hash"]))
 
 
+async def relay_position(conn: Connection) -> int | None:
+    """The relay's position: the first seq it has not published to exchange.audit.v1 (None: no row)."""
+    row = await fetch_one(conn, "SELECT next_seq FROM audit_relay")
+    return None if row is None else int(row["next_seq"])
+
+
 async def rows_from(conn: Connection, first_seq: int, page: int = 1000) -> AsyncIterator[Row]:
     """Every row from `first_seq` on, in seq order, a page at a time."""
     next_seq = first_seq

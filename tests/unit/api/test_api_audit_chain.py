@@ -5,7 +5,15 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from exchange.audit import GENESIS, AuditEntry, chained, row_hash, verify
+from exchange.audit import (
+    GENESIS,
+    AuditEntry,
+    PublishedChain,
+    chained,
+    published_chain,
+    row_hash,
+    verify,
+)
 
 AT = dt.datetime(2026, 11, 15, 9, 30, tzinfo=dt.UTC)
 
@@ -79,3 +87,66 @@ def test_the_hash_does_not_depend_on_the_key_order_of_json_columns() -> None:
     rows = chain(2)
     reordered = {**rows[1], "request": dict(reversed(list(rows[1]["request"].items())))}
     assert row_hash(reordered) == rows[1]["hash"]
+
+
+# Against the copy the relay published (exchange.audit.v1): the database alone can be rewritten
+# consistently, rows, hashes and head together, by whoever can write it.
+TOPIC = "exchange.audit.v1"
+
+
+def published(rows: list[dict[str, Any]], *extra: tuple[int, str]) -> PublishedChain:
+    return published_chain([*((row["seq"], row["hash"]) for row in rows), *extra], TOPIC)
+
+
+def test_a_tail_removed_after_it_was_published_is_found_though_the_head_was_moved_back() -> None:
+    rows = chain(10)
+    kept = rows[:7]
+    problem = verify(kept, head(kept), published(rows))
+    assert problem is not None and (problem.seq, problem.kind) == (8, "truncated")
+    assert "row 8" in problem.message and TOPIC in problem.message
+    # Everything deleted, the head row included: the topic still holds the rows.
+    problem = verify([], None, published(rows))
+    assert problem is not None and (problem.seq, problem.kind) == (1, "truncated")
+
+
+def test_a_tail_the_relay_has_published_is_missed_by_its_position_too() -> None:
+    rows = chain(10)
+    kept = rows[:7]
+    problem = verify(kept, head(kept), published([]), relay_next_seq=11)
+    assert problem is not None and (problem.seq, problem.kind) == (8, "truncated")
+    assert "row 10" in problem.message
+    assert verify(kept, head(kept), published([]), relay_next_seq=8) is None
+
+
+def test_a_row_rewritten_after_it_was_published_is_found_though_its_hashes_were_recomputed() -> None:
+    rows = chain(10)
+    forged = [*rows[:4]]
+    for row in rows[4:]:
+        changed = {**row, "prev_hash": forged[-1]["hash"]}
+        if row["seq"] == 5:
+            changed["outcome"] = "failed"
+        forged.append({**changed, "hash": row_hash(changed)})
+    assert verify(forged, head(forged)) is None  # consistent in itself
+    problem = verify(forged, head(forged), published(rows))
+    assert problem is not None and (problem.seq, problem.kind) == (5, "altered")
+    assert "row 5" in problem.message and TOPIC in problem.message
+
+
+def test_rows_published_more_than_once_and_rows_not_yet_published_are_fine() -> None:
+    rows = chain(10)
+    # At least once: a relay that crashed before moving its position sends a few rows again.
+    again = published(rows[:6], *((row["seq"], row["hash"]) for row in rows[3:6]))
+    assert verify(rows, head(rows), again, relay_next_seq=7) is None
+    assert verify(rows, head(rows), published([]), relay_next_seq=1) is None
+
+
+def test_one_row_published_with_two_different_hashes_is_a_problem() -> None:
+    rows = chain(10)
+    twice = published(rows, (3, "f" * 64))
+    problem = verify(rows, head(rows), twice)
+    assert problem is not None and (problem.seq, problem.kind) == (3, "altered")
+    assert "row 3" in problem.message and TOPIC in problem.message
+    # Whichever of the two copies the database holds.
+    twice = published_chain([(3, "f" * 64), *((row["seq"], row["hash"]) for row in rows)], TOPIC)
+    problem = verify(rows, head(rows), twice)
+    assert problem is not None and (problem.seq, problem.kind) == (3, "altered")
