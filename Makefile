@@ -23,7 +23,11 @@ test: install postgres java promtool
 
 install: $(STAMP)
 
+# Debian's python3 makes virtualenvs only with python3-venv (its ensurepip) installed.
 $(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import ensurepip' 2>/dev/null || { \
+	  echo "installing python3-venv from Debian's packages"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
@@ -44,12 +48,16 @@ java:
 	  echo "installing JDK 17 and Maven from Debian's packages"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless maven >/dev/null; }
 
-# promtool checks and unit-tests the alert rules (tests/unit/monitoring); Debian ships it in `prometheus`.
-# Only /usr/bin/promtool is used; no recommends keeps the exporters it would suggest out.
+# promtool checks and unit-tests the alert rules (tests/unit/monitoring). Debian ships it in the
+# `prometheus` package, whose install would also start a Prometheus server on :9090 where systemd runs
+# (the port docker/compose.yml's wants): only the promtool binary is taken out of the package.
 promtool:
 	@command -v promtool >/dev/null || { \
-	  echo "installing promtool from Debian's prometheus package"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+	  echo "installing promtool from Debian's prometheus package (the binary only)"; \
+	  work=$$(mktemp -d); \
+	  ( cd $$work && apt-get update -qq && apt-get download -qq prometheus 2>/dev/null && \
+	    dpkg-deb -x prometheus_*.deb extracted && install -m 0755 extracted/usr/bin/promtool /usr/local/bin/promtool ); \
+	  status=$$?; rm -rf $$work; exit $$status; }
 
 stack: install postgres java
 	$(EXCHANGE) stack up
