@@ -5,11 +5,13 @@ timeout) and turns them into gauges with the names and labels kafka_exporter use
 alerts written for it work unchanged. A failed read counts in `exchange_lag_scrape_errors_total` and
 never raises into the scrape.
 
-Committed offsets come from Kafka for every group of the exchange. The sink keeps its real offsets in
-PostgreSQL (`consumer_offsets`, written with its rows) and commits them to Kafka only afterwards, best
-effort, so its Kafka offsets may trail (a commit lost at shutdown stays lost until the next batch);
-where PostgreSQL holds an offset too, the higher of the two counts. The processor (faust) commits to
-Kafka itself.
+Committed offsets come from Kafka for every group of the exchange but the sink. The sink keeps its
+real offsets in PostgreSQL (`consumer_offsets`, written with its rows), resumes from them (from a
+partition's start where none is stored) and commits them to Kafka only afterwards, for tools, never
+reading them back: its lag is counted from PostgreSQL's alone. Counted from the higher of the two, a
+rebuild (which deletes the stored offsets and replays every topic) or a database restored from an
+older backup showed no lag while the sink re-read everything. The processor (faust) commits to Kafka
+itself.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 
 from exchange.database import bounded_connection
 from exchange.settings import KafkaSettings, PostgresSettings
+from exchange.topics import sink_group
 from monitoring import metrics
 
 _log = logging.getLogger("exchange.lag")
@@ -66,15 +69,15 @@ class PartitionLag:
         return max(self.end - self.committed, 0)
 
 
-def merge_committed(*sources: Committed) -> dict[str, dict[TopicPartition, int]]:
-    """The committed offsets of all sources; where two hold a partition, the higher offset."""
-    merged: dict[str, dict[TopicPartition, int]] = defaultdict(dict)
-    for source in sources:
-        for group, partitions in source.items():
-            mine = merged[group]
-            for partition, offset in partitions.items():
-                mine[partition] = max(offset, mine.get(partition, offset))
-    return dict(merged)
+def merge_committed(kafka: Committed, stored: Committed) -> dict[str, dict[TopicPartition, int]]:
+    """Kafka's committed offsets, but for the groups in `stored` (those that keep their offsets in
+    PostgreSQL and resume from there): theirs, and 0 (a partition's start) for a partition they
+    committed to Kafka and PostgreSQL holds nothing of."""
+    merged = {group: dict(partitions) for group, partitions in kafka.items()}
+    for group, partitions in stored.items():
+        consumed = set(merged.get(group, {})) | set(partitions)
+        merged[group] = {partition: partitions.get(partition, 0) for partition in consumed}
+    return merged
 
 
 def partition_lags(offsets: Offsets) -> list[PartitionLag]:
@@ -283,8 +286,12 @@ class LagCollector:
 def lag_collector(
     kafka: KafkaSettings, postgres: PostgresSettings | None, timeout_seconds: float
 ) -> LagCollector:
-    """The collector for the exchange's groups; with `postgres`, the sink's stored offsets count too."""
+    """The collector for the exchange's groups; with `postgres`, the sink's lag from its stored offsets
+    (none stored, as after a rebuild began, is a sink at every partition's start)."""
     reader = KafkaOffsets(kafka, timeout_seconds)
     if postgres is None:
         return LagCollector(reader)
-    return LagCollector(reader, lambda: stored_offsets(postgres, kafka.topic_prefix, timeout_seconds))
+    sink = sink_group(kafka)
+    return LagCollector(
+        reader, lambda: {sink: {}, **stored_offsets(postgres, kafka.topic_prefix, timeout_seconds)}
+    )

@@ -114,10 +114,18 @@ def test_lag_is_end_minus_committed_never_negative_and_only_for_live_topics() ->
     assert lag_by_topic(partition_lags(offsets)) == {("p.g", TAX0.topic): 40, ("p.sink", PROFILE0.topic): 0}
 
 
-def test_merging_committed_offsets_keeps_the_higher_one() -> None:
+def test_the_sink_s_lag_is_counted_from_the_offsets_it_resumes_from() -> None:
+    # Its Kafka offsets trail (committed after PostgreSQL's, for tools) or run ahead: after a rebuild
+    # deleted the stored ones, the higher of the two showed no lag while the sink re-read every topic.
     kafka = {"p.sink": {PROFILE0: 5, TAX0: 10}, "p.processor": {TAX0: 3}}
-    stored = {"p.sink": {PROFILE0: 9, TAX0: 8}}
-    assert merge_committed(kafka, stored) == {"p.sink": {PROFILE0: 9, TAX0: 10}, "p.processor": {TAX0: 3}}
+    assert merge_committed(kafka, {"p.sink": {PROFILE0: 9, TAX0: 8}}) == {
+        "p.sink": {PROFILE0: 9, TAX0: 8},
+        "p.processor": {TAX0: 3},
+    }
+    # A partition PostgreSQL holds nothing of is read from its start; none at all, as a rebuild begins.
+    assert merge_committed(kafka, {"p.sink": {PROFILE0: 9}})["p.sink"] == {PROFILE0: 9, TAX0: 0}
+    assert merge_committed(kafka, {"p.sink": {}})["p.sink"] == {PROFILE0: 0, TAX0: 0}
+    assert merge_committed(kafka, {}) == kafka  # PostgreSQL unreadable: Kafka's, rather than nothing
 
 
 def test_the_reader_keeps_to_the_prefix_and_skips_uncommitted_partitions() -> None:
