@@ -34,6 +34,7 @@ from exchange.api.applications import (
     avro_decision,
     check_allowed,
     check_same_application,
+    count_decision,
     decide,
     future_reference_date,
     refused,
@@ -228,14 +229,15 @@ class Approvals:
                 return await self._again(conn, app, existing)
             if invalid is not None:
                 code, text, zh = invalid
-                row = await store_decision(
+                decided = await store_decision(
                     services,
                     conn,
                     app,
                     refused(app, code, text, services.policy.version, zh=zh),
                 )
             else:
-                row = await decide(services, conn, app)
+                decided = await decide(services, conn, app)
+            row = decided.row
             # Audited in the decision's own transaction: a decision is never stored, and so never sent
             # again on a replay, without its audit entry.
             audit = _audit(app, {"outcome": row["outcome"]})
@@ -244,6 +246,7 @@ class Approvals:
             else:
                 entry = entry_of(services, audit, "allowed")
             await audit_table.append_batch(conn, [entry])
+        count_decision(services, app, decided)  # committed: a rolled-back one is made again on the replay
         return avro_decision(row)
 
     async def _again(self, conn: Connection, app: Application, existing: Row) -> dict[str, Any]:

@@ -94,7 +94,16 @@ def future_reference_date(app: Application) -> str | None:
     return evaluation.future_date(app.reference_date)
 
 
-async def decide(services: Services, conn: Connection, app: Application) -> Row:
+@dataclass(frozen=True)
+class Decided:
+    """A decision as stored, and whether this call stored it: the caller counts it (`count_decision`)
+    once its transaction has committed, so a rolled-back one, made again on a replay, counts once."""
+
+    row: Row
+    new: bool
+
+
+async def decide(services: Services, conn: Connection, app: Application) -> Decided:
     """The decision on `app`: the stored one if it was decided before, else a new one, stored.
 
     Raises `RefusedError` on the API channel when policy, consent or delegation does not allow it,
@@ -117,7 +126,7 @@ async def decide(services: Services, conn: Connection, app: Application) -> Row:
             await check_consent(conn, grant, app.subject_key, app.applicant_key)
         else:
             check_same_application(existing, app)
-        return existing
+        return Decided(existing, new=False)
     try:
         await check_allowed(services, conn, app)
     except RefusedError as exc:
@@ -143,27 +152,28 @@ async def decide(services: Services, conn: Connection, app: Application) -> Row:
     return await store_decision(services, conn, app, decision)
 
 
-async def store_decision(services: Services, conn: Connection, app: Application, decision: Row) -> Row:
-    """Store and count the new decision on `app`, and return it as stored.
+async def store_decision(services: Services, conn: Connection, app: Application, decision: Row) -> Decided:
+    """Store the new decision on `app`, and return it as stored.
 
     A decision on the same application id stored meanwhile (a concurrent request, by either channel,
-    got there first) is kept: it is returned if it was made on this very application, and otherwise
-    `ConflictError` is raised, so that no one is sent a decision on another caller's or subject's
-    application. It is not counted again.
+    got there first) is kept: it is returned (not new) if it was made on this very application, and
+    otherwise `ConflictError` is raised, so that no one is sent a decision on another caller's or
+    subject's application.
     """
     stored, inserted = await insert_decision(conn, decision)
     if not inserted:
         check_same_application(stored, app)
-        return stored
-    count_decision(services, app.service_item, str(decision["outcome"]))
-    return stored
+    return Decided(stored, new=inserted)
 
 
-def count_decision(services: Services, service_item: str, outcome: str) -> None:
-    """Count a new decision; a service item the policy does not name (an application on the topic can
-    name anything) counts as "unknown", so the metric's labels stay few."""
-    item = service_item if service_item in services.policy.service_items else "unknown"
-    metrics.DECISIONS.labels(service_item=item, outcome=outcome).inc()
+def count_decision(services: Services, app: Application, decided: Decided) -> None:
+    """Count a decision stored by a transaction that has committed, if it was new there; a service item
+    the policy does not name (an application on the topic can name anything) counts as "unknown", so
+    the metric's labels stay few."""
+    if not decided.new:
+        return
+    item = app.service_item if app.service_item in services.policy.service_items else "unknown"
+    metrics.DECISIONS.labels(service_item=item, outcome=str(decided.row["outcome"])).inc()
 
 
 async def check_allowed(services: Services, conn: Connection, app: Application) -> None:

@@ -47,6 +47,7 @@ from exchange import admin, consent, database
 from exchange import profile as aggregate
 from exchange.api import applications
 from exchange.api.evaluation import lineage
+from exchange.api.exceptions import StorageUnavailableError
 from exchange.facts import Line, Voucher, compute, with_records
 from exchange.local_time import LOCAL, today
 from exchange.logs import read_all
@@ -559,6 +560,29 @@ async def test_applications_that_cannot_be_stored_are_dead_lettered_and_refusals
 def _counted(service_item: str, outcome: str) -> float:
     labels = {"service_item": service_item, "outcome": outcome}
     return REGISTRY.get_sample_value("exchange_decisions_total", labels) or 0.0
+
+
+async def test_a_decision_rolled_back_is_counted_once_when_it_is_made_again(
+    exchange: Exchange, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Counted as it was stored, a decision whose transaction then failed (its audit entry could not be
+    appended) was counted again when the replay made it anew."""
+    settings, codec = exchange.settings, AvroCodec()
+    outcome = EXPECTED["decisions"][TALENTED]["talent-green-card"]
+    _produce(
+        settings, [codec.encode("application", _application("talent-office", "talent-green-card", TALENTED))]
+    )
+    before = _counted("talent-green-card", outcome)
+
+    async def connection_lost(*args: Any) -> None:
+        raise psycopg.OperationalError("the connection was lost")
+
+    monkeypatch.setattr("exchange.api.storage.audit.append_batch", connection_lost)
+    with pytest.raises(StorageUnavailableError):
+        await Approvals(settings).run(asyncio.Event(), until_idle=True)
+    monkeypatch.undo()
+    await Approvals(settings).run(asyncio.Event(), until_idle=True)  # the restart reads it again
+    assert _counted("talent-green-card", outcome) == before + 1
 
 
 async def test_an_application_on_kafka_waits_for_the_consent_withdrawn_before_it(exchange: Exchange) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body
 
-from exchange.api.applications import Application, decide
+from exchange.api.applications import Application, count_decision, decide
 from exchange.api.auditing import audited
 from exchange.api.models.applications import APPLICATION_EXAMPLE, ApplicationRequest, ApplicationResponse
 from exchange.api.models.common import ERRORS, TOO_LARGE
@@ -46,7 +46,9 @@ async def apply(
             trace_id=uuid.uuid4().hex,
         )
         async with transaction(services.pool) as conn:
-            row = await decide(services, conn, application)
+            decided = await decide(services, conn, application)
+        count_decision(services, application, decided)  # committed
+        row = decided.row
         audit.response = {"application_id": application.application_id, "outcome": row["outcome"]}
         return ApplicationResponse.model_validate(
             {**row, "application_id": str(row["application_id"]), "decision_id": str(row["decision_id"])}
