@@ -42,6 +42,22 @@ def find_bindir(configured: Path | None) -> Path:
     )
 
 
+# PostgreSQL's limit on a Unix socket's path (sockaddr_un.sun_path, less its terminating NUL).
+SOCKET_PATH_LIMIT = 107
+
+
+def check_socket_path(socket_dir: Path, port: int) -> None:
+    """`StackError` when the server's socket in `socket_dir` would be a longer path than PostgreSQL
+    accepts: it would refuse to start, naming only the path, from a clone deep in the file system."""
+    path = socket_dir / f".s.PGSQL.{port}"
+    if len(os.fsencode(path)) > SOCKET_PATH_LIMIT:
+        raise StackError(
+            f"PostgreSQL's socket would be {path}, longer than the {SOCKET_PATH_LIMIT} bytes a socket "
+            "path may have: set EXCHANGE_STACK__HOME to a shorter folder (e.g. /tmp/exchange-stack), "
+            "or clone the repository higher up"
+        )
+
+
 @dataclass(frozen=True)
 class PostgresCluster:
     """The project's cluster: where it lives, and how to create, start, check and stop it."""
@@ -65,9 +81,24 @@ class PostgresCluster:
         return str(find_bindir(self.settings.postgres_bindir) / name)
 
     def _prepare_folder(self) -> None:
+        check_socket_path(self.socket_dir, self.settings.postgres_port)
         self.socket_dir.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
             run(["chown", "-R", "postgres:postgres", str(self.home)], what="giving the cluster to postgres")
+            self._check_reachable()
+
+    def _check_reachable(self) -> None:
+        """As root the server runs as `postgres`, who must be able to enter every folder above the
+        cluster's: under a folder closed to other users (/root is 0700) initdb failed with a bare
+        "permission denied"."""
+        try:
+            run(as_postgres_user(["test", "-w", str(self.home)]), what="checking the cluster's folder")
+        except StackError as exc:
+            raise StackError(
+                f"the postgres user, who runs the server, cannot write {self.home}: a folder above it is "
+                "closed to other users (as /root is). Clone the repository where other users may enter, "
+                "or set EXCHANGE_STACK__HOME to such a folder (e.g. /srv/exchange-stack)"
+            ) from exc
 
     def initialise(self) -> None:
         """Create the cluster once; trust on the private socket, passwords over TCP."""
