@@ -65,6 +65,10 @@ def resume_line_number(file: BinaryIO, offset: int) -> int:
 
     Counting line breaks up to the offset keeps positions — and so the ids of dead-letter records —
     the same whether a file is read from its start or resumed.
+
+    An offset may also be the end of a last line read without its line break (a run to the end of a
+    file that did not end in one): then nothing follows it yet, or its line break does, which reads as
+    a blank line of that line's number. Refused there, every later run of that file failed.
     """
     size = file.seek(0, 2)
     if offset > size:
@@ -73,8 +77,13 @@ def resume_line_number(file: BinaryIO, offset: int) -> int:
         )
     if offset > 0:
         file.seek(offset - 1)
-        if file.read(1) != b"\n":
-            raise ResumeError(f"resume offset {offset} is not the start of a line: was the file replaced?")
+        before, after = file.read(1), file.read(2)
+        ended = after == b"" or after == b"\r\n" or after.startswith(b"\n")  # nothing, or its line break
+        if before != b"\n" and not ended:
+            raise ResumeError(
+                f"resume offset {offset} is not the start of a line, nor the end of the last one read: "
+                "was the file replaced, or its last line written on after it was read?"
+            )
     file.seek(0)
     breaks, remaining = 0, offset
     while remaining > 0:

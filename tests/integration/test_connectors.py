@@ -162,6 +162,29 @@ def test_rerunning_a_finished_file_publishes_nothing(settings: ExchangeSettings,
     assert len(_published(settings, "tax.payment")) == EXPECTED_COUNTS["tax"]
 
 
+def test_a_file_whose_last_line_has_no_line_break_is_resumed_after_it(
+    settings: ExchangeSettings, tmp_path: Path
+) -> None:
+    # The position stored past the last line read did not follow a line break, and every later run
+    # refused it ("not the start of a line"): rerun as it was, or once the department wrote on.
+    admin.ensure_topics(settings.kafka)
+    lines = (SAMPLES / "tax.csv").read_bytes().split(b"\r\n")[:-1]
+    export = tmp_path / "tax.csv"
+    export.write_bytes(b"\r\n".join(lines))  # no line break after the last record
+    _publish_file(settings, "tax", export, tmp_path / "state")
+    _publish_file(settings, "tax", export, tmp_path / "state")  # nothing new
+    assert len(_published(settings, "tax.payment")) == EXPECTED_COUNTS["tax"]
+    fields = lines[1].split(b",")
+    fields[0] = b"9" + fields[0][1:]  # another voucher
+    with export.open("ab") as file:
+        file.write(b"\r\n" + b",".join(fields) + b"\r\n")
+    _publish_file(settings, "tax", export, tmp_path / "state")
+    published = _published(settings, "tax.payment")
+    assert len(published) == EXPECTED_COUNTS["tax"] + 1
+    assert published[-1].value["envelope"]["source_record_id"] == fields[0].decode()
+    assert read_deadletters(settings, department="tax") == []
+
+
 def test_bad_input_lands_in_the_dead_letter_topic_with_its_reason(
     settings: ExchangeSettings, tmp_path: Path
 ) -> None:

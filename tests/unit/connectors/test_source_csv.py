@@ -158,7 +158,9 @@ def test_resume_checks_the_header_and_the_offset(tmp_path: Path) -> None:
     with pytest.raises(ResumeError, match="inside the header"):
         read(path, 5)
     with pytest.raises(ResumeError, match="not the start of a line"):
-        read(path, size - 2)
+        read(path, size - 4)  # inside "1,a,b"
+    # Before its line break: where a run ended when the file ended in "1,a,b" (its break came after).
+    assert read(path, size - 2) == []
     with pytest.raises(ResumeError, match="past the end"):
         read(path, size + 1)
     path.write_bytes(BOM + "编号,姓名\r\n1,a,b\r\n".encode())
