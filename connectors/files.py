@@ -88,6 +88,7 @@ def run_file(
             )
         summary = Summary()
         first = True
+        read_before = _before(held, offset)  # as checked above, or the start
         while True:
             status = path.stat()
             if _identity(status) != followed or status.st_size < offset:
@@ -95,6 +96,14 @@ def run_file(
                     f"{path} was replaced or cut while being followed (now {status.st_size} bytes, read up "
                     f"to byte {offset}): its records after that byte are not this export's; remove the "
                     "position to read the new file from its start"
+                )
+            # Rewritten in place (`cp new.csv identity.csv` keeps the file, and a corrected re-export of
+            # the same length keeps every offset): read on from the old position, its head went unread.
+            if _before(held, offset) != read_before:
+                raise ResumeError(
+                    f"{path} was rewritten while being followed: the bytes before byte {offset}, read up to "
+                    "there, are no longer the ones read; remove the position to read the new export from "
+                    "its start"
                 )
             # Following, a record still being written waits for its end: read now, it would be cut.
             size = source.whole_records_end(path, offset, status.st_size) if follow else status.st_size
@@ -116,6 +125,7 @@ def run_file(
                     stop,
                     progress,
                 )
+                read_before = _before(held, offset)
                 first = False
             if not follow or stopped(stop):
                 return summary

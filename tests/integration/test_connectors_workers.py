@@ -214,3 +214,24 @@ def test_following_a_line_still_being_written_waits_for_its_end_and_a_replaced_f
     ]
     assert len(published) == 2  # both lines of the old export, the second once it was whole
     assert list(read_all(settings.kafka, DEADLETTER.full_name(settings.kafka))) == []
+
+
+def test_following_an_export_rewritten_in_place_stops_the_run(
+    settings: ExchangeSettings, tmp_path: Path
+) -> None:
+    # `cp` over a followed export keeps the file (its inode) and may keep its length: the run read on
+    # from the old position, and the new export's head, before that position, went unread.
+    admin.ensure_topics(settings.kafka)
+    first, second, third = (SAMPLES / "social.jsonl").read_bytes().splitlines(keepends=True)[:3]
+    export = tmp_path / "social.jsonl"
+    export.write_bytes(first + second)
+    with _following(settings, export, tmp_path / "state") as seen:
+        _wait_for(_stored(seen.progress, len(first) + len(second)))
+        inode = export.stat().st_ino
+        export.write_bytes(second + first + third)  # rewritten in place, longer than was read
+        assert export.stat().st_ino == inode
+        _wait_for(lambda: bool(seen.failures))
+    [failure] = seen.failures
+    assert isinstance(failure, ResumeError) and "rewritten" in str(failure)
+    published = list(read_all(settings.kafka, MAPPINGS["social"].topic.full_name(settings.kafka)))
+    assert len(published) == 2  # the export read before; nothing of the rewritten one
