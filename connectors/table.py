@@ -1,7 +1,10 @@
 """The property connector: polls the registry's table `bdc_djb` on its change time `gxsj`.
 
 The position is a keyset watermark — the (gxsj, bdcqzh) of the last row published — plus the owners
-last published per title, so that an owner dropped by a later version of a title is revoked. A row
+last published per title, so that an owner dropped by a later version of a title is revoked. The
+owners a poll is about to publish are saved, with the watermark before it, before it sends anything:
+a crash after its sends and before its position was saved left the owners of the poll before, so an
+owner it had published and a later version then dropped was never revoked, and kept the title. A row
 that changes after it was read gets a later `gxsj` and is picked up by the next poll. A row whose
 `gxsj` the watermark must not reach (none, not of our era, or past the registry's clock) is
 dead-lettered once, and read when corrected.
@@ -26,7 +29,7 @@ from connectors.mappings.property import PropertyMapping
 from connectors.mappings.times import SHANGHAI
 from connectors.positions import PositionStore
 from connectors.publisher import Publisher
-from connectors.records import Rejection
+from connectors.records import Converted, Rejection
 from connectors.runner import ChunkPublisher, ProgressCallback, Summary, stopped
 from connectors.sending import account, flush
 
@@ -105,6 +108,7 @@ def run_table(
             conn.adapters.register_loader("timestamp", _TimestampOrText)
             while True:
                 state = positions.load("property", source)
+                before = {**state, "owners": dict(state.get("owners", {}))}  # as saved, before this poll
                 watermark = _watermark(state, chunk_records, settle_seconds)
                 odd = conn.execute(_UNUSABLE, {"limit": _UNUSABLE_ROWS}).fetchall()
                 unusable, corrected = _unusable(odd, state)
@@ -118,8 +122,11 @@ def run_table(
                     chunk.new_chunk()  # stamped when read, not when the poll before it ended
                     chunk.summary = Summary()
                     _reject_unusable(unusable, chunk)
-                    _publish_rows(again, mapping, chunk, state, advance=False)
-                    _publish_rows(rows, mapping, chunk, state)
+                    outgoing = _converted_rows(again, mapping, chunk, state, advance=False)
+                    outgoing += _converted_rows(rows, mapping, chunk, state)
+                    positions.save("property", source, _owners_ahead(before, state))
+                    for records in outgoing:
+                        chunk.publish(records)
                     flush(mapping, publisher)
                     positions.save("property", source, state)
                     summary.add(chunk.summary)
@@ -184,15 +191,26 @@ def _passable(gxsj: str) -> bool:
     return stored.tzinfo is None and stored <= local_now + dt.timedelta(days=1)
 
 
-def _publish_rows(
+def _owners_ahead(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """The position `before` a poll, each title's owners joined with those `after` it: saved before the
+    poll sends, it names every owner the poll may have published should it not get to save `after`."""
+    owners: dict[str, list[str]] = dict(before.get("owners", {}))
+    for title, published in after.get("owners", {}).items():
+        owners[title] = list(dict.fromkeys([*owners.get(title, []), *published]))
+    return {**before, "owners": owners}
+
+
+def _converted_rows(
     rows: list[dict[str, Any]],
     mapping: PropertyMapping,
     chunk: ChunkPublisher,
     state: dict[str, Any],
     *,
     advance: bool = True,
-) -> None:
-    """Publish `rows`, remembering each title's owners; `advance`: the watermark moves to each row."""
+) -> list[list[Converted]]:
+    """The records to publish for `rows` (the titles' owners, and revokes of the owners they dropped),
+    each title's owners remembered in `state`; `advance`: the watermark moves to each row."""
+    outgoing: list[list[Converted]] = []
     owners: dict[str, list[str]] = state.setdefault("owners", {})
     for row in rows:
         position = f"bdcqzh={row['bdcqzh']} bbh={row['bbh']}"
@@ -207,8 +225,9 @@ def _publish_rows(
             except RecordRejected as rejected:  # cannot happen after convert succeeded; never drop silently
                 chunk.reject(position, rejected.rejection, original)
                 continue
-            chunk.publish([*converted, *dropped])
+            outgoing.append([*converted, *dropped])
             owners[str(row["bdcqzh"])] = [record.subject_id for record in converted]
         if advance:  # a usable time (`_USABLE`): one Python holds
             state["gxsj"] = row["gxsj"].isoformat()
             state["bdcqzh"] = row["bdcqzh"]
+    return outgoing
