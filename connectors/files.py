@@ -70,8 +70,8 @@ def run_file(
     """
     # The export as opened now: the positions' digests are of its bytes, and a file put in its place
     # meanwhile stops the run rather than have a position of the one read stored for it.
-    with open_binary(path) as held:
-        source_key = str(path.resolve())
+    source_key = str(path.resolve())
+    with open_binary(path) as held, positions.held(department, source_key):
         source = SOURCES[department]
         saved = positions.load(department, source_key)
         offset = int(saved.get("offset", 0))

@@ -104,7 +104,10 @@ def run_table(
     summary = Summary()
     chunk = ChunkPublisher(mapping, publisher, source, Summary())
     try:
-        with psycopg.connect(dsn, autocommit=True, row_factory=dict_row) as conn:
+        with (
+            positions.held("property", source),
+            psycopg.connect(dsn, autocommit=True, row_factory=dict_row) as conn,
+        ):
             conn.adapters.register_loader("timestamp", _TimestampOrText)
             while True:
                 state = positions.load("property", source)

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from connectors.exceptions import ResumeError
+from connectors.exceptions import ConnectorError, ResumeError
 from connectors.files import run_file
 from connectors.mappings import MAPPINGS
 from connectors.positions import PositionStore
@@ -235,3 +235,29 @@ def test_following_an_export_rewritten_in_place_stops_the_run(
     assert isinstance(failure, ResumeError) and "rewritten" in str(failure)
     published = list(read_all(settings.kafka, MAPPINGS["social"].topic.full_name(settings.kafka)))
     assert len(published) == 2  # the export read before; nothing of the rewritten one
+
+
+def test_a_second_connector_of_a_followed_export_is_refused(
+    settings: ExchangeSettings, tmp_path: Path
+) -> None:
+    # Both read on from the one position, overwrote each other's, and sent every record twice.
+    admin.ensure_topics(settings.kafka)
+    first = (SAMPLES / "social.jsonl").read_bytes().splitlines(keepends=True)[0]
+    export = tmp_path / "social.jsonl"
+    export.write_bytes(first)
+    with _following(settings, export, tmp_path / "state") as seen:
+        _wait_for(_stored(seen.progress, len(first)))
+        publisher = Publisher(settings, client_id="test-second-connector")
+        try:
+            with pytest.raises(ConnectorError, match="another social connector is reading"):
+                run_file(
+                    "social",
+                    export,
+                    publisher=publisher,
+                    positions=PositionStore(tmp_path / "state"),
+                    chunk_records=40,
+                )
+        finally:
+            publisher.close()
+    assert seen.failures == []
+    assert len(list(read_all(settings.kafka, MAPPINGS["social"].topic.full_name(settings.kafka)))) == 1
