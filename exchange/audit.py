@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import re
+from array import array
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -383,18 +384,41 @@ class PublishedChain:
 
     The relay is at least once, so a seq may be published more than once, always with the same hash;
     two different hashes for one seq mean the row was rewritten and published again, or something else
-    wrote to the topic (`conflicts`). One dict of seq → hash: the rows themselves are not kept.
+    wrote to the topic (`conflicts`). Kept compact, as a log of one row per request grows without end:
+    the first 64 bits of each hash in an array indexed by seq (8 bytes a row; a dict of the hashes took
+    about 150), which tells a rewritten row from the one published all the same (a forger would have
+    to find a row whose SHA-256 starts with the same 64 bits). Seqs no relay gives (below 1, or far
+    past the others) are kept aside.
     """
 
     def __init__(self, where: str) -> None:
         self.where = where  # the topic, for the messages: the place an operator can look the rows up
-        self.hashes: dict[int, str] = {}
+        self._short = array("Q")  # seq - 1 -> the hash's first 64 bits; 0: not published
+        self._aside: dict[int, int] = {}
         self.conflicts: set[int] = set()
 
     def add(self, seq: int, row_hash: str) -> None:
         """Record that `where` holds row `seq` with hash `row_hash`."""
-        if self.hashes.setdefault(seq, row_hash) != row_hash:
+        short = _short(row_hash)
+        if seq in self._aside or not 1 <= seq <= len(self._short) + _GROWTH:
+            if self._aside.setdefault(seq, short) != short:
+                self.conflicts.add(seq)
+            return
+        if seq > len(self._short):
+            self._short.extend(_ZEROS[: seq - len(self._short)])
+        known = self._short[seq - 1]
+        if known == 0:
+            self._short[seq - 1] = short
+        elif known != short:
             self.conflicts.add(seq)
+
+    def published(self, seq: int) -> int | None:
+        """The first 64 bits of row `seq`'s published hash, or None when it was not published."""
+        if seq in self._aside:
+            return self._aside[seq]
+        if 1 <= seq <= len(self._short):
+            return self._short[seq - 1] or None
+        return None
 
     def problem_at(self, seq: int, row_hash: str) -> ChainProblem | None:
         """Whether the log's row `seq`, with hash `row_hash`, differs from what was published of it."""
@@ -405,22 +429,24 @@ class PublishedChain:
                 f"{self.where} holds row {seq} twice with different hashes: the row was rewritten and "
                 "published again, or something other than the relay wrote to the topic",
             )
-        published = self.hashes.get(seq)
-        if published is not None and published != row_hash:
+        published = self.published(seq)
+        if published is not None and published != _short(row_hash):
             return ChainProblem(
                 seq,
                 "altered",
-                f"row {seq} was altered after it was published: {self.where} holds it with hash "
-                f"{published}, the log with {row_hash}",
+                f"row {seq} was altered after it was published: {self.where} holds it with a hash "
+                f"starting {published:016x}, the log with {row_hash}",
             )
         return None
 
     def beyond(self, last_seq: int) -> ChainProblem | None:
         """A published row the log (rows 1 to `last_seq`) does not hold, or None."""
-        missing = [seq for seq in self.hashes if not 1 <= seq <= last_seq]
-        if not missing:
-            return None
-        above = [seq for seq in missing if seq > last_seq]
+        above = [seq for seq in self._aside if seq > last_seq]
+        highest = len(self._short)
+        while highest > last_seq and self._short[highest - 1] == 0:
+            highest -= 1
+        if highest > last_seq:
+            above.append(highest)
         if above:
             return ChainProblem(
                 last_seq + 1,
@@ -428,8 +454,23 @@ class PublishedChain:
                 f"{self.where} holds rows up to row {max(above)} but the log ends at row {last_seq}: "
                 f"row {last_seq + 1} and after were removed after they were published",
             )
-        seq = min(missing)
-        return ChainProblem(seq, "sequence_gap", f"{self.where} holds row {seq} but the log has no such row")
+        below = [seq for seq in self._aside if seq < 1]
+        if below:
+            seq = min(below)
+            return ChainProblem(
+                seq, "sequence_gap", f"{self.where} holds row {seq} but the log has no such row"
+            )
+        return None
+
+
+# How far past the highest seq seen an array entry is made for a new one; past that, kept aside.
+_GROWTH = 1 << 16
+_ZEROS = array("Q", bytes(8 * _GROWTH))
+
+
+def _short(row_hash: str) -> int:
+    """The first 64 bits of a hash (hex), never 0 (which marks a row not published)."""
+    return int(row_hash[:16], 16) or 1
 
 
 def published_chain(pairs: Iterable[tuple[int, str]], where: str) -> PublishedChain:
@@ -482,7 +523,7 @@ class ChainVerifier:
             problem = self._published.problem_at(seq, str(row["hash"]))
             if problem is not None:
                 return problem
-            if seq in self._published.hashes:
+            if self._published.published(seq) is not None:
                 self.published_rows += 1
         self._expected_seq, self._prev = seq + 1, str(row["hash"])
         return None

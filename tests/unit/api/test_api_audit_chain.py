@@ -150,3 +150,16 @@ def test_one_row_published_with_two_different_hashes_is_a_problem() -> None:
     twice = published_chain([(3, "f" * 64), *((row["seq"], row["hash"]) for row in rows)], TOPIC)
     problem = verify(rows, head(rows), twice)
     assert problem is not None and (problem.seq, problem.kind) == (3, "altered")
+
+
+def test_rows_no_relay_publishes_are_named_and_kept_aside() -> None:
+    # Something other than the relay wrote to the topic: a row 0, a row far past the log's end. The
+    # published hashes are kept compact (8 bytes a row, by seq), not in an array that long.
+    rows = chain(5)
+    far = published(rows, (10**12, "a" * 64))
+    problem = verify(rows, head(rows), far)
+    assert problem is not None and (problem.seq, problem.kind) == (6, "truncated")
+    assert f"up to row {10**12}" in problem.message
+    problem = verify(rows, head(rows), published(rows, (0, "b" * 64)))
+    assert problem is not None and (problem.seq, problem.kind) == (0, "sequence_gap")
+    assert verify(rows, head(rows), published(rows)) is None
