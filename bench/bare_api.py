@@ -41,7 +41,7 @@ def create_app(settings: ExchangeSettings) -> Starlette:
         async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cursor:
             await cursor.execute(PROFILE_QUERY, {"known": known.get(key), "subject_key": key})
             row = await cursor.fetchone()
-        if row is None:
+        if row is None or row["version"] is None:  # one row, with no version for no profile
             return JSONResponse({"version": None})
         known[key] = row["version"]
         return JSONResponse({"version": row["version"]})

@@ -92,12 +92,12 @@ async def evaluate(
     as `known_instant` gives it), lineage resolved (decoded profiles and resolved facts taken from and
     kept in `cache`, if given).
 
-    A current answer (no `as_of`) is labelled with when it was asked, taken before the read: a version
-    the read found dated after that (written meanwhile: the sink dates a version as it commits,
-    consumers.sink.history) labels it instead. Either way an as-of query for the label, later, answers
-    with the version this answer used. Labelled after the read, an answer from a version was stamped
-    past the date of a newer one committing meanwhile, which the as-of query then gave."""
-    asked_at = dt.datetime.now(dt.UTC)
+    A current answer (no `as_of`) is labelled with when PostgreSQL was asked, an instant before the
+    read's snapshot on the clock that dates the versions (the sink dates one as it commits it,
+    consumers.sink.history): a version the read found dated after that labels it instead. Either way
+    an as-of query for the label, later, answers with the version this answer used. Labelled after the
+    read, on the API's clock, an answer from a version was stamped past the date of a newer one
+    committing meanwhile, which the as-of query then gave."""
     stored = await load_profile(conn, subject_key, as_of, cache)
     day = reference_date or today()
     facts: Mapping[str, Fact]
@@ -111,6 +111,7 @@ async def evaluate(
         if cache is not None:
             facts = cache.resolved(stored.profile, day, facts)
     if as_of is None:
+        asked_at = stored.asked_at or dt.datetime.now(dt.UTC)  # given by every current read
         as_of = asked_at if stored.valid_from is None else max(asked_at, stored.valid_from)
     return Evaluated(facts, stored.profile.version, day, as_of)
 

@@ -18,11 +18,14 @@ from exchange.api.storage.documents import profile_from_document
 from exchange.api.storage.pool import Connection, fetch_one
 from exchange.profile import Profile, empty_profile
 
-# %(known)s: the version the reader holds decoded, or NULL.
+# %(known)s: the version the reader holds decoded, or NULL. One row, the subject's profile or none
+# (version NULL), with when PostgreSQL received the statement: an instant before its snapshot, on the
+# clock that dated the versions (exchange.api.evaluation labels a current answer with it).
 _CURRENT = """
-SELECT version, CASE WHEN version = %(known)s THEN NULL ELSE profile::text END AS profile,
-       updated_at AS valid_from
-FROM profiles WHERE subject_key = %(subject_key)s
+SELECT statement_timestamp() AS asked_at, p.version,
+       CASE WHEN p.version = %(known)s THEN NULL ELSE p.profile::text END AS profile,
+       p.updated_at AS valid_from
+FROM (SELECT) AS asked LEFT JOIN profiles AS p ON p.subject_key = %(subject_key)s
 """
 _AS_OF = """
 SELECT version, CASE WHEN version = %(known)s THEN NULL ELSE profile::text END AS profile, valid_from
@@ -34,10 +37,12 @@ ORDER BY version DESC LIMIT 1
 
 @dataclass(frozen=True, slots=True)
 class StoredProfile:
-    """A profile version and since when the exchange knew it (None: no profile, the empty one)."""
+    """A profile version and since when the exchange knew it (None: no profile, the empty one); for the
+    current one, when PostgreSQL was asked for it (`_CURRENT`)."""
 
     profile: Profile
     valid_from: dt.datetime | None
+    asked_at: dt.datetime | None = None
 
 
 async def load_profile(
@@ -50,8 +55,9 @@ async def load_profile(
     known = None if cache is None else cache.version(subject_key)
     params: dict[str, Any] = {"known": known, "subject_key": subject_key, "as_of": as_of}
     row = await fetch_one(conn, _CURRENT if as_of is None else _AS_OF, params)
-    if row is None:
-        return StoredProfile(empty_profile(subject_key), None)
+    asked_at = None if row is None else row.get("asked_at")
+    if row is None or row["version"] is None:
+        return StoredProfile(empty_profile(subject_key), None, asked_at)
     profile = None if cache is None else cache.get(subject_key, int(row["version"]))
     if profile is None:
         if row["profile"] is None:  # the cached version was dropped since the query: read it again
@@ -59,4 +65,4 @@ async def load_profile(
         profile = profile_from_document(orjson.loads(row["profile"]))
         if cache is not None:
             cache.put(profile)
-    return StoredProfile(profile, row["valid_from"])
+    return StoredProfile(profile, row["valid_from"], asked_at)
