@@ -99,11 +99,13 @@ def run_file(
                 )
             # Rewritten in place (`cp new.csv identity.csv` keeps the file, and a corrected re-export of
             # the same length keeps every offset): read on from the old position, its head went unread.
+            # As on a restart, the 4 KiB before the position are compared (`_before`): a rewrite that
+            # keeps those bytes, all of them before it, is not seen.
             if _before(held, offset) != read_before:
                 raise ResumeError(
-                    f"{path} was rewritten while being followed: the bytes before byte {offset}, read up to "
-                    "there, are no longer the ones read; remove the position to read the new export from "
-                    "its start"
+                    f"{path} was rewritten while being followed: the bytes just before byte {offset}, read "
+                    "up to there, are no longer the ones read; remove the position to read the new export "
+                    "from its start"
                 )
             # Following, a record still being written waits for its end: read now, it would be cut.
             size = source.whole_records_end(path, offset, status.st_size) if follow else status.st_size

@@ -5,7 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
+import tempfile
 import uuid
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -16,8 +19,10 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 
 from exchange import admin, database, schemas, stack, topics
+from exchange.exceptions import StackError
 from exchange.serialization import AvroCodec
-from exchange.settings import ExchangeSettings, KafkaSettings, PostgresSettings
+from exchange.settings import ExchangeSettings, KafkaSettings, PostgresSettings, StackSettings
+from exchange.stack.postgres import PostgresCluster
 from exchange.subjects import subject_key
 
 NOW = dt.datetime(2026, 11, 15, 1, 2, 3, 456000, tzinfo=dt.UTC)
@@ -186,3 +191,18 @@ def test_the_exchange_role_may_end_an_autovacuum_worker(postgres_available: Post
     with psycopg.connect(postgres_available.conninfo()) as conn:
         row = conn.execute("SELECT pg_has_role(current_user, 'pg_signal_backend', 'MEMBER')").fetchone()
     assert row == (True,)
+
+
+def test_a_cluster_folder_the_postgres_user_cannot_enter_names_the_setting_to_change() -> None:
+    # As root (how `make` runs here) the server runs as postgres; under a folder closed to other users
+    # (/root is 0700) initdb failed with a bare "permission denied".
+    assert os.geteuid() == 0, "the stack runs PostgreSQL as the postgres user when run as root (make test)"
+    with tempfile.TemporaryDirectory(dir="/tmp") as folder:  # pytest's tmp_path is itself closed
+        Path(folder).chmod(0o755)
+        closed = Path(folder) / "closed"
+        closed.mkdir(mode=0o700)
+        cluster = PostgresCluster(StackSettings(home=closed / ".stack"), PostgresSettings())
+        with pytest.raises(StackError, match=r"postgres user.*EXCHANGE_STACK__HOME"):
+            cluster._prepare_folder()
+        closed.chmod(0o755)
+        cluster._prepare_folder()  # open: no complaint
