@@ -29,6 +29,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from exchange import admin, database
+from exchange.api import evaluation
 from exchange.api.applications import (
     Application,
     avro_decision,
@@ -36,7 +37,6 @@ from exchange.api.applications import (
     check_same_application,
     count_decision,
     decide,
-    future_reference_date,
     refused,
     store_decision,
 )
@@ -201,7 +201,7 @@ class Approvals:
             channel="kafka",
             trace_id=value["trace_id"],
         )
-        future = future_reference_date(app)
+        future = evaluation.future_date(app.reference_date)  # as the API refuses it (a 422)
         if future is not None:
             invalid = invalid or ("future_reference_date", future, _FUTURE_DATE)
         try:

@@ -15,7 +15,7 @@ from exchange import rules
 from exchange.api import evaluation
 from exchange.api.access import check_consent, grant_for
 from exchange.api.context import Services
-from exchange.api.exceptions import ConflictError, InvalidRequestError, RefusedError
+from exchange.api.exceptions import ConflictError, RefusedError
 from exchange.api.storage.decisions import get_decision, insert_decision
 from exchange.api.storage.pool import Connection, Row
 from exchange.local_time import today
@@ -88,12 +88,6 @@ def check_same_application(existing: Row, app: Application) -> None:
         )
 
 
-def future_reference_date(app: Application) -> str | None:
-    """Why `app` cannot be decided if its reference date is after today, else None
-    (`evaluation.future_date`): an application is decided on what the departments know."""
-    return evaluation.future_date(app.reference_date)
-
-
 @dataclass(frozen=True)
 class Decided:
     """A decision as stored, and whether this call stored it: the caller counts it (`count_decision`)
@@ -115,8 +109,8 @@ async def decide(services: Services, conn: Connection, app: Application) -> Deci
     again for a stored decision is allowed only as the first request was, by the grant, consent and
     delegation in force now. The Kafka channel asks again in its own way (consumers.approvals).
     """
-    if app.channel == "api" and (future := future_reference_date(app)) is not None:
-        raise InvalidRequestError(future, ("body", "reference_date"))
+    if app.channel == "api":
+        evaluation.reported_date(app.reference_date, ("body", "reference_date"))
     existing = await get_decision(conn, app.application_id)
     if existing is not None:
         if app.channel == "api":
