@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from exchange.settings import ExchangeSettings
+from exchange.settings import ApiSettings, MonitoringSettings, ProcessorSettings
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -29,15 +29,19 @@ def _scraped() -> set[int]:
     }
 
 
-def _served(service: dict[str, Any], settings: ExchangeSettings) -> int | None:
+# The defaults compose runs with (the settings' own; this process's EXCHANGE_* environment aside).
+MONITORING = MonitoringSettings()
+
+
+def _served(service: dict[str, Any]) -> int | None:
     """The port a compose service serves /metrics on: its EXCHANGE_METRICS_PORT, or its command's own."""
     port = (service.get("environment") or {}).get("EXCHANGE_METRICS_PORT")
     if port is not None:
         return int(port)
     own = {
-        "process": settings.processor.web_port,
-        "api": settings.api.port,
-        "lag-exporter": settings.monitoring.lag_exporter_port,
+        "process": ProcessorSettings().web_port,
+        "api": ApiSettings().port,
+        "lag-exporter": MONITORING.lag_exporter_port,
     }
     command = service.get("command") or []
     return own.get(command[1]) if command[:1] == ["exchange"] and len(command) > 1 else None
@@ -45,13 +49,12 @@ def _served(service: dict[str, Any], settings: ExchangeSettings) -> int | None:
 
 def test_every_process_prometheus_scrapes_runs_in_compose_on_that_port() -> None:
     # Only a one-off tax connector was there: ExchangeProcessDown fired for every connector, always.
-    settings = ExchangeSettings()
     services = _compose()["services"]
-    served = {_served(service, settings) for service in services.values()}
+    served = {_served(service) for service in services.values()}
     assert _scraped() - served == set()
     connectors = [service for service in services.values() if service.get("command", [])[1:2] == ["connect"]]
     assert sorted(service["environment"]["EXCHANGE_METRICS_PORT"] for service in connectors) == [
-        str(port) for port in sorted(settings.monitoring.connector_ports.values())
+        str(port) for port in sorted(MONITORING.connector_ports.values())
     ]
     # They keep running: tailing their export or polling the registry, and restarted if they stop.
     assert all("--follow" in service["command"] and service.get("restart") for service in connectors)
