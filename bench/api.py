@@ -13,7 +13,6 @@ under a pipeline load.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -109,6 +108,7 @@ class Phase:
     folded: int = 0  # records the processor folded during the phase
     behind_at_end: int = 0  # records published but not yet folded or written when it ended
     round: int | None = None  # which round of the alternating idle phases (`Options.rounds`), if one
+    server: str = "api"  # which server answered (`Kind.server`)
 
 
 def _kinds(settings: ExchangeSettings, reference_date: str) -> list[Kind]:
@@ -181,22 +181,22 @@ class Runner:
         warm = _requests(kind, target, warm_up)
         count = options.requests if rate is None else round(rate * options.rate_seconds)
         measured = _requests(kind, target, self.rng.choices(self.subjects, k=count))
-        asyncio.run(http_load.run(target, warm, options.concurrency, options.phase_seconds))
+        http_load.drive(http_load.run(target, warm, options.concurrency, options.phase_seconds))
         before_pipeline = self.progress.snapshot()
         before = self.clock.sample()
-        name = kind.name if rate is None else f"{kind.name} at {rate:,.0f}/s"
+        name = phase_name(kind.name, rate)
         with _console.status(f"{name}, {load}: {len(measured):,} requests…"):
             loop = (
                 http_load.run(target, measured, options.concurrency, options.phase_seconds)
                 if rate is None
                 else http_load.run_at_rate(target, measured, rate, options.rate_connections)
             )
-            outcome = asyncio.run(loop)
+            outcome = http_load.drive(loop)
         usage = self.clock.since(before)
         after = self.progress.snapshot()
         behind = after["published"] - after["folded"] + after["sink_behind"]
         folded = after["folded"] - before_pipeline["folded"]
-        return Phase(name, load, outcome, usage, folded, behind, round_)
+        return Phase(name, load, outcome, usage, folded, behind, round_, kind.server)
 
 
 def run(settings: ExchangeSettings, options: Options) -> list[Phase]:
@@ -271,6 +271,8 @@ def _measure(bench: ExchangeSettings, options: Options, folder: Path) -> list[Ph
         for round_ in range(1, options.rounds + 1):  # in alternation: see `Options.rounds`
             phases += [runner.phase(verifications, "idle", round_), runner.phase(bare_route, "idle", round_)]
         phases.extend(runner.phase(verifications, "idle", rate=rate) for rate in options.rates)
+        # The baseline of the latency goal: the bare route in the same open loop at the same rates.
+        phases.extend(runner.phase(bare_route, "idle", rate=rate) for rate in options.rates)
         phases.append(runner.phase(proofs, "idle"))
         phases.extend(_under_load(bench, options, folder, supervisor, runner, kinds))
         progress.close()
@@ -368,7 +370,7 @@ def _print(settings: ExchangeSettings, phases: list[Phase], options: Options) ->
         # The API's own process and its audit relay's, apart: they are not the same cost.
         server = (
             f"{usage['bare']:.2f}"
-            if phase.kind == "bare route"
+            if phase.server == "bare"
             else f"{usage['api'] + usage['relay']:.2f} ({usage['api']:.2f} + {usage['relay']:.2f})"
         )
         table.add_row(
@@ -399,10 +401,11 @@ def _print(settings: ExchangeSettings, phases: list[Phase], options: Options) ->
         f"verification / bare route throughput, pipeline: {under_load:.3f} (goal ≥ {GOAL_RATIO}: "
         f"{'met' if under_load >= GOAL_RATIO else 'not met'})"
     )
-    at_rates = [phase.outcome for phase in phases if phase.outcome.offered is not None]
+    at_rates = at_rate(phases, verification)
+    bare_at = {outcome.offered: outcome for outcome in at_rate(phases, "bare route")}
     measured = "; ".join(
-        f"{outcome.offered or 0:,.0f}/s: p99 {_ms(outcome.percentile(0.99))} ms"
-        + (f" ({outcome.errors:,} errors)" if outcome.errors else "")
+        f"{outcome.offered or 0:,.0f}/s: p99 {_p99(outcome)} "
+        f"(bare route: {_p99(bare_at.get(outcome.offered))})"
         for outcome in at_rates
     )
     met = any(latency_goal_met(outcome) for outcome in at_rates)
@@ -411,6 +414,29 @@ def _print(settings: ExchangeSettings, phases: list[Phase], options: Options) ->
         f"idle — in an open loop at {measured}: {'met' if met else 'not met'}"
     )
     _notes(settings, phases, options)
+
+
+def phase_name(kind: str, rate: float | None) -> str:
+    """How a phase of `kind` (a `Kind.name`) is named: with its rate when it is an open loop."""
+    return kind if rate is None else f"{kind} at {rate:,.0f}/s"
+
+
+def at_rate(phases: list[Phase], kind: str) -> list[http_load.Outcome]:
+    """The idle open-loop outcomes of `kind` (a `Kind.name`), in the order they ran."""
+    return [
+        phase.outcome
+        for phase in phases
+        if phase.outcome.offered is not None
+        and phase.load == "idle"
+        and phase.kind == phase_name(kind, phase.outcome.offered)
+    ]
+
+
+def _p99(outcome: http_load.Outcome | None) -> str:
+    if outcome is None:
+        return "not measured"
+    errors = f", {outcome.errors:,} errors" if outcome.errors else ""
+    return f"{_ms(outcome.percentile(0.99))} ms{errors}"
 
 
 def latency_goal_met(at_rate: http_load.Outcome) -> bool:
@@ -442,16 +468,18 @@ def _notes(settings: ExchangeSettings, phases: list[Phase], options: Options) ->
     loop, http = served["loop"], served["http"]
     caught_up = [p.kind for p in phases if p.load == "pipeline" and p.behind_at_end == 0]
     notes = [
-        f"verifications at a rate: an open loop, not {options.concurrency} in flight: requests due at "
-        f"that rate for {options.rate_seconds:g} s, each sent when due on one of up to "
-        f"{options.rate_connections} connections, its latency counted from when it was due",
+        "verifications and the bare route at a rate: an open loop, not "
+        f"{options.concurrency} in flight: requests due at that rate for {options.rate_seconds:g} s, "
+        f"each sent when due on one of up to {options.rate_connections} connections, its latency "
+        "counted from when it was due",
         f"each server is one uvicorn worker (event loop {loop}, HTTP parser {http}) with a pool of "
         f"{settings.api.pool_max} PostgreSQL connections, as `exchange api` runs; the API also appends "
         "an audit entry per request (committed in batches) and relays it to Kafka from its relay process "
         "(whose CPU its server cores include), the bare route only reads the profile row",
-        f"the load generator (raw asyncio, this process) shares the machine's {cores()} cores with "
-        "the servers, PostgreSQL, the pipeline and anything else running; cores are CPU time per second "
-        "of the phase ('machine' is all processes, other jobs included)",
+        "the load generator (raw HTTP on asyncio streams, on uvloop as the servers; this process) shares "
+        f"the machine's {cores()} cores with the servers, PostgreSQL, the pipeline and anything else "
+        "running; cores are CPU time per second of the phase ('machine' is all processes, other jobs "
+        "included)",
         f"load average at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}",
     ]
     if caught_up:

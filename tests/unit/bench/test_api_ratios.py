@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bench import http_load
-from bench.api import Phase, latency_goal_met, ratios
+from bench.api import Phase, at_rate, latency_goal_met, phase_name, ratios
 from bench.cpu_usage import Usage
 
 
@@ -41,3 +41,16 @@ def test_the_latency_goal_is_judged_on_the_open_loop_at_the_goals_rate() -> None
     assert not latency_goal_met(_at_rate(None, fast))  # a closed loop says nothing about a rate
     assert not latency_goal_met(_at_rate(2000.0, fast, failures=1))  # a request went unanswered
     assert not latency_goal_met(_at_rate(2000.0, [0.005] * 980 + [0.025] * 20))  # p99 25 ms
+
+
+def test_the_latency_goal_is_judged_on_the_verifications_at_a_rate_not_on_the_bare_route() -> None:
+    slow = _at_rate(2000.0, [0.005] * 980 + [0.025] * 20)
+    fast = _at_rate(2000.0, [0.002] * 1000)
+    phases = [
+        Phase(phase_name("verifications", 2000.0), "idle", slow, Usage(0.0, {})),
+        Phase(phase_name("bare route", 2000.0), "idle", fast, Usage(0.0, {}), server="bare"),
+        Phase("verifications", "idle", _at_rate(None, [0.001] * 100), Usage(0.0, {}), round=1),
+    ]
+    assert at_rate(phases, "verifications") == [slow]
+    assert at_rate(phases, "bare route") == [fast]
+    assert not any(latency_goal_met(outcome) for outcome in at_rate(phases, "verifications"))

@@ -8,6 +8,7 @@ import gc
 import time
 
 import pytest
+import uvloop
 
 from bench import http_load
 
@@ -109,3 +110,15 @@ def test_a_failure_the_generator_does_not_count_is_raised_not_lost() -> None:
     with pytest.raises(ExceptionGroup) as raised:
         asyncio.run(load())
     assert raised.group_contains(asyncio.LimitOverrunError)
+
+
+def test_a_phase_is_driven_on_uvloop_as_the_servers_are() -> None:
+    # On asyncio's own loop the generator stalled for tens of milliseconds at 2,000 requests/s on this
+    # 2-core machine, and the open loop counted every stall as the server's latency: the API's p99 at
+    # that rate was 31–35 ms driven so, 11.7 ms driven on uvloop.
+    async def loop_kind() -> type[asyncio.AbstractEventLoop]:
+        return type(asyncio.get_running_loop())
+
+    assert http_load.drive(loop_kind()) is uvloop.Loop
+    outcome, _ = http_load.drive(_load(delay=0.0, rate=400.0, connections=4, count=20))
+    assert outcome.answered == 20 and outcome.errors == 0
