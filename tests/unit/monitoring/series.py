@@ -16,7 +16,7 @@ SYNTHETIC = {"up"}
 PROMQL_WORDS = {"and", "or", "unless", "offset", "bool", "inf", "nan"}
 
 
-def _sample_names(metric: MetricWrapperBase) -> set[str]:
+def sample_names(metric: MetricWrapperBase) -> set[str]:
     name = metric._name
     if isinstance(metric, Counter):
         return {f"{name}_total"}
@@ -34,7 +34,7 @@ def known_series() -> set[str]:
     names = set(lag.EXPORTED_NAMES) | set(relay_lag.EXPORTED_NAMES) | SYNTHETIC
     for value in vars(metrics).values():
         if isinstance(value, MetricWrapperBase):
-            names |= _sample_names(value)
+            names |= sample_names(value)
     return names
 
 

@@ -7,7 +7,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-from series import known_series, metric_names
+import yaml
+from prometheus_client.metrics import MetricWrapperBase
+from series import known_series, metric_names, sample_names
+
+from monitoring import metrics
 
 ROOT = Path(__file__).resolve().parents[3]
 DASHBOARD = ROOT / "monitoring" / "dashboards" / "exchange.json"
@@ -59,6 +63,18 @@ def test_the_dashboard_shows_what_operators_watch() -> None:
         "exchange_audit_relay_behind_rows",
     ):
         assert wanted in used, f"no panel shows {wanted}"
+
+
+def test_every_metric_the_exchange_defines_is_on_the_dashboard_or_in_an_alert() -> None:
+    # A metric nobody can see answers no operator's question: the processor's full collections (the
+    # pauses in its folding) were measured and shown nowhere.
+    rules = yaml.safe_load((ROOT / "monitoring" / "alerts.yml").read_text(encoding="utf-8"))
+    exprs = [target["expr"] for panel in _panels() for target in panel["targets"]]
+    exprs += [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
+    used = {name for expr in exprs for name in metric_names(expr)}
+    for value in vars(metrics).values():
+        if isinstance(value, MetricWrapperBase):
+            assert sample_names(value) & used, f"{value._name} is on no panel and in no alert"
 
 
 def test_panels_use_the_provisioned_datasource_and_do_not_overlap() -> None:
