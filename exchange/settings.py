@@ -7,7 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from psycopg.conninfo import make_conninfo
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _FROZEN = ConfigDict(frozen=True)
@@ -40,12 +41,30 @@ class PostgresSettings(BaseModel):
     password: SecretStr = SecretStr("exchange")
     pool_min: int = 1
     pool_max: int = 8
+    # The folder of the server's Unix socket when it runs on this machine (the stack's, by default, when
+    # `host` and `port` are the stack's): connections go through the socket, and through `host` only
+    # when no server listens there. A query costs the client less CPU than over loopback TCP (`exchange
+    # bench postgres`: 0.84 of it here, 59–63 µs against 72–74 µs) and is answered sooner.
+    socket_dir: Path | None = None
+
+    @field_validator("socket_dir")
+    @classmethod
+    def _absolute_socket_dir(cls, value: Path | None) -> Path | None:
+        if value is not None and (not value.is_absolute() or "," in str(value)):
+            raise ValueError(
+                f"{value} is not a folder libpq can take as a socket's: give an absolute path without commas"
+            )
+        return value
 
     def conninfo(self, database: str | None = None) -> str:
-        """A libpq connection string, with the password."""
-        return (
-            f"host={self.host} port={self.port} dbname={database or self.database} "
-            f"user={self.user} password={self.password.get_secret_value()}"
+        """A libpq connection string, with the password: the socket first (`socket_dir`), then `host`."""
+        hosts = self.host if self.socket_dir is None else f"{self.socket_dir},{self.host}"
+        return make_conninfo(
+            host=hosts,
+            port=self.port,
+            dbname=database or self.database,
+            user=self.user,
+            password=self.password.get_secret_value(),
         )
 
     def url(self, database: str | None = None) -> str:
@@ -239,10 +258,28 @@ class ExchangeSettings(BaseSettings):
             stack["postgres_port"] = postgres["port"]
         if "port" in postgres and "registry_dsn" not in connectors:
             connectors["registry_dsn"] = PostgresSettings(**postgres).conninfo(REGISTRY_DATABASE)
+        if "socket_dir" not in postgres and _is_the_stacks(postgres, stack):
+            socket_dir = stack_socket_dir(Path(stack.get("home", StackSettings().home)))
+            if "," not in str(socket_dir):
+                postgres["socket_dir"] = str(socket_dir)
         for name, section in sections.items():
             if section:
                 data[name] = section
         return data
+
+
+def stack_socket_dir(home: Path) -> Path:
+    """The folder of the stack's PostgreSQL socket (exchange.stack.postgres), for a stack in `home`."""
+    return home.resolve() / "postgres" / "run"
+
+
+def _is_the_stacks(postgres: dict[str, Any], stack: dict[str, Any]) -> bool:
+    """Whether the raw PostgreSQL settings name the stack's server: on this machine, at its port."""
+    host = str(postgres.get("host", PostgresSettings().host))
+    port = str(postgres.get("port", PostgresSettings().port))
+    return host in ("127.0.0.1", "localhost") and port == str(
+        stack.get("postgres_port", StackSettings().postgres_port)
+    )
 
 
 def as_environment(settings: ExchangeSettings) -> dict[str, str]:

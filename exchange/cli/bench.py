@@ -67,6 +67,12 @@ def register(commands: Any) -> None:
     )
     api.add_argument("--rate-seconds", type=float, default=5.0, help="how long the open-loop phase sends")
     api.set_defaults(run=_api)
+    postgres = kinds.add_parser(
+        "postgres", help="a query's client CPU through the stack's socket against loopback TCP"
+    )
+    postgres.add_argument("--queries", type=int, default=5000, help="queries per loop")
+    postgres.add_argument("--rounds", type=int, default=3, help="socket and TCP loops, in alternation")
+    postgres.set_defaults(run=_postgres)
 
 
 def _connect(settings: ExchangeSettings, args: argparse.Namespace) -> int:
@@ -110,4 +116,11 @@ def _api(settings: ExchangeSettings, args: argparse.Namespace) -> int:
         rate_seconds=args.rate_seconds,
     )
     api.run(settings, options)
+    return 0
+
+
+def _postgres(settings: ExchangeSettings, args: argparse.Namespace) -> int:
+    from bench import postgres_socket
+
+    postgres_socket.run(settings.postgres, args.queries, args.rounds)
     return 0

@@ -16,7 +16,7 @@ import psycopg
 from psycopg import sql
 
 from exchange.exceptions import StackError
-from exchange.settings import REGISTRY_DATABASE, PostgresSettings, StackSettings
+from exchange.settings import REGISTRY_DATABASE, PostgresSettings, StackSettings, stack_socket_dir
 from exchange.stack.processes import as_postgres_user, ensure_port_free, run
 
 
@@ -75,7 +75,8 @@ class PostgresCluster:
 
     @property
     def socket_dir(self) -> Path:
-        return self.home / "run"
+        """Where the server puts its socket, and where the exchange's processes connect by default."""
+        return stack_socket_dir(self.settings.home)
 
     def _tool(self, name: str) -> str:
         return str(find_bindir(self.settings.postgres_bindir) / name)
