@@ -123,7 +123,9 @@ async def _exchange(
         if connection is None:
             connection = await asyncio.open_connection(target.host, target.port)
         reader, writer = connection
-        started = time.perf_counter() if since is None else since
+        # From when it was due, or from when it went out if that was sooner: uvloop rounds a timer to the
+        # millisecond and may send a request up to half a millisecond before it is due.
+        started = time.perf_counter() if since is None else min(since, time.perf_counter())
         writer.write(request)
         async with asyncio.timeout(timeout):
             status, keep = await _answer(reader)
