@@ -14,6 +14,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 _FROZEN = ConfigDict(frozen=True)
 # The department registry's database the property connector polls, simulated in the stack's cluster.
 REGISTRY_DATABASE = "registry"
+# How a server on this machine is named: the stack's, reached through its socket by default.
+LOCAL_HOSTS = ("127.0.0.1", "localhost")
 
 
 class KafkaSettings(BaseModel):
@@ -47,6 +49,12 @@ class PostgresSettings(BaseModel):
     # bench postgres`: 0.84 of it here, 59–63 µs against 72–74 µs) and is answered sooner.
     socket_dir: Path | None = None
 
+    @field_validator("socket_dir", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        """`EXCHANGE_POSTGRES__SOCKET_DIR=` (empty): no socket, TCP only."""
+        return None if value == "" else value
+
     @field_validator("socket_dir")
     @classmethod
     def _absolute_socket_dir(cls, value: Path | None) -> Path | None:
@@ -57,8 +65,11 @@ class PostgresSettings(BaseModel):
         return value
 
     def conninfo(self, database: str | None = None) -> str:
-        """A libpq connection string, with the password: the socket first (`socket_dir`), then `host`."""
-        hosts = self.host if self.socket_dir is None else f"{self.socket_dir},{self.host}"
+        """A libpq connection string, with the password: the socket first (`socket_dir`), then `host`.
+        The socket only for a server on this machine: a copy of these settings given another `host`
+        reaches that host, not a local server that happens to listen at the socket."""
+        local = self.socket_dir is not None and self.host in LOCAL_HOSTS
+        hosts = f"{self.socket_dir},{self.host}" if local else self.host
         return make_conninfo(
             host=hosts,
             port=self.port,
@@ -277,9 +288,7 @@ def _is_the_stacks(postgres: dict[str, Any], stack: dict[str, Any]) -> bool:
     """Whether the raw PostgreSQL settings name the stack's server: on this machine, at its port."""
     host = str(postgres.get("host", PostgresSettings().host))
     port = str(postgres.get("port", PostgresSettings().port))
-    return host in ("127.0.0.1", "localhost") and port == str(
-        stack.get("postgres_port", StackSettings().postgres_port)
-    )
+    return host in LOCAL_HOSTS and port == str(stack.get("postgres_port", StackSettings().postgres_port))
 
 
 def as_environment(settings: ExchangeSettings) -> dict[str, str]:

@@ -1,8 +1,10 @@
 """A PostgreSQL cluster owned by the project under `.stack/postgres/`, from the system's binaries.
 
 `initdb` refuses root, so as root every server command runs as the `postgres` user, who owns the
-cluster's folder. Connections: a Unix socket in the cluster's folder for administration, TCP on
-127.0.0.1 with a password for the exchange.
+cluster's folder. Connections: a Unix socket in the cluster's folder, trusted (no password) and so
+private to the cluster's owner and root (its folder is mode 0700), for administration and for the
+exchange's processes on this machine (`PostgresSettings.socket_dir`); TCP on 127.0.0.1 with a password
+for the rest.
 """
 
 from __future__ import annotations
@@ -84,6 +86,8 @@ class PostgresCluster:
     def _prepare_folder(self) -> None:
         check_socket_path(self.socket_dir, self.settings.postgres_port)
         self.socket_dir.mkdir(parents=True, exist_ok=True)
+        # The socket trusts whoever reaches it: only the cluster's owner (and root) may.
+        self.socket_dir.chmod(0o700)
         if os.geteuid() == 0:
             run(["chown", "-R", "postgres:postgres", str(self.home)], what="giving the cluster to postgres")
             self._check_reachable()
@@ -199,9 +203,11 @@ class PostgresCluster:
         return True
 
     def version(self) -> str | None:
-        """The server's version, asked over TCP as the exchange's role; None when it does not answer."""
+        """The server's version, asked over TCP with the exchange's role and password (the socket trusts
+        without one): None when it does not answer."""
+        tcp = self.database.model_copy(update={"socket_dir": None})
         try:
-            with psycopg.connect(self.database.conninfo(), connect_timeout=3) as conn:
+            with psycopg.connect(tcp.conninfo(), connect_timeout=3) as conn:
                 row = conn.execute("SHOW server_version").fetchone()
         except psycopg.Error:
             return None

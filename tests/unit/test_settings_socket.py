@@ -53,6 +53,20 @@ def test_any_other_server_is_reached_as_given(
     assert _hosts(settings) == [settings.postgres.host]
 
 
+def test_an_empty_socket_folder_keeps_to_tcp(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EXCHANGE_POSTGRES__SOCKET_DIR", "")
+    settings = ExchangeSettings()
+    assert settings.postgres.socket_dir is None
+    assert _hosts(settings) == ["127.0.0.1"]
+
+
+def test_a_copy_given_another_host_reaches_that_host_not_the_local_socket() -> None:
+    local = ExchangeSettings().postgres
+    assert local.socket_dir is not None
+    remote = local.model_copy(update={"host": "db.example"})
+    assert str(conninfo_to_dict(remote.conninfo())["host"]) == "db.example"
+
+
 def test_a_socket_folder_given_must_be_absolute(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EXCHANGE_POSTGRES__SOCKET_DIR", "relative/run")
     with pytest.raises(ValidationError, match="absolute path"):

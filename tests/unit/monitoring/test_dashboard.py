@@ -65,7 +65,7 @@ def test_the_dashboard_shows_what_operators_watch() -> None:
         assert wanted in used, f"no panel shows {wanted}"
 
 
-def test_every_metric_the_exchange_defines_is_on_the_dashboard_or_in_an_alert() -> None:
+def test_every_metric_in_monitoring_metrics_is_on_the_dashboard_or_in_an_alert() -> None:
     # A metric nobody can see answers no operator's question: the processor's full collections (the
     # pauses in its folding) were measured and shown nowhere.
     rules = yaml.safe_load((ROOT / "monitoring" / "alerts.yml").read_text(encoding="utf-8"))
