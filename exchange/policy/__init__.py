@@ -6,7 +6,7 @@ use; in deployment, mutual TLS: a TLS-terminating proxy checks the client certif
 exchange's CA and passes the verified subject, which `callers.json` maps through `tls_subject`.
 """
 
-from exchange.policy.decide import Access, Verdict, authorise
+from exchange.policy.decide import Access, Verdict, authorise, refuse_proof_reads
 from exchange.policy.load import load_policy, parse, policy_version
 from exchange.policy.model import Caller, Department, Grant, Policy, ProofType
 
@@ -22,4 +22,5 @@ __all__ = [
     "load_policy",
     "parse",
     "policy_version",
+    "refuse_proof_reads",
 ]

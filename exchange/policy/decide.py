@@ -96,5 +96,19 @@ def authorise(policy: Policy, access: Access) -> Verdict:
     return Verdict(grant)
 
 
+def refuse_proof_reads(policy: Policy, caller: str) -> Verdict | None:
+    """The refusal of every stored proof to `caller` when none of its grants lists a proof type, or None
+    (then the proof's own purpose and type decide, `authorise`). Asked before a proof is looked up, so
+    that a caller who may read no proof learns nothing of which proof ids exist."""
+    granted = policy.grants.get(caller, {})
+    if any(grant.proof_types for grant in granted.values()):
+        return None
+    return _refuse(
+        PROOF_TYPE_NOT_GRANTED,
+        f"caller {caller} is granted no proof type, so may read no proof: "
+        f"grants.json: grants.{caller}[*].proof_types lists none",
+    )
+
+
 def _some(value: str | None) -> tuple[str, ...]:
     return () if value is None else (value,)

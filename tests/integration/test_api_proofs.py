@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +96,15 @@ async def test_proofs_are_signed_verifiable_and_superseded_by_a_later_correction
             "/v1/proofs", json={**body, "subject": UNREGISTERED, "proof_type": "household"}
         )
 
+    # A caller granted no proof type is refused any proof id alike, one that exists or not: a 404 for the
+    # one and a 403 for the other told it which ids exist.
+    for outsider in ("bank", "citizen-portal"):
+        async with client(settings, outsider) as reader:
+            existing = await reader.get(f"/v1/proofs/{tax['proof_id']}")
+            unknown = await reader.get(f"/v1/proofs/{uuid.uuid4()}")
+        for refused in (existing, unknown):
+            assert refused.status_code == 403, (outsider, refused.text)
+            assert refused.json()["reason"] == "proof_type_not_granted"
     assert unregistered.status_code == 404, unregistered.text
     assert "户籍" in unregistered.json()["message"]
     document = tax["document"]

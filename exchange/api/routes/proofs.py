@@ -12,7 +12,7 @@ from exchange.api import proofing
 from exchange.api.access import check_consent, grant_for
 from exchange.api.auditing import audited
 from exchange.api.context import Services
-from exchange.api.exceptions import InvalidRequestError, NotFoundError
+from exchange.api.exceptions import InvalidRequestError, NotFoundError, RefusedError
 from exchange.api.models.common import ERRORS, TOO_LARGE, UNAVAILABLE
 from exchange.api.models.proofs import (
     PROOF_EXAMPLE,
@@ -27,7 +27,7 @@ from exchange.api.routes.deps import AuthDep, ServicesDep
 from exchange.api.storage.pool import connection
 from exchange.api.storage.proofs import get_proof
 from exchange.local_time import today
-from exchange.policy import Access, Caller
+from exchange.policy import Access, Caller, refuse_proof_reads
 from exchange.proofs import default_period
 
 router = APIRouter(tags=["proofs"])
@@ -89,6 +89,9 @@ async def read_proof(proof_id: uuid.UUID, auth: AuthDep) -> StoredProofResponse:
     async with audited(
         services, PROOF, caller.code, "proof.read", None, {"proof_id": str(proof_id)}
     ) as audit:
+        refusal = refuse_proof_reads(services.policy, caller.code)
+        if refusal is not None:  # before the lookup: whether the proof exists is not theirs to learn
+            raise RefusedError(refusal.reason or "refused", refusal.message)
         async with connection(services.pool) as conn:
             stored = await get_proof(conn, str(proof_id))
             if stored is None:
