@@ -7,8 +7,8 @@ A population is generated and run through the real pipeline (connectors, `exchan
 Idle, verifications and the bare route are measured in alternating rounds, and the ratio is taken per
 round (the median is the figure); then verifications in an open loop at a few rates up to the goal's,
 whose p99 at the goal's rate is the latency goal's figure (a closed loop at a fixed concurrency
-measures how much it can queue, not the latency at a rate); proofs once; then each kind once more
-under a pipeline load.
+measures how much it can queue, not the latency at a rate), and the bare route in the same open loop
+at the same rates, its baseline; proofs once; then each kind once more under a pipeline load.
 """
 
 from __future__ import annotations
