@@ -100,16 +100,6 @@ def ordered_consumer_class(guarded: Collection[str], fetch_max_wait_ms: int) -> 
             committed: bool = await super()._commit_offsets(offsets, start_new_transaction)
             return committed
 
-        async def rewind(self, tp: TP, offset: int) -> None:
-            """Seek `tp` back to `offset` on the consumer's own thread, and wait until it is done.
-
-            aiokafka is not thread-safe, and faust's `seek` calls it from this thread: it resolves the
-            fetcher's futures, which belong to the consumer thread's event loop, from outside it. (A
-            processor that had just made three such seeks at once fetched nothing more for five
-            minutes, in one test run.) faust's `seek_wait`, which its table recovery uses, runs the
-            seek on that thread."""
-            await self.seek_wait({tp: offset})
-
         async def perform_seek(self) -> None:
             await super().perform_seek()
             start: dict[TP, int | None] = dict(self._committed_offset)
@@ -139,7 +129,7 @@ def ordered_consumer_class(guarded: Collection[str], fetch_max_wait_ms: int) -> 
                         tp.topic,
                         tp.partition,
                     )
-                    await self.rewind(tp, expected)
+                    await self.seek(tp, expected)
 
     return OrderedConsumer
 
@@ -261,6 +251,6 @@ def _guarded(
                 tp.topic,
                 tp.partition,
             )
-            await consumer.rewind(tp, expected)
+            await consumer.seek(tp, expected)
 
     return on_message

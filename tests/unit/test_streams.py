@@ -16,7 +16,6 @@ import canonical
 import faust
 import pytest
 import uvloop
-from faust.types import TP
 from prometheus_client import REGISTRY
 
 from exchange import admin, profile_avro
@@ -236,26 +235,6 @@ def test_the_app_consumes_with_the_ordered_consumer(tmp_path: Path) -> None:
     assert "identity.person.v1" in consumer._read_offset.guarded
     # The check for a hole at the end of a partition runs as one of the consumer's service tasks.
     assert "_rewind_stalled" in type(consumer)._tasks[type(consumer)._get_class_id()]
-
-
-def test_a_rewind_seeks_on_the_consumer_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # faust's `seek` calls aiokafka from the app's thread; `seek_wait` hands the seek to the consumer's.
-    consumer = create_app(
-        ExchangeSettings(processor=ProcessorSettings(datadir=tmp_path, store="memory://"))
-    ).consumer
-    asked: list[dict[Any, int]] = []
-
-    async def seek_wait(partitions: dict[Any, int]) -> None:
-        asked.append(dict(partitions))
-
-    async def seek(tp: Any, offset: int) -> None:
-        raise AssertionError("seek runs aiokafka on the app's thread")
-
-    monkeypatch.setattr(consumer, "seek_wait", seek_wait)
-    monkeypatch.setattr(consumer, "seek", seek)
-    tp = TP("identity.person.v1", 2)
-    asyncio.run(consumer.rewind(tp, 649))
-    assert asked == [{tp: 649}]
 
 
 def test_the_app_leaves_out_faust_monitor_sensor(tmp_path: Path) -> None:
