@@ -1,10 +1,14 @@
 """The processor's Kafka consumer: faust's aiokafka consumer, delivering the source topics without holes.
 
-See `exchange.sequencing` for why. Four changes to faust's consumer, for the source topics only:
+See `exchange.sequencing` for why. Five changes to faust's consumer, for the source topics only:
 
 - every record passes `Sequencer.judge` before faust's delivery callback: records already delivered
   are skipped, and a record past a hole makes the consumer seek its partition back to the first
   missing offset (and skip records until that one comes);
+- no record is handed over while a rebalance is under way (`App.rebalancing`): faust seeks to the
+  committed offsets and only then resumes its streams, clearing their buffers as it does, so a record
+  handed over in between was lost with the sequencer counting it delivered (a restarted processor
+  then stood still, its commit held at the hole). Held back, it is read again like a dropped one;
 - faust's own read offset is not consulted for them (`_ReadOffsets`): it would drop the re-read
   records as already seen, and would mark the hole as a gap whose offsets may be committed;
 - every second, `_rewind_stalled` finds a hole at the end of a partition, which no
@@ -219,12 +223,32 @@ def _guarded(
     consumer: Any, deliver: Callable[[Any], Awaitable[None]], topics: frozenset[str]
 ) -> Callable[[Any], Awaitable[None]]:
     sequencer: Sequencer[TP] = consumer.sequencer
+    app = consumer.app
+    held_back: set[TP] = set()  # partitions with a record held back in the rebalance numbered `held_in`
+    held_in = -1
 
     async def on_message(message: Any) -> None:
+        nonlocal held_in
         tp = message.tp
         if tp.topic not in topics:
             await deliver(message)
             return
+        if app.rebalancing:
+            sequencer.dropped(tp)
+            if held_in != app.rebalancing_count:
+                held_in = app.rebalancing_count
+                held_back.clear()
+            if tp not in held_back:
+                held_back.add(tp)
+                _log.info(
+                    "record %d of %s/%d came before the streams were resumed after a rebalance; "
+                    "held back, it is read again",
+                    message.offset,
+                    tp.topic,
+                    tp.partition,
+                )
+            return
+        epoch = sequencer.epoch
         verdict = sequencer.judge(tp, message.offset, time.monotonic())
         if verdict is Verdict.DELIVER:
             expected = sequencer.expected(tp)
@@ -239,7 +263,7 @@ def _guarded(
                     message.offset,
                 )
             await deliver(message)
-            sequencer.delivered(tp, message.offset)
+            sequencer.delivered(tp, message.offset, epoch)
         elif verdict is Verdict.REWIND:
             expected = sequencer.expected(tp)
             assert expected is not None  # a rewind always has a target

@@ -5,7 +5,10 @@ faust 0.15.3 can drop records it has already fetched: when a rebalance stops the
 yet active. The fetch position has moved past them, and its own bookkeeping then treats the missing
 offsets as a gap that may be committed over (`_add_gap`, and `_new_offset` letting one missing offset
 through) — so the records are neither folded nor read again. Seen here as a subject whose profile
-lacked a title or a month of contributions after two processors shared the partitions.
+lacked a title or a month of contributions after two processors shared the partitions. It also
+clears its streams' buffers when it resumes them at the end of a rebalance, after its seek to the
+committed offsets, losing records handed over in between; so the consumer hands none over during a
+rebalance, and a delivery that waited across one is not counted (`Sequencer.epoch`).
 
 The source topics are written by the connectors' idempotent, non-transactional producers with
 delete retention, so their offsets are contiguous: a record whose offset is past the next one
@@ -46,6 +49,9 @@ class Sequencer(Generic[P]):
     accepts its first record. A rewind is asked again if the hole is still there `retry_seconds`
     after the last one; after `max_attempts` rewinds that each found the same hole, the missing
     offsets are taken as absent from the log (deleted by retention) and the record is delivered.
+
+    Each `reset` starts an epoch: a delivery begun before it and finished after it is not counted
+    (`delivered`'s `epoch`), since what it handed over went with the streams' buffers.
     """
 
     def __init__(self, retry_seconds: float = 1.0, max_attempts: int = 5, stall_seconds: float = 5.0) -> None:
@@ -55,12 +61,16 @@ class Sequencer(Generic[P]):
         self._expected: dict[P, int] = {}
         self._rewinds: dict[P, _Rewind] = {}
         self._seen: dict[P, float] = {}  # when a record of the partition last came
+        self._dropped: set[P] = set()  # partitions with a record held back since the last record judged
+        self.epoch = 0
 
     def reset(self, committed: Mapping[P, int | None]) -> None:
         """Start over from the committed offsets (after a seek to them); forget everything else."""
         self._expected = {partition: offset for partition, offset in committed.items() if offset is not None}
         self._rewinds = {}
         self._seen = {}
+        self._dropped = set()
+        self.epoch += 1
 
     def expected(self, partition: P) -> int | None:
         """The next offset `partition` must deliver; None when any first offset is accepted."""
@@ -69,6 +79,7 @@ class Sequencer(Generic[P]):
     def judge(self, partition: P, offset: int, now: float) -> Verdict:
         """What to do with the record at `offset`; call `delivered` once it has been delivered."""
         self._seen[partition] = now
+        self._dropped.discard(partition)  # this record shows any hole itself
         expected = self._expected.get(partition)
         if expected is None or offset == expected:
             return Verdict.DELIVER
@@ -92,18 +103,31 @@ class Sequencer(Generic[P]):
         The hole at the end of a partition: records fetched and dropped with none after them, so no
         later record shows the hole. Yes when the position is past the expected offset and no record
         of the partition came for `stall_seconds` (a partition merely held back by a full buffer is
-        rewound harmlessly: to where it would read next anyway).
+        rewound harmlessly: to where it would read next anyway). At once for a partition whose record
+        was `dropped`: the hole is known.
         """
         expected = self._expected.get(partition)
         if expected is None or position <= expected:
             return False
+        if partition in self._dropped:
+            self._dropped.discard(partition)
+            self._seen[partition] = now
+            return True
         seen = self._seen.setdefault(partition, now)
         if now - seen < self.stall_seconds:
             return False
         self._seen[partition] = now
         return True
 
-    def delivered(self, partition: P, offset: int) -> None:
-        """`offset` was delivered: the partition expects the one after it."""
+    def dropped(self, partition: P) -> None:
+        """A record of `partition` was fetched and not handed over: the next look at a position past the
+        expected offset rewinds (`stalled`), unless a later record shows the hole first (`judge`)."""
+        self._dropped.add(partition)
+
+    def delivered(self, partition: P, offset: int, epoch: int | None = None) -> None:
+        """`offset` was delivered: the partition expects the one after it. Ignored if the delivery began
+        in an earlier `epoch`: a reset came while it waited."""
+        if epoch is not None and epoch != self.epoch:
+            return
         self._expected[partition] = offset + 1
         self._rewinds.pop(partition, None)

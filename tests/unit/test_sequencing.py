@@ -123,10 +123,41 @@ def test_whatever_the_fetcher_drops_every_record_is_delivered_once_in_order(
     assert delivered == list(range(committed, length))
 
 
+def test_a_partition_with_a_dropped_record_is_stalled_at_the_first_look_past_it() -> None:
+    sequencer = Sequencer(stall_seconds=5.0)
+    sequencer.reset({P: 10})
+    sequencer.dropped(P)
+    assert not sequencer.stalled(P, 10, 0.0)  # nothing fetched past the expected offset
+    assert sequencer.stalled(P, 11, 0.0)  # no stall time to wait: the hole is known
+    assert not sequencer.stalled(P, 11, 1.0)  # then as any other: after the stall time
+    sequencer.dropped(P)
+    assert sequencer.judge(P, 12, 2.0) is Verdict.REWIND  # a later record shows the hole itself
+    assert not sequencer.stalled(P, 12, 2.0)
+
+
+def test_a_delivery_begun_before_a_reset_does_not_move_the_expected_offset() -> None:
+    sequencer = Sequencer()
+    sequencer.reset({P: 10})
+    epoch = sequencer.epoch
+    assert sequencer.judge(P, 10, 0.0) is Verdict.DELIVER
+    sequencer.reset({P: 10})  # a rebalance while the delivery waited: its record went with the buffers
+    sequencer.delivered(P, 10, epoch)
+    assert sequencer.expected(P) == 10
+    sequencer.delivered(P, 10, sequencer.epoch)
+    assert sequencer.expected(P) == 11
+
+
+@dataclass
+class _App:
+    rebalancing: bool = False
+    rebalancing_count: int = 0
+
+
 class _Consumer:
     def __init__(self) -> None:
         self.sequencer = Sequencer()
         self.seeks: list[tuple[TP, int]] = []
+        self.app = _App()
 
     async def seek(self, tp: TP, offset: int) -> None:
         self.seeks.append((tp, offset))
@@ -155,6 +186,64 @@ def test_the_consumer_seeks_back_to_a_hole_and_passes_other_topics_through() -> 
     asyncio.run(feed())
     assert passed == [("t", 0), ("changelog", 9), ("t", 1)]
     assert consumer.seeks == [(P, 1)]
+
+
+def test_a_record_that_comes_during_a_rebalance_is_held_back_and_read_again() -> None:
+    # faust seeks to the committed offsets, then resumes its streams and clears their buffers: a record
+    # handed over in between was lost while the sequencer counted it delivered (a processor hung so).
+    consumer = _Consumer()
+    consumer.sequencer.reset({P: 0})
+    passed: list[tuple[str, int]] = []
+
+    async def deliver(message: Any) -> None:
+        passed.append((message.tp.topic, message.offset))
+
+    on_message = _guarded(consumer, deliver, frozenset({"t"}))
+
+    async def feed() -> None:
+        consumer.app.rebalancing = True
+        await on_message(_Message(P, 0))
+        await on_message(_Message(TP("changelog", 0), 9))  # other topics are faust's own business
+        consumer.app.rebalancing = False
+        await on_message(_Message(P, 1))
+
+    asyncio.run(feed())
+    assert passed == [("changelog", 9)]
+    assert consumer.seeks == [(P, 0)]  # record 1 showed the hole
+    assert consumer.sequencer.expected(P) == 0
+
+
+def test_a_partition_whose_last_record_was_held_back_in_a_rebalance_is_rewound_at_the_next_look() -> None:
+    consumer = _Consumer()
+    consumer.sequencer.reset({P: 0})
+
+    async def deliver(message: Any) -> None:
+        raise AssertionError("nothing is handed over during a rebalance")
+
+    consumer.app.rebalancing = True
+    asyncio.run(_guarded(consumer, deliver, frozenset({"t"}))(_Message(P, 0)))
+    assert consumer.sequencer.stalled(P, 1, 0.0)
+
+
+def test_a_delivery_that_waits_across_a_rebalance_is_not_counted() -> None:
+    consumer = _Consumer()
+    consumer.sequencer.reset({P: 0})
+    release = asyncio.Event()
+
+    async def deliver(message: Any) -> None:
+        await release.wait()  # faust's flow control holds it while the rebalance runs
+
+    on_message = _guarded(consumer, deliver, frozenset({"t"}))
+
+    async def feed() -> None:
+        waiting = asyncio.ensure_future(on_message(_Message(P, 0)))
+        await asyncio.sleep(0)
+        consumer.sequencer.reset({P: 0})  # the rebalance's seek to the committed offsets
+        release.set()
+        await waiting
+
+    asyncio.run(feed())
+    assert consumer.sequencer.expected(P) == 0
 
 
 def test_faust_read_offsets_of_the_guarded_topics_read_as_unknown() -> None:
