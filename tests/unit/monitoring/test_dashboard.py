@@ -11,6 +11,7 @@ import yaml
 from prometheus_client.metrics import MetricWrapperBase
 from series import known_series, metric_names, sample_names
 
+from exchange import lag, relay_lag
 from monitoring import metrics
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -51,7 +52,7 @@ def test_the_dashboard_shows_what_operators_watch() -> None:
         "exchange_connector_records_published_total",
         "exchange_connector_records_read_total",
         "exchange_connector_records_rejected_total",
-        "kafka_consumergroup_lag",
+        "kafka_consumergroup_lag_sum",
         "exchange_sink_freshness_seconds_bucket",
         "exchange_api_request_seconds_bucket",
         "exchange_api_refusals_total",
@@ -75,6 +76,9 @@ def test_every_metric_in_monitoring_metrics_is_on_the_dashboard_or_in_an_alert()
     for value in vars(metrics).values():
         if isinstance(value, MetricWrapperBase):
             assert sample_names(value) & used, f"{value._name} is on no panel and in no alert"
+    # and the two exporters': the broker's end offsets and the groups' committed ones were on no panel.
+    for name in lag.EXPORTED_NAMES + relay_lag.EXPORTED_NAMES:
+        assert name in used, f"{name} is on no panel and in no alert"
 
 
 def test_panels_use_the_provisioned_datasource_and_do_not_overlap() -> None:
