@@ -4,6 +4,7 @@ the sequencer's rule, and the consumer that applies it (the app using it: test_s
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -169,7 +170,8 @@ class _Message:
     offset: int
 
 
-def test_the_consumer_seeks_back_to_a_hole_and_passes_other_topics_through() -> None:
+def _guarding() -> tuple[_Consumer, Callable[[Any], Awaitable[None]], list[tuple[str, int]]]:
+    """A consumer expecting offset 0 of P, its guarded callback over topic "t", and what it passed on."""
     consumer = _Consumer()
     consumer.sequencer.reset({P: 0})
     passed: list[tuple[str, int]] = []
@@ -177,7 +179,11 @@ def test_the_consumer_seeks_back_to_a_hole_and_passes_other_topics_through() -> 
     async def deliver(message: Any) -> None:
         passed.append((message.tp.topic, message.offset))
 
-    on_message = _guarded(consumer, deliver, frozenset({"t"}))
+    return consumer, _guarded(consumer, deliver, frozenset({"t"})), passed
+
+
+def test_the_consumer_seeks_back_to_a_hole_and_passes_other_topics_through() -> None:
+    consumer, on_message, passed = _guarding()
 
     async def feed() -> None:
         for message in [_Message(P, 0), _Message(P, 2), _Message(TP("changelog", 0), 9), _Message(P, 1)]:
@@ -191,14 +197,7 @@ def test_the_consumer_seeks_back_to_a_hole_and_passes_other_topics_through() -> 
 def test_a_record_that_comes_during_a_rebalance_is_held_back_and_read_again() -> None:
     # faust seeks to the committed offsets, then resumes its streams and clears their buffers: a record
     # handed over in between was lost while the sequencer counted it delivered (a processor hung so).
-    consumer = _Consumer()
-    consumer.sequencer.reset({P: 0})
-    passed: list[tuple[str, int]] = []
-
-    async def deliver(message: Any) -> None:
-        passed.append((message.tp.topic, message.offset))
-
-    on_message = _guarded(consumer, deliver, frozenset({"t"}))
+    consumer, on_message, passed = _guarding()
 
     async def feed() -> None:
         consumer.app.rebalancing = True
