@@ -69,9 +69,43 @@ class _ReadOffsets(dict[TP, int | None]):
         return super().__getitem__(partition)
 
 
-def ordered_consumer_class(guarded: Collection[str], fetch_max_wait_ms: int) -> type[faust_aiokafka.Consumer]:
+HOLD_LIMIT_SECONDS = 120.0
+"""How long source records may keep coming while held back before the processor gives up: a rebalance
+ends within seconds of the streams' partitions being resumed, so this is one whose end never comes
+(faust's recovery failed after resuming the flow), and would hold every record back for good."""
+
+
+class Holding:
+    """How long records have been held back without a break of `gap` seconds."""
+
+    def __init__(self, gap: float = 5.0) -> None:
+        self.gap = gap
+        self.since: float | None = None
+        self.last = 0.0
+
+    def held(self, now: float) -> None:
+        """A record was held back at `now`."""
+        if self.since is None or now - self.last > self.gap:
+            self.since = now
+        self.last = now
+
+    def ended(self) -> None:
+        """A record was taken: nothing is being held back."""
+        self.since = None
+
+    def seconds(self, now: float) -> float:
+        """How long records have been held back, up to `now`; 0 after a break of `gap`."""
+        if self.since is None or now - self.last > self.gap:
+            return 0.0
+        return now - self.since
+
+
+def ordered_consumer_class(
+    guarded: Collection[str], fetch_max_wait_ms: int, stuck: Callable[[str], None]
+) -> type[faust_aiokafka.Consumer]:
     """faust's aiokafka consumer class, delivering the records of the `guarded` topics without holes,
-    its fetches waiting at most `fetch_max_wait_ms` for data."""
+    its fetches waiting at most `fetch_max_wait_ms` for data; `stuck` is told (and should stop the
+    process) when records have been held back for `HOLD_LIMIT_SECONDS` by a rebalance that never ends."""
     topics = frozenset(guarded)
 
     class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -88,6 +122,7 @@ def ordered_consumer_class(guarded: Collection[str], fetch_max_wait_ms: int) -> 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.sequencer: Sequencer[TP] = Sequencer()
+            self.holding = Holding()
             self._read_offset = _ReadOffsets(topics)
             self.callback = _guarded(self, self.callback, topics)
 
@@ -119,6 +154,14 @@ def ordered_consumer_class(guarded: Collection[str], fetch_max_wait_ms: int) -> 
             """Every second, seek back each source partition fetched past a hole with no record after it."""
             if not self.flow_active:
                 return  # a rebalance is under way; it ends with a seek to the committed offsets
+            if self.app.rebalancing:  # its end is at hand: the flow is resumed
+                held = self.holding.seconds(time.monotonic())
+                if held > HOLD_LIMIT_SECONDS:
+                    stuck(
+                        f"source records have been held back for {held:.0f} s by a rebalance that does "
+                        "not end (faust's recovery failed after resuming the flow?)"
+                    )
+                return
             sources = [tp for tp in self.assignment() if tp.topic in topics]
             for tp, position in (await positions(self.position, sources)).items():
                 expected = self.sequencer.expected(tp)
@@ -223,6 +266,7 @@ def _guarded(
     consumer: Any, deliver: Callable[[Any], Awaitable[None]], topics: frozenset[str]
 ) -> Callable[[Any], Awaitable[None]]:
     sequencer: Sequencer[TP] = consumer.sequencer
+    holding: Holding = consumer.holding
     app = consumer.app
     held_back: set[TP] = set()  # partitions with a record held back in the rebalance numbered `held_in`
     held_in = -1
@@ -235,19 +279,21 @@ def _guarded(
             return
         if app.rebalancing:
             sequencer.dropped(tp)
+            holding.held(time.monotonic())
             if held_in != app.rebalancing_count:
                 held_in = app.rebalancing_count
                 held_back.clear()
             if tp not in held_back:
                 held_back.add(tp)
                 _log.info(
-                    "record %d of %s/%d came before the streams were resumed after a rebalance; "
-                    "held back, it is read again",
+                    "record %d of %s/%d came during a rebalance; held back, it is read again",
                     message.offset,
                     tp.topic,
                     tp.partition,
                 )
             return
+        if holding.since is not None:
+            holding.ended()
         epoch = sequencer.epoch
         verdict = sequencer.judge(tp, message.offset, time.monotonic())
         if verdict is Verdict.DELIVER:

@@ -8,7 +8,8 @@ through) — so the records are neither folded nor read again. Seen here as a su
 lacked a title or a month of contributions after two processors shared the partitions. It also
 clears its streams' buffers when it resumes them at the end of a rebalance, after its seek to the
 committed offsets, losing records handed over in between; so the consumer hands none over during a
-rebalance, and a delivery that waited across one is not counted (`Sequencer.epoch`).
+rebalance, and a delivery that waited across a reset is not counted (`Sequencer.epoch`): its record may
+have gone with the buffers, and is read again.
 
 The source topics are written by the connectors' idempotent, non-transactional producers with
 delete retention, so their offsets are contiguous: a record whose offset is past the next one
@@ -51,7 +52,7 @@ class Sequencer(Generic[P]):
     offsets are taken as absent from the log (deleted by retention) and the record is delivered.
 
     Each `reset` starts an epoch: a delivery begun before it and finished after it is not counted
-    (`delivered`'s `epoch`), since what it handed over went with the streams' buffers.
+    (`delivered`'s `epoch`): what it handed over may have gone with the streams' buffers.
     """
 
     def __init__(self, retry_seconds: float = 1.0, max_attempts: int = 5, stall_seconds: float = 5.0) -> None:

@@ -30,6 +30,7 @@ from typing import Any, NoReturn, cast
 import faust
 from faust.sensors import Sensor
 from faust.streams import _current_event
+from faust.types import TP
 from faust.types.transports import ProducerT
 from mode import ServiceT
 from prometheus_client import generate_latest
@@ -85,6 +86,12 @@ def _stop_undelivered(error: DeliveryError) -> None:
     _exit_failed()
 
 
+def _stop_stuck(reason: str) -> None:
+    """Stop the process when its consumer cannot go on: its restart joins the group afresh."""
+    _log.error("%s; the processor stops, and its restart replays from the last commit", reason)
+    _exit_failed()
+
+
 class _TrackedTable(faust.Table[bytes, bytes]):
     """faust's table, each changelog record it sends tracked until acknowledged (`_App.deliveries`)."""
 
@@ -104,12 +111,25 @@ class _App(faust.App):
     """
 
     deliveries: Deliveries  # set by `source_app`
+    _assigned_in = 0  # the number (`rebalancing_count`) of the rebalance whose assignment came last
 
     def on_init_dependencies(self) -> Iterable[ServiceT]:
         dependencies = super().on_init_dependencies()
         self.sensors.remove(self.monitor)
         self.sensors.add(RebalanceSensor())
         return dependencies
+
+    async def _on_partitions_assigned(self, assigned: set[TP], generation_id: int = 0) -> None:
+        self._assigned_in = self.rebalancing_count
+        await super()._on_partitions_assigned(assigned, generation_id)
+
+    def on_rebalance_end(self) -> None:
+        """End the rebalance, unless a newer one began since its assignment: faust's recovery checks only
+        the generation, which changes with the newer assignment, so a recovery ending meanwhile would
+        clear `rebalancing` for the newer rebalance, under which the consumer holds records back."""
+        if self.rebalancing_count != self._assigned_in:
+            return  # the newer rebalance's recovery ends it
+        super().on_rebalance_end()
 
 
 def _batch_producer_class(base: type[ProducerT], batch_events: int) -> type[ProducerT]:
@@ -163,7 +183,7 @@ def source_app(settings: ExchangeSettings) -> tuple[_App, faust.TopicT]:
     source_names = [topic.full_name(kafka) for topic in DATASET_TOPICS]
     # faust can drop fetched records in a rebalance and then commit past them: this consumer re-reads.
     app.transport.Consumer = ordered_consumer_class(  # type: ignore[misc]  # read per instance
-        source_names, round(processor.fetch_max_wait_seconds * 1000)
+        source_names, round(processor.fetch_max_wait_seconds * 1000), _stop_stuck
     )
     app.transport.Producer = _batch_producer_class(  # type: ignore[misc]  # read per instance
         app.transport.Producer, processor.batch_events

@@ -8,13 +8,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
 from aiokafka.errors import KafkaError
 from faust.types import TP
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from mode import Service
 
-from exchange.ordered_consumer import _guarded, _ReadOffsets, positions, step_first
+from exchange.ordered_consumer import Holding, _guarded, _ReadOffsets, positions, step_first
 from exchange.sequencing import Sequencer, Verdict
 
 P = TP("t", 0)
@@ -159,6 +160,7 @@ class _Consumer:
         self.sequencer = Sequencer()
         self.seeks: list[tuple[TP, int]] = []
         self.app = _App()
+        self.holding = Holding()
 
     async def seek(self, tp: TP, offset: int) -> None:
         self.seeks.append((tp, offset))
@@ -213,18 +215,33 @@ def test_a_record_that_comes_during_a_rebalance_is_held_back_and_read_again() ->
 
 
 def test_a_partition_whose_last_record_was_held_back_in_a_rebalance_is_rewound_at_the_next_look() -> None:
-    consumer = _Consumer()
-    consumer.sequencer.reset({P: 0})
-
-    async def deliver(message: Any) -> None:
-        raise AssertionError("nothing is handed over during a rebalance")
-
+    consumer, on_message, passed = _guarding()
     consumer.app.rebalancing = True
-    asyncio.run(_guarded(consumer, deliver, frozenset({"t"}))(_Message(P, 0)))
+    asyncio.run(on_message(_Message(P, 0)))
+    assert passed == []
     assert consumer.sequencer.stalled(P, 1, 0.0)
 
 
-def test_a_delivery_that_waits_across_a_rebalance_is_not_counted() -> None:
+def test_records_held_back_without_a_break_are_timed_and_a_taken_record_ends_the_hold() -> None:
+    consumer, on_message, _ = _guarding()
+    holding = consumer.holding
+    consumer.app.rebalancing = True
+    for offset in range(3):
+        asyncio.run(on_message(_Message(P, offset)))
+    assert holding.since is not None
+    since = holding.since
+    assert holding.seconds(since + 1.0) == pytest.approx(1.0)
+    holding.held(since + 4.0)
+    assert holding.seconds(since + 8.0) == pytest.approx(8.0)  # held again within the gap: one hold
+    assert holding.seconds(since + 9.5) == 0.0  # nothing held for more than the gap: no hold under way
+    holding.held(since + 20.0)
+    assert holding.seconds(since + 21.0) == pytest.approx(1.0)  # a new hold after a break starts over
+    consumer.app.rebalancing = False
+    asyncio.run(on_message(_Message(P, 0)))
+    assert holding.seconds(since + 21.0) == 0.0
+
+
+def test_a_delivery_that_waits_across_a_reset_is_not_counted() -> None:
     consumer = _Consumer()
     consumer.sequencer.reset({P: 0})
     release = asyncio.Event()
