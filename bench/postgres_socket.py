@@ -51,7 +51,7 @@ def run(postgres: PostgresSettings, queries: int, rounds: int) -> dict[str, list
         raise ExchangeError(
             "no socket to measure: PostgreSQL is not the stack's (set EXCHANGE_POSTGRES__SOCKET_DIR)"
         )
-    tcp = postgres.model_copy(update={"socket_dir": None})
+    tcp = postgres.over_tcp()
     loops: dict[str, list[Loop]] = {"socket": [], "tcp": []}
     for _ in range(rounds):
         for name, settings in (("socket", postgres), ("tcp", tcp)):

@@ -78,6 +78,10 @@ class PostgresSettings(BaseModel):
             password=self.password.get_secret_value(),
         )
 
+    def over_tcp(self) -> PostgresSettings:
+        """These settings without the socket: connections go to `host` over TCP, with the password."""
+        return self.model_copy(update={"socket_dir": None})
+
     def url(self, database: str | None = None) -> str:
         """A postgresql:// URL without the password, for display."""
         return f"postgresql://{self.user}@{self.host}:{self.port}/{database or self.database}"

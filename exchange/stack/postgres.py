@@ -205,9 +205,8 @@ class PostgresCluster:
     def version(self) -> str | None:
         """The server's version, asked over TCP with the exchange's role and password (the socket trusts
         without one): None when it does not answer."""
-        tcp = self.database.model_copy(update={"socket_dir": None})
         try:
-            with psycopg.connect(tcp.conninfo(), connect_timeout=3) as conn:
+            with psycopg.connect(self.database.over_tcp().conninfo(), connect_timeout=3) as conn:
                 row = conn.execute("SHOW server_version").fetchone()
         except psycopg.Error:
             return None
