@@ -474,7 +474,8 @@ def _notes(settings: ExchangeSettings, phases: list[Phase], options: Options) ->
         "counted from when it was due",
         f"each server is one uvicorn worker (event loop {loop}, HTTP parser {http}) with a pool of "
         f"{settings.api.pool_max} PostgreSQL connections, as `exchange api` runs; the API also appends "
-        "an audit entry per request (committed in batches) and relays it to Kafka from its relay process "
+        "an audit entry per request (committed in batches, on a connection of its own) and relays it "
+        "to Kafka from its relay process "
         "(whose CPU its server cores include), the bare route only reads the profile row",
         "the load generator (raw HTTP on asyncio streams, on uvloop as the servers; this process) shares "
         f"the machine's {cores()} cores with the servers, PostgreSQL, the pipeline and anything else "

@@ -101,7 +101,7 @@ class Approvals:
         await asyncio.to_thread(
             admin.ensure_topics, kafka, (APPLICATIONS, DECISIONS, CONSENT, AUDIT, DEADLETTER)
         )
-        await self._services.pool.open(wait=True)
+        await self._services.open()
         async with transaction(self._services.pool) as conn:
             await archive_policy(conn, self._services.policy)
         relay = AuditRelay(self._settings, self._services.pool)
@@ -139,7 +139,7 @@ class Approvals:
             await consumer.stop()
             await producer.stop()
             await relay.close()
-            await self._services.pool.close()
+            await self._services.close()
         return self.counts
 
     async def _handle(self, message: ConsumerRecord[bytes, bytes], producer: AIOKafkaProducer) -> Any:

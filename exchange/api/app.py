@@ -202,7 +202,7 @@ def create_api(settings: ExchangeSettings, *, relay: bool = True, lean: bool = T
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await services.pool.open(wait=True, timeout=settings.api.pool_timeout_seconds)
+        await services.open()
         async with transaction(services.pool) as conn:
             await archive_policy(conn, policy)
         stop = asyncio.Event()
@@ -215,8 +215,7 @@ def create_api(settings: ExchangeSettings, *, relay: bool = True, lean: bool = T
             stop.set()
             if relaying is not None:
                 await relaying
-            await services.audit.close()
-            await services.pool.close()
+            await services.close()
 
     app = ExchangeApi(
         title="数据跑腿 Exchange API",

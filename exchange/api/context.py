@@ -10,7 +10,7 @@ from exchange.api.appender import AuditAppender
 from exchange.api.exceptions import InvalidRequestError
 from exchange.api.profile_cache import ProfileCache
 from exchange.api.signing import Signer
-from exchange.api.storage.pool import Connection
+from exchange.api.storage.pool import Connection, create_audit_pool
 from exchange.exceptions import InvalidIdentifierError
 from exchange.policy import Access, Policy, Verdict
 from exchange.settings import ExchangeSettings
@@ -29,8 +29,10 @@ class Services:
     policy: Policy
     pool: AsyncConnectionPool[Connection]
     signer: Signer
-    # The process's one audit appender (group commit) over `pool`; close it before the pool.
+    # The process's one audit appender (group commit), over a connection of its own (`audit_pool`), so
+    # that a batch never waits behind the requests' reads for one of `pool`'s.
     audit: AuditAppender = field(init=False)
+    audit_pool: AsyncConnectionPool[Connection] = field(init=False)
     # Decoded profiles, by subject (exchange.api.storage.profiles).
     profiles: ProfileCache = field(init=False)
     # The policy's verdict per access asked (exchange.api.access.grant_for): `policy` never changes.
@@ -39,11 +41,27 @@ class Services:
     subjects: dict[str, tuple[str, str]] = field(init=False)
 
     def __post_init__(self) -> None:
-        appender = AuditAppender(self.pool, min_interval=self.settings.api.audit_batch_interval_seconds)
+        audit_pool = create_audit_pool(self.settings)
+        appender = AuditAppender(audit_pool, min_interval=self.settings.api.audit_batch_interval_seconds)
+        object.__setattr__(self, "audit_pool", audit_pool)
         object.__setattr__(self, "audit", appender)
         object.__setattr__(self, "verdicts", {})
         object.__setattr__(self, "subjects", {})
         object.__setattr__(self, "profiles", ProfileCache(self.settings.api.profile_cache_entries))
+
+    async def open(self) -> None:
+        """Open both pools, waiting (up to the pool timeout) for their first connections."""
+        timeout = self.settings.api.pool_timeout_seconds
+        await self.pool.open(wait=True, timeout=timeout)
+        await self.audit_pool.open(wait=True, timeout=timeout)
+
+    async def close(self) -> None:
+        """Write the audit entries already handed over, then close both pools."""
+        try:
+            await self.audit.close()
+        finally:
+            await self.audit_pool.close()
+            await self.pool.close()
 
     def subject(self, citizen_id: str, location: tuple[str, ...] = ("body", "subject")) -> tuple[str, str]:
         """The normalised 公民身份号码 and its subject key; `InvalidRequestError` naming the broken rule."""

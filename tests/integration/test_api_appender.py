@@ -23,10 +23,12 @@ from psycopg_pool import AsyncConnectionPool
 from exchange import database
 from exchange.api import appender as appender_module
 from exchange.api.appender import AuditAppender
+from exchange.api.context import Services
 from exchange.api.storage import audit as audit_table
 from exchange.api.storage.pool import Connection, create_pool, transaction
 from exchange.audit import AuditEntry, verify
 from exchange.exceptions import StorageError
+from exchange.policy import load_policy
 from exchange.settings import ExchangeSettings
 
 SUBJECT = "440103198403037020"
@@ -350,3 +352,28 @@ async def test_a_batch_keeps_every_column_exactly_as_hashed(settings: ExchangeSe
     assert rows == [{**row, "event_id": uuid.UUID(row["event_id"])} for row in chained_rows]
     assert rows[0]["at"] == entries[0].at and rows[0]["request"]["nul"] == "a\ufffdb"
     assert verify(rows, head) is None
+
+
+async def test_an_audit_batch_is_written_while_requests_hold_every_pooled_connection(
+    settings: ExchangeSettings,
+) -> None:
+    # The appender has a connection of its own: a batch never waits for one of the requests' pool,
+    # whose connections a burst of reads can hold all at once (as here, for longer than the pool's
+    # timeout: had the batch queued for one, the append would fail with the database "unavailable").
+    database.migrate(settings.postgres)
+    api = settings.api.model_copy(update={"pool_max": 2, "pool_timeout_seconds": 1.0})
+    configured = settings.model_copy(update={"api": api})
+    signer: Any = None  # nothing here signs
+    services = Services(configured, load_policy(), create_pool(configured), signer)
+    await services.open()
+    try:
+        held = [await services.pool.getconn() for _ in range(api.pool_max)]
+        try:
+            await asyncio.gather(*(services.audit.append(_entry(n)) for n in range(3)))
+        finally:
+            for conn in held:
+                await services.pool.putconn(conn)
+    finally:
+        await services.close()
+    rows, head = _chain(settings)
+    assert [row["request"]["n"] for row in rows] == [0, 1, 2] and verify(rows, head) is None
