@@ -45,19 +45,20 @@ def start_connectors(
     """`exchange connect` for each file of `exports` side by side, each running to the end of its
     file; with `registry`, property.sql is loaded into the registry table and the property connector
     reads it too (once only: generated registries reuse title numbers)."""
-    sources = [(department, str(exports / name)) for department, name in FILES]
+    sources: list[tuple[str, ...]] = [(department, str(exports / name)) for department, name in FILES]
     if registry:
         dsn = settings.connectors.registry_dsn.get_secret_value()
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute((exports / "property.sql").read_text(encoding="utf-8").encode())
-        sources.append(("property", dsn))
+        # The DSN, password and all, from the environment (the settings): `ps` shows command lines to all.
+        sources.append(("property",))
     logs.mkdir(parents=True, exist_ok=True)
     started = []
-    for department, source in sources:
+    for department, *source in sources:
         log = logs / f"connect-{department}-{exports.name}.log"
         with log.open("ab") as out:
             process = subprocess.Popen(
-                [sys.executable, "-m", "exchange", "connect", department, source],
+                [sys.executable, "-m", "exchange", "connect", department, *source],
                 env=child_environment(settings),
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -205,11 +205,12 @@ def run(
                 *("connect", department, str(exports / name), "--follow"),
                 env=_metrics(ports.connector_ports[department]),
             )
+        # The registry's DSN, password and all, reaches the connector in its environment (the settings),
+        # not on its command line, which `ps` shows to every user of the machine.
         supervisor.start(
             "connect-property",
             "connect",
             "property",
-            registry_dsn,
             "--follow",
             env=_metrics(ports.connector_ports["property"]),
         )

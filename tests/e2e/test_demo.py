@@ -34,6 +34,13 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
 def _env(tmp_path: Path) -> dict[str, str]:
     return {
         **os.environ,
@@ -84,6 +91,8 @@ def test_the_demo_stopped_by_sigterm_stops_what_it_supervises(
             time.sleep(0.5)
             supervised = _children_of(demo.pid)
         assert len(supervised) == 9, f"the demo started {len(supervised)} processes"
+        # `ps` shows every command line to every user of the machine: a secret goes in the environment.
+        command_lines = [_command_line(pid) for pid in supervised]
         demo.send_signal(signal.SIGTERM)
         output, _ = demo.communicate(timeout=120)
         left = [pid for pid in supervised if _alive(pid)]
@@ -97,3 +106,4 @@ def test_the_demo_stopped_by_sigterm_stops_what_it_supervises(
     assert demo.returncode == 0, text[-4000:]
     assert "stopped:" in text
     assert left == []
+    assert [line for line in command_lines if "password" in line] == []
