@@ -11,6 +11,8 @@ moderate rate, written as soon as the one before is committed, batches held one 
 entry after a quiet spell is written at once. A batch that fails fails every request in it
 with the same error, and, rolled back, leaves no row of it in the chain. With several processes, each
 batch waits for the chain head's row lock, so their batches interleave and the chain stays gapless.
+The API gives its appender a pool of one connection of its own (`create_audit_pool`): a batch never
+queues behind the requests' reads.
 
 The appender remembers the head its last batch left; the next batch is chained after it and written
 in one statement that moves the head only from that value (`audit.append_batch_after`: one round

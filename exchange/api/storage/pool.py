@@ -28,15 +28,7 @@ Row = dict[str, Any]
 
 def create_pool(settings: ExchangeSettings) -> AsyncConnectionPool[Connection]:
     """A closed pool of the exchange database; open it with `await pool.open()`."""
-    return AsyncConnectionPool(
-        settings.postgres.conninfo(),
-        min_size=settings.api.pool_min,
-        max_size=settings.api.pool_max,
-        timeout=settings.api.pool_timeout_seconds,
-        open=False,
-        name="exchange-api",
-        kwargs={"autocommit": True},
-    )
+    return _closed_pool(settings, settings.api.pool_min, settings.api.pool_max, "exchange-api")
 
 
 def create_audit_pool(settings: ExchangeSettings) -> AsyncConnectionPool[Connection]:
@@ -47,13 +39,19 @@ def create_audit_pool(settings: ExchangeSettings) -> AsyncConnectionPool[Connect
     and every request in the batch, and every one queued after it, waited that long too. The appender
     writes one batch at a time, so one connection is all it uses.
     """
+    return _closed_pool(settings, 1, 1, "exchange-api-audit")
+
+
+def _closed_pool(
+    settings: ExchangeSettings, min_size: int, max_size: int, name: str
+) -> AsyncConnectionPool[Connection]:
     return AsyncConnectionPool(
         settings.postgres.conninfo(),
-        min_size=1,
-        max_size=1,
+        min_size=min_size,
+        max_size=max_size,
         timeout=settings.api.pool_timeout_seconds,
         open=False,
-        name="exchange-api-audit",
+        name=name,
         kwargs={"autocommit": True},
     )
 
