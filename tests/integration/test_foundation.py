@@ -103,7 +103,8 @@ def test_an_existing_topic_unlike_its_declaration_is_named_in_a_warning(
     with caplog.at_level(logging.WARNING, logger="exchange.admin"):
         admin.ensure_topics(kafka_settings, (topics.IDENTITY_PERSON,))  # created as declared: no warning
         admin.ensure_topics(kafka_settings, (topics.IDENTITY_PERSON,))
-    assert caplog.records == []
+    # The exchange's warnings only: kafka-python's own (a slow poll on a busy machine) are not the check.
+    assert [record.getMessage() for record in caplog.records if record.name == "exchange.admin"] == []
 
 
 def test_the_schema_set_is_on_its_topic_for_outside_readers(kafka_settings: KafkaSettings) -> None:
