@@ -50,10 +50,15 @@ class Services:
         object.__setattr__(self, "profiles", ProfileCache(self.settings.api.profile_cache_entries))
 
     async def open(self) -> None:
-        """Open both pools, waiting (up to the pool timeout) for their first connections."""
+        """Open both pools, waiting (up to the pool timeout) for their first connections; if the second
+        cannot open, the first is closed again."""
         timeout = self.settings.api.pool_timeout_seconds
         await self.pool.open(wait=True, timeout=timeout)
-        await self.audit_pool.open(wait=True, timeout=timeout)
+        try:
+            await self.audit_pool.open(wait=True, timeout=timeout)
+        except BaseException:
+            await self.pool.close()
+            raise
 
     async def close(self) -> None:
         """Write the audit entries already handed over, then close both pools."""

@@ -18,7 +18,7 @@ import pytest
 from api_support import client, with_key
 from prometheus_client import REGISTRY
 from psycopg.rows import dict_row
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from exchange import database
 from exchange.api import appender as appender_module
@@ -377,3 +377,18 @@ async def test_an_audit_batch_is_written_while_requests_hold_every_pooled_connec
         await services.close()
     rows, head = _chain(settings)
     assert [row["request"]["n"] for row in rows] == [0, 1, 2] and verify(rows, head) is None
+
+
+async def test_services_whose_audit_connection_cannot_open_close_the_requests_pool_again(
+    settings: ExchangeSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    signer: Any = None  # nothing here signs
+    services = Services(settings, load_policy(), create_pool(settings), signer)
+
+    async def refused(*args: Any, **kwargs: Any) -> None:
+        raise PoolTimeout("no audit connection")
+
+    monkeypatch.setattr(services.audit_pool, "open", refused)
+    with pytest.raises(PoolTimeout):
+        await services.open()
+    assert services.pool.closed
