@@ -4,8 +4,9 @@ event loop (one core serves the requests; the relay's work would take turns with
 `supervise` runs in the API's lifespan: it starts `python -m exchange.api.relay_process` with the
 API's settings in the environment, starts it again when it exits unasked (backing off), and stops it
 (SIGTERM: the pass in flight finishes, the producer is closed) when the API stops. The child exits
-by itself if its parent goes. Several API processes each have a relay; SKIP LOCKED lets one relay at
-a time (exchange.api.relay).
+by itself if its parent goes. It runs `audit_relay_niceness` nicer than the API: no request waits
+for it, so it takes the CPU the requests leave. Several API processes each have a relay; SKIP LOCKED
+lets one relay at a time (exchange.api.relay).
 """
 
 from __future__ import annotations
@@ -93,6 +94,7 @@ async def _orphaned(stop: asyncio.Event, parent: int) -> None:
 
 async def _main() -> None:
     settings = load_settings()
+    os.nice(settings.api.audit_relay_niceness)  # the requests' turn on the cores comes first
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

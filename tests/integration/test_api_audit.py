@@ -492,6 +492,22 @@ async def test_the_relay_runs_in_its_own_process_restarted_until_the_api_stops(
     assert _relay_children() == []
 
 
+async def test_the_relay_process_runs_nicer_than_the_api_by_its_setting(
+    settings: ExchangeSettings, tmp_path: Path
+) -> None:
+    # No request waits for the relay: it takes the CPU the requests leave, not turns with them.
+    settings = _prepared(settings, tmp_path)
+    settings = settings.model_copy(
+        update={"api": settings.api.model_copy(update={"audit_relay_niceness": 7})}
+    )
+    app = create_api(settings)
+    async with app.router.lifespan_context(app):
+        await _wait_for(lambda: len(_relay_children()) == 1)
+        (child,) = _relay_children()
+        own = os.getpriority(os.PRIO_PROCESS, 0)
+        await _wait_for(lambda: os.getpriority(os.PRIO_PROCESS, child) == min(own + 7, 19))
+
+
 def _relay_position(settings: ExchangeSettings) -> int:
     with psycopg.connect(settings.postgres.conninfo()) as conn:
         (next_seq,) = conn.execute("SELECT next_seq FROM audit_relay").fetchone() or (0,)
