@@ -477,7 +477,7 @@ def _notes(settings: ExchangeSettings, phases: list[Phase], options: Options) ->
         "an audit entry per request (committed in batches, on a connection of its own) and relays it "
         "to Kafka from its relay process "
         "(whose CPU its server cores include), the bare route only reads the profile row",
-        "the load generator (raw HTTP on asyncio streams, on uvloop as the servers; this process) shares "
+        "the load generator (raw HTTP on asyncio protocols, on uvloop as the servers; this process) shares "
         f"the machine's {cores()} cores with the servers, PostgreSQL, the pipeline and anything else "
         "running; cores are CPU time per second of the phase ('machine' is all processes, other jobs "
         "included)",
