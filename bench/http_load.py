@@ -153,7 +153,7 @@ class _Connection(asyncio.Protocol):
             try:
                 self._status, length, self._keep = _head(bytes(buffer[:end]))
             except ValueError:
-                self._fail("ValueError")
+                self.fail("ValueError")
                 return
             self._answer_end = end + 4 + length
         if len(buffer) >= self._answer_end:
@@ -165,9 +165,10 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
         if self.sent:  # closed by the server (or the network) before the whole answer came
-            self._fail("IncompleteReadError" if exc is None else type(exc).__name__)
+            self.fail("IncompleteReadError" if exc is None else type(exc).__name__)
 
-    def _fail(self, failure: str) -> None:
+    def fail(self, failure: str) -> None:
+        """Close the connection and count its request in flight as `failure`."""
         self.close()
         self._phase.failed(self, failure)
 
@@ -223,14 +224,17 @@ class _Phase:
         self.outcome.latencies.append(latency)
         self.outcome.statuses[status] += 1
         if not keep:
-            connection.close()
-            self._open.discard(connection)
+            self._drop(connection)
         self.next(connection if keep else None)
 
     def failed(self, connection: _Connection, failure: str) -> None:
         self.outcome.failures[failure] += 1
         self._open.discard(connection)
         self.next(None)
+
+    def _drop(self, connection: _Connection) -> None:
+        connection.close()
+        self._open.discard(connection)
 
     def next(self, connection: _Connection | None) -> None:
         """What a connection does once its request is answered or failed (None: it is closed)."""
@@ -263,8 +267,7 @@ class _Phase:
             now = time.perf_counter()
             for connection in list(self._open):
                 if connection.sent and now - connection.sent > self._timeout:
-                    connection.close()
-                    self.failed(connection, "TimeoutError")
+                    connection.fail("TimeoutError")
 
 
 class _ClosedLoop(_Phase):
@@ -289,8 +292,7 @@ class _ClosedLoop(_Phase):
             self.send(connection, request, None)
             return
         if connection is not None:
-            connection.close()
-            self._open.discard(connection)
+            self._drop(connection)
         self._workers -= 1
         if self._workers == 0:
             self.end()

@@ -354,6 +354,11 @@ async def test_a_batch_keeps_every_column_exactly_as_hashed(settings: ExchangeSe
     assert verify(rows, head) is None
 
 
+def _services(settings: ExchangeSettings) -> Services:
+    signer: Any = None  # nothing here signs
+    return Services(settings, load_policy(), create_pool(settings), signer)
+
+
 async def test_an_audit_batch_is_written_while_requests_hold_every_pooled_connection(
     settings: ExchangeSettings,
 ) -> None:
@@ -362,9 +367,7 @@ async def test_an_audit_batch_is_written_while_requests_hold_every_pooled_connec
     # timeout: had the batch queued for one, the append would fail with the database "unavailable").
     database.migrate(settings.postgres)
     api = settings.api.model_copy(update={"pool_max": 2, "pool_timeout_seconds": 1.0})
-    configured = settings.model_copy(update={"api": api})
-    signer: Any = None  # nothing here signs
-    services = Services(configured, load_policy(), create_pool(configured), signer)
+    services = _services(settings.model_copy(update={"api": api}))
     await services.open()
     try:
         held = [await services.pool.getconn() for _ in range(api.pool_max)]
@@ -382,8 +385,7 @@ async def test_an_audit_batch_is_written_while_requests_hold_every_pooled_connec
 async def test_services_whose_audit_connection_cannot_open_close_the_requests_pool_again(
     settings: ExchangeSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    signer: Any = None  # nothing here signs
-    services = Services(settings, load_policy(), create_pool(settings), signer)
+    services = _services(settings)
 
     async def refused(*args: Any, **kwargs: Any) -> None:
         raise PoolTimeout("no audit connection")
